@@ -1,0 +1,1 @@
+"""pyexec's Python side: the runner for local execution, the read-only guard, result capture."""

@@ -1,0 +1,29 @@
+"""Exception classes the runtime raises. The runner classifies outcomes by these classes, never by text."""
+
+
+class PyexecRefusal(PermissionError):
+    """A safety refusal: the operation is not allowed in this execution. Terminal, never retried."""
+
+    error_type = "refused"
+
+
+class WriteRefused(PyexecRefusal):
+    """A control-system write (or process spawn) attempted in a read-only execution."""
+
+    error_type = "write_blocked"
+
+
+class ChannelLimitsViolation(PyexecRefusal):
+    """A write outside the channel limits database (min, max, max_step, writable, unlisted)."""
+
+    error_type = "limits_violation"
+
+
+# Every refusal raised in this process, in order; the runner reports them even if user code
+# caught the exception and went on.
+REFUSALS: list[dict] = []
+
+
+def record_refusal(exc: PyexecRefusal) -> PyexecRefusal:
+    REFUSALS.append({"error_type": exc.error_type, "error_name": type(exc).__name__, "message": str(exc)})
+    return exc

@@ -1,0 +1,143 @@
+"""Local execution: runs <folder>/code.py in this process and writes execution_metadata.json.
+
+    python -m pyexec_runtime.runner <folder> [--mode read_only|write_access] [--max-output BYTES]
+
+The parent (pyexec's local executor) runs this in its own process group and kills the group on
+timeout. The outcome is classified by exception class: a PyexecRefusal is a safety refusal, any
+other exception a runtime (code) error, a missing `results` a code error.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class _Bounded(io.TextIOBase):
+    """A text stream that keeps at most `limit` characters and notes what it dropped."""
+
+    def __init__(self, limit: int, echo: Any = None) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.echo = echo
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        room = self.limit - self.size
+        if room > 0:
+            kept = s[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+            self.dropped += len(s) - len(kept)
+        else:
+            self.dropped += len(s)
+        return len(s)
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... output truncated: {self.dropped} more characters ...]\n"
+        return text
+
+
+class Context(dict):
+    """capability_context_data, readable as context['key'] or context.key."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+def _load_json(path: str, default: Any) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+
+
+def _preload() -> None:
+    """Imports the scientific stack before the guard goes in, so their own start-up (font caches,
+    platform probes) is not mistaken for the code's; the guard then covers everything the code does."""
+    for name in ("numpy", "pandas", "matplotlib.pyplot", "epics"):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - optional packages
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("--mode", default=os.environ.get("PYEXEC_EXECUTION_MODE", "read_only"))
+    parser.add_argument("--max-output", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    folder = os.path.abspath(args.folder)
+    os.chdir(folder)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    from . import guard, limits
+    from .capture import save_figures, save_results
+    from .errors import REFUSALS, PyexecRefusal
+
+    _preload()
+    mode = guard.install(args.mode)
+    limits.install_from_env()
+
+    code_path = os.path.join(folder, "code.py")
+    with open(code_path, encoding="utf-8") as fh:
+        code = fh.read()
+    namespace: dict[str, Any] = {
+        "__name__": "__main__",
+        "__file__": code_path,
+        "context": Context(_load_json(os.path.join(folder, "context.json"), {}) or {}),
+        "approval_payload": _load_json(os.path.join(folder, "approval_payload.json"), None),
+    }
+    meta: dict[str, Any] = {"execution_mode": mode, "start_time": time.time(), "success": False}
+    out, err = _Bounded(args.max_output), _Bounded(args.max_output)
+    real_out, real_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        compiled = compile(code, code_path, "exec")
+        exec(compiled, namespace)  # noqa: S102 - running the analysed (and approved) code is the job
+        meta["success"] = True
+    except PyexecRefusal as exc:
+        meta.update(error_kind="refused", error_type=exc.error_type, error_name=type(exc).__name__, error=str(exc))
+        meta["traceback"] = traceback.format_exc()
+    except SyntaxError as exc:
+        meta.update(error_kind="code", error_type="syntax", error_name=type(exc).__name__, error=str(exc))
+        meta["traceback"] = traceback.format_exc()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are code errors too
+        meta.update(error_kind="code", error_type="runtime", error_name=type(exc).__name__, error=str(exc))
+        meta["traceback"] = "".join(traceback.format_exception(exc))
+    finally:
+        sys.stdout, sys.stderr = real_out, real_err
+    meta["figures"] = save_figures(folder)
+    if meta["success"]:
+        meta.update(save_results(folder, namespace))
+    if REFUSALS:
+        # A refusal counts even when the code caught it and went on.
+        first = REFUSALS[0]
+        meta.update(success=False, error_kind="refused", error_type=first["error_type"], error_name=first["error_name"], error=first["message"])
+    meta["refusals"] = REFUSALS
+    meta["stdout"] = out.getvalue()
+    meta["stderr"] = err.getvalue()
+    meta["end_time"] = time.time()
+    with open(os.path.join(folder, "execution_metadata.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

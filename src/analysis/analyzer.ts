@@ -1,0 +1,40 @@
+/** A finding of the static analysis. */
+export interface Finding {
+  /** Stable rule id, e.g. `epics-write`, `process-spawn`, `syntax`. */
+  readonly rule: string;
+  readonly severity: 'info' | 'low' | 'medium' | 'high';
+  /** 1-based line; 0 when the finding is about the whole program. */
+  readonly line: number;
+  /** 0-based column, as CPython reports `col_offset`. */
+  readonly column: number;
+  readonly message: string;
+  /** The source line the finding points at. */
+  readonly source?: string;
+}
+
+export interface SyntaxErrorInfo {
+  readonly message: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** What an analyzer reports about one program. Pure data; the policy turns it into a decision. */
+export interface AnalysisReport {
+  readonly syntaxOk: boolean;
+  readonly syntaxError?: SyntaxErrorInfo;
+  readonly hasWrites: boolean;
+  readonly hasReads: boolean;
+  readonly risk: 'low' | 'medium' | 'high';
+  readonly findings: readonly Finding[];
+  /** Control-system type the detection ran for (`epics`, ...). */
+  readonly controlSystemType: string;
+  /** Whether the program assigns a `results` variable (a warning when not). */
+  readonly assignsResults: boolean;
+}
+
+/** The analysis plug-in point: pure, no I/O of its own beyond what the implementation owns. */
+export interface Analyzer {
+  readonly name: string;
+  analyze(code: string): Promise<AnalysisReport>;
+  close?(): Promise<void>;
+}

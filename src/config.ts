@@ -1,0 +1,281 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/**
+ * One config.yml, parsed once. The keys of Osprey's python_executor configuration are accepted as
+ * written in its documentation (optionally under a top-level `osprey:` key); the fleet's own
+ * settings sit beside them under `pyexec:`. `${VAR}` and `${VAR:-default}` expand from the
+ * environment. `z.input<typeof Config>` is what operators write, `Config` what the code receives.
+ */
+
+const ModeConfig = z.object({
+  /** Jupyter kernelspec name for this mode. */
+  kernel_name: z.string(),
+  /** Whether code in this mode may write to the control system. */
+  allows_writes: z.boolean(),
+  /** Whether this mode always needs a person's approval (Osprey key; the approval section decides too). */
+  requires_approval: z.boolean().default(false),
+  /** Osprey: name of a gateway under `execution.epics.gateways`. */
+  gateway: z.string().optional(),
+  /** Extra environment for the kernel or subprocess of this mode. */
+  environment: z.record(z.string(), z.string()).default({}),
+});
+
+const PatternList = z.array(z.string()).default([]);
+const PatternSet = z
+  .object({
+    write: PatternList,
+    read: PatternList,
+    /** `extend` (default) adds to the built-in detection; `override` replaces it. */
+    mode: z.enum(['extend', 'override']).default('extend'),
+  })
+  .superRefine((set, ctx) => {
+    for (const key of ['write', 'read'] as const) {
+      set[key].forEach((pattern, i) => {
+        try {
+          new RegExp(pattern);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', path: [key, i], message: `invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}` });
+        }
+      });
+    }
+  });
+
+const LimitsConfig = z.object({
+  enabled: z.boolean().default(false),
+  /** JSON file: per-channel {min_value, max_value, max_step, writable}, plus `defaults`. */
+  database_path: z.string().optional(),
+  allow_unlisted_channels: z.boolean().default(true),
+  on_violation: z.enum(['error', 'skip']).default('error'),
+});
+
+const ApprovalMode = z
+  .enum(['disabled', 'all_code', 'epics_writes', 'control_writes'])
+  .transform((m) => (m === 'control_writes' ? 'epics_writes' : m));
+
+const Stages = z.object({
+  generation: z.number().int().min(1).max(256).default(2),
+  analysis: z.number().int().min(1).max(256).default(4),
+  approval: z.number().int().min(1).max(256).default(4),
+  execution: z.number().int().min(1).max(256).default(2),
+  result: z.number().int().min(1).max(256).default(4),
+});
+
+export const Config = z.object({
+  python_executor: z
+    .object({
+      /** Code errors before execution (generation, syntax) allowed before the request fails. @defaultValue 3 */
+      max_generation_retries: z.number().int().min(0).max(20).default(3),
+      /** Code errors during execution allowed before the request fails. @defaultValue 3 */
+      max_execution_retries: z.number().int().min(0).max(20).default(3),
+      /** Wall time of one run. @defaultValue 600 */
+      execution_timeout_seconds: z.number().positive().max(86_400).default(600),
+    })
+    .prefault({}),
+  execution: z
+    .object({
+      /** basic | claude_code | mock | hybrid | a custom name. @defaultValue "mock" */
+      code_generator: z.string().default('mock'),
+      /** Per-generator settings, passed to the generator as its model config. */
+      generators: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()).default({}),
+      /** container (Jupyter kernels) or local (a Python subprocess; trusted use only). @defaultValue "local" */
+      execution_method: z.enum(['container', 'local']).default('local'),
+      /** Whether a request may override the execution method. @defaultValue false */
+      allow_method_override: z.boolean().default(false),
+      python_env_path: z.string().optional(),
+      modes: z
+        .object({
+          read_only: ModeConfig.prefault({ kernel_name: 'python3-epics-readonly', allows_writes: false }),
+          write_access: ModeConfig.prefault({
+            kernel_name: 'python3-epics-write',
+            allows_writes: true,
+            requires_approval: true,
+          }),
+        })
+        .prefault({}),
+      container: z
+        .object({
+          jupyter_host: z.string().default('localhost'),
+          jupyter_port: z.number().int().min(1).max(65_535).default(8888),
+        })
+        .loose()
+        .prefault({}),
+      local: z.object({ python_env_path: z.string().optional() }).loose().prefault({}),
+      epics: z
+        .object({
+          timeout: z.number().positive().default(5),
+          gateways: z.record(z.string(), z.object({ address: z.string(), port: z.number().int() })).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  approval: z
+    .object({
+      global_mode: z.enum(['disabled', 'selective', 'all_capabilities']).default('selective'),
+      capabilities: z
+        .object({
+          /** A missing section means all code needs approval (fail closed). */
+          python_execution: z
+            .object({ enabled: z.boolean().default(true), mode: ApprovalMode.default('all_code') })
+            .prefault({ enabled: true, mode: 'all_code' }),
+        })
+        .loose()
+        .prefault({}),
+    })
+    .prefault({}),
+  control_system: z
+    .object({
+      type: z.string().default('epics'),
+      /** Whether any code may write to the control system. @defaultValue false */
+      writes_enabled: z.boolean().default(false),
+      patterns: z.record(z.string(), PatternSet).default({}),
+      limits_checking: LimitsConfig.prefault({}),
+    })
+    .loose()
+    .prefault({}),
+  models: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  pyexec: z
+    .object({
+      redis: z
+        .object({
+          /** Redis URL. Unset: `pyexec up` starts a private redis-server. Env PYEXEC_REDIS_URL. */
+          url: z.string().optional(),
+          /** Key prefix; wrapped in {braces} so every key of the fleet hashes to one Cluster slot. */
+          prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('pyexec'),
+        })
+        .prefault({}),
+      concurrency: Stages.prefault({}),
+      /** Where execution folders are made. Env PYEXEC_EXECUTION_ROOT. @defaultValue "./var/executions" */
+      execution_root: z.string().default('./var/executions'),
+      /** The project's Python (a virtualenv with the kernel packages). @defaultValue ".venv/bin/python" */
+      python: z.string().default('.venv/bin/python'),
+      /** Port of /metrics and /healthz (0: any free port). Env PYEXEC_METRICS_PORT. @defaultValue 9464 */
+      metrics_port: z.number().int().min(0).max(65_535).default(9464),
+      approval: z
+        .object({
+          /** How long a held job waits for a decision. @defaultValue 3600 */
+          default_timeout_seconds: z.number().int().positive().default(3600),
+          /** The longest deadline a request may ask for. @defaultValue 86400 */
+          max_timeout_seconds: z.number().int().positive().default(86_400),
+        })
+        .prefault({}),
+      /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
+      max_output_bytes: z.number().int().positive().default(1_000_000),
+      retention: z
+        .object({
+          /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */
+          finished_seconds: z.number().int().positive().default(604_800),
+        })
+        .prefault({}),
+      /** SIGTERM: time given to in-flight jobs before a forced close. @defaultValue 30000 */
+      shutdown_grace_ms: z.number().int().min(0).default(30_000),
+      /** BullMQ attempts for infrastructure errors in one stage. @defaultValue 3 */
+      infra_attempts: z.number().int().min(1).max(20).default(3),
+      /** Base backoff of infrastructure retries. @defaultValue 1000 */
+      infra_backoff_ms: z.number().int().min(0).default(1000),
+    })
+    .prefault({}),
+});
+export type Config = z.output<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Expands `${VAR}` / `${VAR:-default}` in every string of a parsed YAML document. */
+export function expandEnv(value: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
+  if (typeof value === 'string') return value.replace(VAR, (_m, name: string, def?: string) => env[name] ?? def ?? '');
+  if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)]));
+  }
+  return value;
+}
+
+/** Drops empty strings that came from unset variables, so optional keys stay unset. */
+function dropEmpty(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropEmpty);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== '')
+        .map(([k, v]) => [k, dropEmpty(v)]),
+    );
+  }
+  return value;
+}
+
+/** Parses a config document (already YAML-decoded). Throws ConfigError naming each bad key. */
+export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): Config {
+  if (doc === null || doc === undefined) doc = {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config: the document must be a mapping');
+  let root = doc as Record<string, unknown>;
+  if (root['osprey'] !== undefined) {
+    const { osprey, ...rest } = root;
+    if (!osprey || typeof osprey !== 'object') throw new ConfigError('config: `osprey` must be a mapping');
+    root = { ...(osprey as Record<string, unknown>), ...rest };
+  }
+  const expanded = dropEmpty(expandEnv(root, env)) as Record<string, unknown>;
+  const parsed = Config.safeParse(expanded);
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
+  return applyEnvOverrides(parsed.data, env);
+}
+
+/** The environment overrides, in one place. */
+function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
+  const p = config.pyexec;
+  if (env['PYEXEC_REDIS_URL']) p.redis.url = env['PYEXEC_REDIS_URL'];
+  if (env['PYEXEC_EXECUTION_ROOT']) p.execution_root = env['PYEXEC_EXECUTION_ROOT'];
+  if (env['PYEXEC_METRICS_PORT']) {
+    const port = Number(env['PYEXEC_METRICS_PORT']);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new ConfigError(`PYEXEC_METRICS_PORT: expected a port number, got ${JSON.stringify(env['PYEXEC_METRICS_PORT'])}`);
+    }
+    p.metrics_port = port;
+  }
+  return config;
+}
+
+/** Reads and parses a config file; relative paths in the fleet settings resolve against its folder. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  if (!file) return parseConfig({}, env);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config: ${file} is not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  const config = parseConfig(doc, env);
+  const base = path.dirname(path.resolve(file));
+  config.pyexec.execution_root = path.resolve(base, config.pyexec.execution_root);
+  return config;
+}
+
+/** Whether the approval policy asks a person to see this code. Fail closed on anything unknown. */
+export function approvalRequired(config: Config, hasWrites: boolean): { required: boolean; reason: string } {
+  const { global_mode, capabilities } = config.approval;
+  const py = capabilities.python_execution;
+  if (global_mode === 'disabled') return { required: false, reason: 'Approval is disabled globally' };
+  const enabled = global_mode === 'all_capabilities' ? true : py.enabled;
+  if (!enabled) return { required: false, reason: 'Python execution approval is disabled' };
+  switch (py.mode) {
+    case 'disabled':
+      return { required: false, reason: 'Python execution approval mode is disabled' };
+    case 'all_code':
+      return { required: true, reason: 'All code requires approval' };
+    case 'epics_writes':
+      return hasWrites
+        ? { required: true, reason: 'Code contains control system write operations' }
+        : { required: false, reason: 'Code contains no control system writes (read-only or pure Python)' };
+    default:
+      return { required: true, reason: 'Unknown approval mode: approval required' };
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The error taxonomy of pyexec. Errors are classified by class (structure), never by matching words
+ * in messages. Each error carries a stable `code` for logs and metrics, a `kind` that decides the
+ * routing in the pipeline, and a `retryable` flag that the workers map to BullMQ behaviour.
+ *
+ * - `code`: the generated code is wrong (syntax, runtime exception, missing `results`): regenerate.
+ * - `infrastructure`: something outside the code failed (kernel died, LLM rate limit): retry the same
+ *   stage with backoff; the code is not regenerated.
+ * - `safety`: a policy refused the code (write blocked, limits violated, approval rejected): terminal.
+ * - `configuration`: the service is set up wrong (bad key, bad credentials): terminal.
+ * - `invalid_input`: a request or job that can never succeed as sent: terminal, nothing enqueued.
+ */
+export type ErrorKind = 'code' | 'infrastructure' | 'safety' | 'configuration' | 'invalid_input';
+
+export class ServiceError extends Error {
+  readonly code: string = 'service_error';
+  readonly kind: ErrorKind = 'infrastructure';
+  get retryable(): boolean {
+    return this.kind === 'infrastructure';
+  }
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Thrown when config.yml (or the environment it expands) is invalid. */
+export class ConfigError extends ServiceError {
+  override readonly code = 'config_invalid';
+  override readonly kind = 'configuration';
+}
+
+/** Thrown when a producer's request fails validation; nothing is enqueued. */
+export class InvalidRequestError extends ServiceError {
+  override readonly code = 'request_invalid';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown when a job's data does not parse against its stage schema (it can never succeed). */
+export class InvalidJobError extends ServiceError {
+  override readonly code = 'job_invalid';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown by a generator when the model produced no usable code (counts against generation retries). */
+export class CodeGenerationError extends ServiceError {
+  override readonly code = 'generation_failed';
+  override readonly kind = 'code';
+}
+
+/** Thrown when an LLM provider is rate limiting, timing out or failing with 5xx (retried with backoff). */
+export class GeneratorUnavailableError extends ServiceError {
+  override readonly code = 'generator_unavailable';
+  override readonly kind = 'infrastructure';
+}
+
+/** Thrown when an LLM provider refuses the credentials or the model does not exist (terminal). */
+export class GeneratorConfigError extends ServiceError {
+  override readonly code = 'generator_config';
+  override readonly kind = 'configuration';
+}
+
+/** Thrown when no kernel (or no Python runtime) can be had in time, or it died under the request. */
+export class ExecutorUnavailableError extends ServiceError {
+  override readonly code = 'executor_unavailable';
+  override readonly kind = 'infrastructure';
+}
+
+/** Thrown when a policy refuses to run code (writes blocked, limits violated, hash mismatch). */
+export class SafetyRefusalError extends ServiceError {
+  override readonly code: string = 'safety_refused';
+  override readonly kind = 'safety';
+}
+
+/** Thrown when code approved by a person is not the code about to run (its sha256 differs). */
+export class ApprovalMismatchError extends SafetyRefusalError {
+  override readonly code = 'approval_mismatch';
+}
+
+/** Thrown when an approval decision is made on a job that was already decided (or expired). */
+export class ApprovalConflictError extends ServiceError {
+  override readonly code = 'approval_conflict';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown when an approval decision names a job that is not held. */
+export class ApprovalNotFoundError extends ServiceError {
+  override readonly code = 'approval_not_found';
+  override readonly kind = 'invalid_input';
+}
+
+/** Normalises anything thrown into an Error (graphile's coerceError). */
+export function coerceError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  if (typeof err === 'string') return new Error(err);
+  try {
+    return new Error(JSON.stringify(err));
+  } catch {
+    return new Error(String(err));
+  }
+}
+
+/** The kind of any thrown value: ServiceErrors know theirs; anything else is an infrastructure error. */
+export function errorKind(err: unknown): ErrorKind {
+  return err instanceof ServiceError ? err.kind : 'infrastructure';
+}

@@ -1,0 +1,138 @@
+import { z } from 'zod';
+import { PythonExecutionRequest } from '../request.js';
+
+/** Queue names live in one place. */
+export const QueueName = {
+  generation: 'generation',
+  analysis: 'analysis',
+  approval: 'approval-hold',
+  execution: 'execution',
+  result: 'result',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+export type Stage = keyof typeof QueueName;
+export const STAGES = ['generation', 'analysis', 'approval', 'execution', 'result'] as const satisfies readonly Stage[];
+
+export const ExecutionModeName = z.enum(['read_only', 'write_access']);
+export type ExecutionModeName = z.output<typeof ExecutionModeName>;
+
+export const TerminalStatus = z.enum(['succeeded', 'failed', 'rejected', 'expired', 'cancelled']);
+export type TerminalStatus = z.output<typeof TerminalStatus>;
+
+/** One entry of the error chain (Osprey's `ExecutionError`), fed back to the generator on retry. */
+export const ErrorEntry = z.object({
+  stage: z.enum(['generation', 'analysis', 'approval', 'execution', 'result']),
+  /** generation | syntax | analysis | runtime | missing_results | timeout | infrastructure | safety | ... */
+  errorType: z.string(),
+  kind: z.enum(['code', 'infrastructure', 'safety', 'configuration', 'invalid_input']),
+  message: z.string(),
+  traceback: z.string().optional(),
+  failedCode: z.string().optional(),
+  issues: z.array(z.string()).default([]),
+  attempt: z.number().int().min(1),
+  at: z.number(),
+});
+export type ErrorEntry = z.output<typeof ErrorEntry>;
+
+export const StageTiming = z.object({
+  stage: z.enum(['generation', 'analysis', 'approval', 'execution', 'result']),
+  attempt: z.number().int(),
+  enqueuedAt: z.number(),
+  startedAt: z.number(),
+  finishedAt: z.number(),
+  outcome: z.string(),
+});
+export type StageTiming = z.output<typeof StageTiming>;
+
+export const Finding = z.object({
+  rule: z.string(),
+  severity: z.enum(['info', 'low', 'medium', 'high']),
+  line: z.number().int(),
+  column: z.number().int(),
+  message: z.string(),
+  source: z.string().optional(),
+});
+export type Finding = z.output<typeof Finding>;
+
+/** What the analysis stage decided, kept in the envelope and shown to approvers. */
+export const AnalysisRecord = z.object({
+  syntaxOk: z.boolean(),
+  hasWrites: z.boolean(),
+  hasReads: z.boolean(),
+  risk: z.enum(['low', 'medium', 'high']),
+  findings: z.array(Finding),
+  mode: ExecutionModeName,
+  approvalRequired: z.boolean(),
+  approvalReason: z.string(),
+  reportSha256: z.string(),
+  analyzer: z.string(),
+});
+export type AnalysisRecord = z.output<typeof AnalysisRecord>;
+
+/** A person's decision, bound to the exact code and analysis they saw. */
+export const ApprovalRecord = z.object({
+  holdJobId: z.string(),
+  decision: z.enum(['approved', 'rejected', 'expired']),
+  approver: z.string(),
+  decidedAt: z.number(),
+  codeSha256: z.string(),
+  analysisSha256: z.string(),
+  mode: ExecutionModeName,
+  reason: z.string().optional(),
+  payload: z.record(z.string(), z.unknown()).optional(),
+});
+export type ApprovalRecord = z.output<typeof ApprovalRecord>;
+
+/** What an executor returned for a successful run. */
+export const ExecutionRecord = z.object({
+  method: z.enum(['local', 'container']),
+  mode: ExecutionModeName,
+  results: z.unknown(),
+  stdout: z.string(),
+  stderr: z.string(),
+  figures: z.array(z.string()),
+  durationMs: z.number(),
+  executionFolder: z.string(),
+  kernel: z.string().optional(),
+});
+export type ExecutionRecord = z.output<typeof ExecutionRecord>;
+
+/**
+ * The job envelope: every stage's job carries it, and each stage adds what it produced. Retry
+ * counts live here (not in worker memory), as does the error chain and the per-stage timings.
+ */
+export const Envelope = z.object({
+  requestId: z.string().uuid(),
+  threadId: z.string(),
+  request: PythonExecutionRequest,
+  submittedAt: z.number(),
+  /** Round through generation, from 1; part of every next-stage job id. */
+  attempt: z.number().int().min(1),
+  /** Code errors found before execution (generation, syntax) so far. */
+  generationFailures: z.number().int().min(0).default(0),
+  /** Code errors found by execution (runtime, missing results) so far. */
+  executionFailures: z.number().int().min(0).default(0),
+  executionMethod: z.enum(['local', 'container']),
+  executionFolder: z.string(),
+  code: z.string().max(1_000_000).optional(),
+  codeSha256: z.string().optional(),
+  generator: z.string().optional(),
+  analysis: AnalysisRecord.optional(),
+  approval: ApprovalRecord.optional(),
+  execution: ExecutionRecord.optional(),
+  errorChain: z.array(ErrorEntry).default([]),
+  timings: z.array(StageTiming).default([]),
+  /** When this stage's job was enqueued (for queue-wait timings). */
+  enqueuedAt: z.number().default(() => Date.now()),
+});
+export type Envelope = z.output<typeof Envelope>;
+export type EnvelopeInput = z.input<typeof Envelope>;
+
+/** The terminal decision that a stage hands to the result stage. */
+export const Outcome = z.object({
+  status: TerminalStatus,
+  reason: z.string().optional(),
+  /** e.g. `needs_review` when an execution that may write could not be confirmed finished. */
+  detail: z.string().optional(),
+});
+export type Outcome = z.output<typeof Outcome>;

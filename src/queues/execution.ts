@@ -1,0 +1,8 @@
+import { z } from 'zod';
+import { AnalysisRecord } from './envelope.js';
+import { AnalysisJob } from './analysis.js';
+
+/** Execution: analysed (and, where the policy asks, approved) code. */
+export const ExecutionJob = AnalysisJob.extend({ analysis: AnalysisRecord });
+export type ExecutionJob = z.output<typeof ExecutionJob>;
+export type ExecutionJobInput = z.input<typeof ExecutionJob>;
