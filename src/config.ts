@@ -170,6 +170,9 @@ export const Config = z.object({
           finished_seconds: z.number().int().positive().default(604_800),
         })
         .prefault({}),
+      /** Folder of the config file; relative paths in the config (custom generator modules, limits
+       * database) resolve against it. Set by loadConfig. @defaultValue the working directory */
+      config_dir: z.string().default(() => process.cwd()),
       /** SIGTERM: time given to in-flight jobs before a forced close. @defaultValue 30000 */
       shutdown_grace_ms: z.number().int().min(0).default(30_000),
       /** BullMQ attempts for infrastructure errors in one stage. @defaultValue 3 */
@@ -256,6 +259,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   const config = parseConfig(doc, env);
   const base = path.dirname(path.resolve(file));
   config.pyexec.execution_root = path.resolve(base, config.pyexec.execution_root);
+  config.pyexec.config_dir = base;
   return config;
 }
 
