@@ -60,10 +60,19 @@ export class GeneratorConfigError extends ServiceError {
   override readonly kind = 'configuration';
 }
 
-/** Thrown when no kernel (or no Python runtime) can be had in time, or it died under the request. */
+/**
+ * Thrown when no kernel (or no Python runtime) can be had in time, or it died under the request.
+ * `started` says whether the code may have begun to run: code that may write to EPICS and may have
+ * started is never re-run silently (it ends as `needs_review`).
+ */
 export class ExecutorUnavailableError extends ServiceError {
   override readonly code = 'executor_unavailable';
   override readonly kind = 'infrastructure';
+  readonly started: boolean;
+  constructor(message: string, options?: { cause?: unknown; started?: boolean }) {
+    super(message, options);
+    this.started = options?.started ?? false;
+  }
 }
 
 /** Thrown when a policy refuses to run code (writes blocked, limits violated, hash mismatch). */
@@ -79,8 +88,13 @@ export class ApprovalMismatchError extends SafetyRefusalError {
 
 /** Thrown when an approval decision is made on a job that was already decided (or expired). */
 export class ApprovalConflictError extends ServiceError {
-  override readonly code = 'approval_conflict';
+  override readonly code: string = 'approval_conflict';
   override readonly kind = 'invalid_input';
+}
+
+/** Thrown when an approval decision comes after the hold's deadline. */
+export class ApprovalExpiredError extends ApprovalConflictError {
+  override readonly code = 'approval_expired';
 }
 
 /** Thrown when an approval decision names a job that is not held. */

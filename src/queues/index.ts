@@ -22,6 +22,8 @@ export type { ExecutionJobInput } from './execution.js';
 export { GenerationJob } from './generation.js';
 export type { GenerationJobInput } from './generation.js';
 export { jobId, parseJob } from './job-id.js';
+export { createQueueSet, jobOptions } from './queue-set.js';
+export type { QueueSet } from './queue-set.js';
 export { PythonExecutionRequest } from '../request.js';
 export type { PythonExecutionRequestInput } from '../request.js';
 export { PythonExecutionResponse, ResultJob } from './result.js';

@@ -1,0 +1,38 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * The execution folder of a request: `<root>/YYYY-MM/<YYYYMMDD-HHMMSS>_<folder name>_<request id 8>/`.
+ * It holds the code, context.json, results.json, figures/, prompts/, the analysis, the approval
+ * record and notebook.ipynb. The name is fixed at submission, so every stage finds the same folder.
+ */
+export function executionFolderFor(root: string, folderName: string, requestId: string, at: Date = new Date()): string {
+  const iso = at.toISOString();
+  const month = iso.slice(0, 7);
+  const stamp = `${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}`;
+  return path.join(root, month, `${stamp}_${folderName}_${requestId.slice(0, 8)}`);
+}
+
+export async function ensureFolder(folder: string): Promise<void> {
+  await mkdir(path.join(folder, 'figures'), { recursive: true });
+}
+
+/** Writes what the code needs at run time: code.py, context.json, approval_payload.json. */
+export async function prepareRun(
+  folder: string,
+  code: string,
+  context: Record<string, unknown> | null,
+  approvalPayload?: Record<string, unknown>,
+): Promise<void> {
+  await ensureFolder(folder);
+  await writeFile(path.join(folder, 'code.py'), code, 'utf8');
+  await writeFile(path.join(folder, 'context.json'), JSON.stringify(context ?? {}, null, 2), 'utf8');
+  if (approvalPayload) await writeFile(path.join(folder, 'approval_payload.json'), JSON.stringify(approvalPayload), 'utf8');
+}
+
+export async function writeJson(folder: string, name: string, value: unknown): Promise<string> {
+  await mkdir(folder, { recursive: true });
+  const file = path.join(folder, name);
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
+  return file;
+}

@@ -1,0 +1,150 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ExecutorUnavailableError } from '../errors.js';
+import { pythonExecutable, scrubbedEnv } from '../python-env.js';
+import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
+
+export interface LocalExecutorOptions {
+  /** The project's Python (with pyexec_runtime importable through PYTHONPATH). */
+  python?: string;
+  /** Extra environment per mode (execution.modes.<mode>.environment, EPICS settings). */
+  modeEnv?: Partial<Record<'read_only' | 'write_access', Record<string, string>>>;
+  /** Bytes kept per output stream. */
+  maxOutputBytes?: number;
+}
+
+interface RunnerMetadata {
+  success: boolean;
+  error_kind?: 'code' | 'refused';
+  error_type?: string;
+  error_name?: string;
+  error?: string;
+  traceback?: string;
+  results_missing?: boolean;
+  results_save_error?: string;
+  figures?: string[];
+  stdout?: string;
+  stderr?: string;
+}
+
+/**
+ * The `local` method: the code runs in a Python subprocess (its own process group) from the
+ * project's virtualenv, in the request's execution folder, through `pyexec_runtime.runner`.
+ * Trusted use only: it has the read-only guard but none of a kernel container's isolation.
+ */
+export class LocalExecutor implements Executor {
+  readonly method = 'local' as const;
+  constructor(private readonly options: LocalExecutorOptions = {}) {}
+
+  async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
+    const started = Date.now();
+    const maxOut = this.options.maxOutputBytes ?? 1_000_000;
+    const python = pythonExecutable(this.options.python);
+    const env = scrubbedEnv({ ...(this.options.modeEnv?.[task.mode] ?? {}), PYEXEC_EXECUTION_MODE: task.mode });
+    const args = ['-m', 'pyexec_runtime.runner', task.executionFolder, '--mode', task.mode, '--max-output', String(maxOut)];
+    const child = spawn(python, args, { cwd: task.executionFolder, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-maxOut)));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-maxOut)));
+    const killGroup = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    };
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, task.timeoutMs);
+    const onAbort = () => killGroup();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+      child.once('error', (error) => resolve({ code: null, signal: null, error }));
+      child.once('close', (code, sig) => resolve({ code, signal: sig }));
+    });
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    // Anything the code left behind in its process group goes too.
+    killGroup();
+    const durationMs = Date.now() - started;
+    if (exit.error) throw new ExecutorUnavailableError(`cannot start ${python}: ${exit.error.message}`, { cause: exit.error });
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('execution cancelled');
+    if (timedOut) {
+      return {
+        status: 'code_error',
+        errorType: 'timeout',
+        errorName: 'TimeoutError',
+        message: `Python execution timed out after ${task.timeoutMs / 1000} seconds (process group killed)`,
+        traceback: '',
+        stdout: out,
+        stderr: err,
+        durationMs,
+      };
+    }
+    let meta: RunnerMetadata;
+    try {
+      meta = JSON.parse(await readFile(path.join(task.executionFolder, 'execution_metadata.json'), 'utf8')) as RunnerMetadata;
+    } catch {
+      // The process died before the runner could write its metadata: the code ended it
+      // (os._exit, a signal, a crash in native code).
+      return {
+        status: 'code_error',
+        errorType: 'process_exited',
+        errorName: exit.signal ? `Signal ${exit.signal}` : `Exit ${exit.code}`,
+        message: `the Python process ended before finishing (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`})`,
+        traceback: err.slice(-5000),
+        stdout: out,
+        stderr: err,
+        durationMs,
+      };
+    }
+    const stdout = meta.stdout ?? '';
+    const stderr = meta.stderr ?? '';
+    if (meta.error_kind === 'refused') {
+      return { status: 'refused', errorType: meta.error_type ?? 'refused', message: meta.error ?? 'refused', stdout, stderr, durationMs };
+    }
+    if (!meta.success) {
+      return {
+        status: 'code_error',
+        errorType: meta.error_type ?? 'runtime',
+        errorName: meta.error_name ?? 'Error',
+        message: `${meta.error_name ?? 'Error'}: ${meta.error ?? ''}`,
+        traceback: meta.traceback ?? '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    if (meta.results_missing) {
+      return {
+        status: 'code_error',
+        errorType: 'missing_results',
+        errorName: 'MissingResults',
+        message:
+          "Code executed successfully but did not create the required 'results' dictionary. Assign a dictionary to `results`, e.g. results = {'key': value}",
+        traceback: '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    if (meta.results_save_error) {
+      return {
+        status: 'code_error',
+        errorType: 'results_serialization',
+        errorName: 'ResultsSerializationError',
+        message: `results could not be saved as JSON: ${meta.results_save_error}`,
+        traceback: '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    const results = JSON.parse(await readFile(path.join(task.executionFolder, 'results.json'), 'utf8')) as unknown;
+    return { status: 'ok', results, stdout, stderr, figures: meta.figures ?? [], durationMs };
+  }
+}

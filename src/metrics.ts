@@ -1,0 +1,83 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The fleet's metrics, one registry per process. Names are `pyexec_<thing>_<unit>`, durations in
+ * seconds, labels low-cardinality (stage, outcome, error class, generator, mode): never job ids.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly stageDuration = new Histogram({
+    name: 'pyexec_stage_duration_seconds',
+    help: 'Time a stage worker spent on one job, by outcome',
+    labelNames: ['stage', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+  readonly queueWait = new Histogram({
+    name: 'pyexec_queue_wait_seconds',
+    help: 'Time a job waited in its queue before a worker took it',
+    labelNames: ['stage'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'pyexec_retries_total',
+    help: 'Retries, by the stage that failed and the error class (code: regenerate; infrastructure: same stage)',
+    labelNames: ['stage', 'error_class'] as const,
+    registers: [this.registry],
+  });
+  readonly terminal = new Counter({
+    name: 'pyexec_requests_terminal_total',
+    help: 'Requests that reached a terminal state',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly queueJobs = new Gauge({
+    name: 'pyexec_queue_jobs',
+    help: 'Jobs per queue and state (refreshed at scrape time)',
+    labelNames: ['queue', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly generatorTokens = new Counter({
+    name: 'pyexec_generator_tokens_total',
+    help: 'LLM tokens used by code generation',
+    labelNames: ['generator', 'direction'] as const,
+    registers: [this.registry],
+  });
+  readonly generatorDuration = new Histogram({
+    name: 'pyexec_generator_duration_seconds',
+    help: 'Time one code generation took, by generator and outcome',
+    labelNames: ['generator', 'outcome'] as const,
+    buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly analysisFindings = new Counter({
+    name: 'pyexec_analysis_findings_total',
+    help: 'Static analysis findings, by rule and severity',
+    labelNames: ['rule', 'severity'] as const,
+    registers: [this.registry],
+  });
+  readonly approvalDecisions = new Counter({
+    name: 'pyexec_approval_decisions_total',
+    help: 'Approval decisions, by outcome (approved, rejected, expired)',
+    labelNames: ['decision'] as const,
+    registers: [this.registry],
+  });
+  readonly approvalDecisionSeconds = new Histogram({
+    name: 'pyexec_approval_decision_seconds',
+    help: 'Time from hold to decision',
+    labelNames: ['decision'] as const,
+    buckets: [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 14_400, 86_400],
+    registers: [this.registry],
+  });
+  readonly processState = new Gauge({
+    name: 'pyexec_process_state',
+    help: 'Named process state: 1 for the current state',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'pyexec_' });
+  }
+}

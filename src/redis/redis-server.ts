@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+
+/** Finds a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface LocalRedis {
+  readonly url: string;
+  readonly port: number;
+  /** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
+  stop(): Promise<void>;
+  /** Kills the server abruptly (tests of a lost connection). */
+  kill(): void;
+  /** Starts a stopped/killed server again on the same port (and data folder). */
+  restart(): Promise<void>;
+}
+
+export interface LocalRedisOptions {
+  port?: number;
+  /** Append-only file persistence (jobs survive a restart). @defaultValue false */
+  appendOnly?: boolean;
+  /** Data folder; a temporary one (removed on stop) when unset. */
+  dir?: string;
+  binary?: string;
+}
+
+/**
+ * Starts Debian's `redis-server` on a free loopback port with `maxmemory-policy noeviction` (BullMQ
+ * requires it), for `pyexec up` without a configured Redis and for the test harness.
+ */
+export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<LocalRedis> {
+  const port = options.port ?? (await freePort());
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'pyexec-redis-'));
+  const binary = options.binary ?? process.env['PYEXEC_REDIS_SERVER'] ?? 'redis-server';
+  let child: ChildProcess | undefined;
+  let stopped = false;
+
+  const launch = async (): Promise<void> => {
+    const args = [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
+      '--appendonly', options.appendOnly ? 'yes' : 'no', '--maxmemory-policy', 'noeviction',
+      '--protected-mode', 'yes', '--loglevel', 'warning',
+    ];
+    const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = proc;
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const spawnError = new Promise<never>((_, reject) =>
+      proc.once('error', (err) =>
+        reject(new Error(`cannot start ${binary}: ${err.message} (install it: apt-get install redis-server)`)),
+      ),
+    );
+    const ready = (async () => {
+      for (let i = 0; i < 100; i++) {
+        if (proc.exitCode !== null) throw new Error(`redis-server exited: ${stderr.trim()}`);
+        const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        client.on('error', () => {});
+        try {
+          await client.connect();
+          await client.ping();
+          client.disconnect();
+          return;
+        } catch {
+          client.disconnect();
+          await sleep(50);
+        }
+      }
+      throw new Error(`redis-server did not answer on port ${port}: ${stderr.trim()}`);
+    })();
+    await Promise.race([ready, spawnError]);
+  };
+
+  await launch();
+  const exited = () =>
+    new Promise<void>((resolve) => {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+    });
+
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill() {
+      child?.kill('SIGKILL');
+    },
+    async restart() {
+      child?.kill('SIGKILL');
+      await exited();
+      await launch();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child && child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child?.kill('SIGKILL'), 3000);
+        await exited();
+        clearTimeout(t);
+      }
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

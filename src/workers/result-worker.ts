@@ -1,0 +1,83 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job, Processor } from 'bullmq';
+import { writeJson } from '../executors/execution-folder.js';
+import { buildNotebook } from '../executors/notebook.js';
+import { parseJob } from '../queues/job-id.js';
+import { type PythonExecutionResponse, ResultJob } from '../queues/result.js';
+import { runStage, type StageDeps, withTiming } from './stage-runtime.js';
+
+/** Builds the producer's response from the final envelope. */
+export function buildResponse(env: ResultJob, notebookPath: string | null): PythonExecutionResponse {
+  const ex = env.execution;
+  return {
+    request_id: env.requestId,
+    thread_id: env.threadId,
+    status: env.outcome.status,
+    reason: env.outcome.reason ?? null,
+    detail: env.outcome.detail ?? null,
+    results: env.outcome.status === 'succeeded' ? (ex?.results ?? null) : null,
+    execution_stdout: ex?.stdout ?? '',
+    execution_stderr: ex?.stderr ?? '',
+    execution_time_seconds: ex ? ex.durationMs / 1000 : null,
+    execution_folder: env.executionFolder,
+    execution_method: env.executionMethod,
+    execution_mode: env.analysis?.mode ?? null,
+    notebook_path: notebookPath,
+    figure_paths: ex?.figures ?? [],
+    figure_count: ex?.figures.length ?? 0,
+    generated_code: env.code ?? null,
+    generation_attempt: env.attempt,
+    error_chain: env.errorChain,
+    analysis: env.analysis ?? null,
+    approval: env.approval ?? null,
+    timings: env.timings,
+    finished_at: Date.now(),
+  };
+}
+
+/**
+ * Result: writes the notebook (nbformat v4, with the code's outputs) and response.json into the
+ * execution folder, then records the terminal state where the producer reads it and announces it
+ * on the request's event stream. Recording is idempotent: a re-delivered result job ends nothing twice.
+ */
+export function createResultProcessor(deps: StageDeps): Processor {
+  return (job: Job, _token?: string, signal?: AbortSignal) =>
+    runStage(deps, 'result', (d) => parseJob(ResultJob, d), job, signal, async ({ env, startedAt, log }) => {
+      const final = { ...withTiming(env, 'result', startedAt, env.outcome.status), outcome: env.outcome } as ResultJob;
+      const ex = final.execution;
+      const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
+      let notebookPath: string | null = null;
+      if (final.code) {
+        const notebook = await buildNotebook(final.executionFolder, {
+          title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
+          status: final.outcome.status,
+          summary: [
+            `**Request:** ${final.requestId} (thread ${final.threadId})`,
+            `**User query:** ${final.request.user_query}`,
+            `**Attempts:** ${final.attempt}`,
+            ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
+            ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
+            ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
+          ],
+          code: final.code,
+          stdout: ex?.stdout ?? '',
+          stderr: ex?.stderr ?? '',
+          figures: ex?.figures ?? [],
+          results: ex?.results,
+          error:
+            final.outcome.status !== 'succeeded' && lastCodeError
+              ? { name: lastCodeError.errorType, message: lastCodeError.message, traceback: lastCodeError.traceback ?? '' }
+              : undefined,
+        });
+        notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
+        await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
+      }
+      const response = buildResponse(final, notebookPath);
+      await writeJson(final.executionFolder, 'response.json', response);
+      const recorded = await deps.store.finish(final.requestId, final.outcome.status, response, deps.config.pyexec.retention.finished_seconds);
+      if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
+      else log.info('request already ended; result not recorded again');
+      return final.outcome.status;
+    });
+}

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Config } from '../config.js';
+import { coerceError, errorKind, ServiceError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js';
+import { jobId } from '../queues/job-id.js';
+import type { QueueSet } from '../queues/queue-set.js';
+import type { RequestStatus, RequestStore } from '../store/request-store.js';
+
+/** What every stage processor closes over. */
+export interface StageDeps {
+  readonly config: Config;
+  readonly queues: QueueSet;
+  readonly store: RequestStore;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** Status shown to the producer while a stage works. */
+const WORKING: Record<Stage, RequestStatus> = {
+  generation: 'generating',
+  analysis: 'analyzing',
+  approval: 'awaiting_approval',
+  execution: 'executing',
+  result: 'finishing',
+};
+
+/**
+ * Adds the next stage's job with its deterministic id. A worker that crashes after this and runs
+ * the job again adds nothing twice: BullMQ ignores an add whose id exists.
+ */
+export async function handoff(
+  deps: StageDeps,
+  stage: Stage,
+  env: Envelope,
+  extra: Record<string, unknown> = {},
+  opts: { delay?: number; jobIdSuffix?: string } = {},
+): Promise<string> {
+  const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
+  const data = { ...env, ...extra, enqueuedAt: Date.now() };
+  await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
+  return id;
+}
+
+/** Hands the request to the result stage with its terminal outcome. */
+export async function finishRequest(deps: StageDeps, env: Envelope, outcome: Outcome): Promise<string> {
+  return handoff(deps, 'result', env, { outcome });
+}
+
+/** Appends an error to the chain (a new envelope; the old one is not changed). */
+export function withError(env: Envelope, entry: Omit<ErrorEntry, 'attempt' | 'at' | 'issues'> & { issues?: string[] }): Envelope {
+  const full: ErrorEntry = { issues: [], ...entry, attempt: env.attempt, at: Date.now() };
+  return { ...env, errorChain: [...env.errorChain, full] };
+}
+
+export function withTiming(env: Envelope, stage: Stage, startedAt: number, outcome: string): Envelope {
+  return {
+    ...env,
+    timings: [...env.timings, { stage, attempt: env.attempt, enqueuedAt: env.enqueuedAt, startedAt, finishedAt: Date.now(), outcome }],
+  };
+}
+
+/**
+ * A code error found by `stage`: back to generation for another attempt while the stage's budget
+ * allows (error-aware regeneration), otherwise the request fails with the whole error chain.
+ */
+export async function regenerateOrFail(
+  deps: StageDeps,
+  env: Envelope,
+  budget: 'generation' | 'execution',
+  stage: Stage,
+): Promise<'regenerated' | 'failed'> {
+  const { max_generation_retries, max_execution_retries } = deps.config.python_executor;
+  const next =
+    budget === 'generation'
+      ? { ...env, generationFailures: env.generationFailures + 1 }
+      : { ...env, executionFailures: env.executionFailures + 1 };
+  const exhausted =
+    budget === 'generation' ? next.generationFailures > max_generation_retries : next.executionFailures > max_execution_retries;
+  deps.metrics.retries.inc({ stage, error_class: 'code' });
+  if (exhausted) {
+    const last = env.errorChain.at(-1);
+    const limit = budget === 'generation' ? max_generation_retries : max_execution_retries;
+    await finishRequest(deps, next, {
+      status: 'failed',
+      reason: `${budget} retries exhausted (max_${budget}_retries: ${limit}); last error: ${last?.message ?? 'unknown'}`,
+      detail: `${budget}_retries_exhausted`,
+    });
+    return 'failed';
+  }
+  await handoff(deps, 'generation', { ...next, attempt: env.attempt + 1 });
+  return 'regenerated';
+}
+
+export interface StageRun {
+  readonly env: Envelope;
+  readonly job: Job;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  readonly startedAt: number;
+}
+
+/**
+ * The frame around every stage processor: parse the envelope, honour cancellation, time the
+ * stage, and map errors by kind. Infrastructure errors are re-thrown while BullMQ attempts remain
+ * (retry with backoff, same stage, same code); on the last attempt, and for any other unexpected
+ * error, the request ends as `failed` with the error in the chain, so nothing is lost.
+ */
+export async function runStage<T extends Envelope>(
+  deps: StageDeps,
+  stage: Stage,
+  parse: (data: unknown) => T,
+  job: Job,
+  signal: AbortSignal | undefined,
+  body: (run: StageRun & { env: T }) => Promise<string>,
+): Promise<string> {
+  const startedAt = Date.now();
+  const env = parse(job.data);
+  const log = deps.logger.child({ jobId: job.id, requestId: env.requestId, stage, attempt: env.attempt });
+  deps.metrics.queueWait.observe({ stage }, Math.max(0, startedAt - env.enqueuedAt) / 1000);
+  const end = (outcome: string) => {
+    deps.metrics.stageDuration.observe({ stage, outcome }, (Date.now() - startedAt) / 1000);
+    return outcome;
+  };
+  if (stage !== 'result' && (await deps.store.isCancelRequested(env.requestId))) {
+    await finishRequest(deps, withTiming(env, stage, startedAt, 'cancelled'), { status: 'cancelled', reason: 'cancelled by the producer' });
+    return end('cancelled');
+  }
+  await deps.store.setStatus(env.requestId, WORKING[stage], { stage, attempt: env.attempt });
+  try {
+    return end(await body({ env, job, signal: signal ?? new AbortController().signal, log, startedAt }));
+  } catch (raw) {
+    const err = coerceError(raw);
+    if (err instanceof UnrecoverableError) throw err;
+    const kind = errorKind(err);
+    const attempts = job.opts.attempts ?? 1;
+    if (kind === 'infrastructure' && job.attemptsMade + 1 < attempts && !(err instanceof ServiceError && !err.retryable)) {
+      deps.metrics.retries.inc({ stage, error_class: 'infrastructure' });
+      log.warn({ err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'infrastructure error; retrying the stage');
+      end('retry');
+      throw err;
+    }
+    log.error({ err: err.message, kind }, 'stage failed; ending the request');
+    const failed = withTiming(
+      withError(env, { stage, errorType: err instanceof ServiceError ? err.code : 'unexpected', kind, message: err.message }),
+      stage,
+      startedAt,
+      'failed',
+    );
+    await finishRequest(deps, failed, {
+      status: 'failed',
+      reason: kind === 'infrastructure' ? `${stage}: infrastructure unavailable after ${attempts} attempts: ${err.message}` : `${stage}: ${err.message}`,
+      detail: kind,
+    });
+    return end('failed');
+  }
+}
