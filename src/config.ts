@@ -175,6 +175,11 @@ export const Config = z.object({
       config_dir: z.string().default(() => process.cwd()),
       /** SIGTERM: time given to in-flight jobs before a forced close. @defaultValue 30000 */
       shutdown_grace_ms: z.number().int().min(0).default(30_000),
+      /** BullMQ lock duration of a running job; a worker that stops renewing it for this long is
+       * considered dead. @defaultValue 30000 */
+      lock_duration_ms: z.number().int().min(500).default(30_000),
+      /** How often workers look for stalled jobs. @defaultValue 30000 */
+      stalled_interval_ms: z.number().int().min(500).default(30_000),
       /** BullMQ attempts for infrastructure errors in one stage. @defaultValue 3 */
       infra_attempts: z.number().int().min(1).max(20).default(3),
       /** Base backoff of infrastructure retries. @defaultValue 1000 */

@@ -77,6 +77,18 @@ export class PyexecClient {
   }
 
   /** Validates and enqueues a request. Invalid input throws InvalidRequestError; nothing is enqueued. */
+  /** Creates a client and waits for its Redis connection (fails fast when Redis is unreachable). */
+  static async connect(options: PyexecClientOptions): Promise<PyexecClient> {
+    const client = new PyexecClient(options);
+    try {
+      await client.redis.connect();
+    } catch (err) {
+      await client.close();
+      throw new Error(`cannot reach Redis at ${options.redisUrl}: ${(err as Error).message}`, { cause: err });
+    }
+    return client;
+  }
+
   async submit(input: PythonExecutionRequestInput | unknown): Promise<SubmitResult> {
     const parsed = PythonExecutionRequest.safeParse(input);
     if (!parsed.success) throw new InvalidRequestError(`invalid request:\n${z.prettifyError(parsed.error)}`);

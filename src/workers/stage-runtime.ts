@@ -43,6 +43,9 @@ export async function handoff(
   const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
   const data = { ...env, ...extra, enqueuedAt: Date.now() };
   await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
+  // Fault injection for the crash-between-stages test: die right after the hand-off, before the
+  // current job is marked complete.
+  if (process.env['PYEXEC_FAULT'] === `exit-after-handoff:${stage}`) process.exit(137);
   return id;
 }
 

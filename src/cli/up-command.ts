@@ -1,0 +1,110 @@
+import type { Config } from '../config.js';
+import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
+import type { Logger } from '../logger.js';
+import type { Stage } from '../queues/envelope.js';
+import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
+import { Fleet } from '../workers/run-worker.js';
+import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
+
+export interface LocalStack {
+  readonly fleet: Fleet;
+  readonly redisUrl: string;
+  readonly redis?: LocalRedis;
+  readonly ioc?: SoftIoc;
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Everything on one machine: a private redis-server when none is configured, the simulated
+ * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
+ */
+export async function startLocalStack(
+  opts: GlobalOptions & { ioc?: boolean; stages?: Stage[]; metricsPort?: number | null },
+  config: Config,
+  logger: Logger,
+): Promise<LocalStack> {
+  let redis: LocalRedis | undefined;
+  let redisUrl = resolveRedisUrl(opts, config);
+  if (!redisUrl) {
+    redis = await startLocalRedis({ appendOnly: false });
+    redisUrl = redis.url;
+    logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
+  }
+  let ioc: SoftIoc | undefined;
+  try {
+    if (opts.ioc !== false) {
+      ioc = await startSoftIoc({ python: config.pyexec.python });
+      for (const mode of ['read_only', 'write_access'] as const) {
+        config.execution.modes[mode].environment = { ...ioc.env, ...config.execution.modes[mode].environment };
+      }
+      logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
+    }
+    const fleet = await Fleet.start({
+      config,
+      redisUrl,
+      logger,
+      ...(opts.stages ? { stages: opts.stages } : {}),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    });
+    return {
+      fleet,
+      redisUrl,
+      ...(redis ? { redis } : {}),
+      ...(ioc ? { ioc } : {}),
+      async close(graceMs = 0) {
+        await fleet.close(graceMs);
+        await ioc?.stop();
+        await redis?.stop();
+      },
+    };
+  } catch (err) {
+    await ioc?.stop();
+    await redis?.stop();
+    throw err;
+  }
+}
+
+/** Closes on SIGTERM / SIGINT within the grace period; a second signal exits at once. */
+export function onShutdown(close: (graceMs: number) => Promise<void>, graceMs: number, logger: Logger): void {
+  let signalled = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    signalled = true;
+    logger.info({ signal, graceMs }, 'draining');
+    close(graceMs).then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export async function upCommand(opts: GlobalOptions & { ioc?: boolean; stages?: Stage[] }, config: Config, logger: Logger): Promise<void> {
+  const stack = await startLocalStack(opts, config, logger);
+  writeUpState({
+    redisUrl: stack.redisUrl,
+    pid: process.pid,
+    metricsPort: stack.fleet.metricsPort,
+    ...(stack.ioc ? { iocPort: stack.ioc.port } : {}),
+    prefix: config.pyexec.redis.prefix,
+  });
+  process.stdout.write(
+    `pyexec is up: redis ${stack.redisUrl}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
+      `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
+  );
+  onShutdown(
+    async (grace) => {
+      await stack.close(grace);
+      clearUpState();
+    },
+    config.pyexec.shutdown_grace_ms,
+    logger,
+  );
+}

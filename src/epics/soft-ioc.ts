@@ -1,0 +1,87 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { pythonExecutable, scrubbedEnv } from '../python-env.js';
+import { freePort } from '../redis/redis-server.js';
+
+export interface SoftIoc {
+  readonly port: number;
+  /** Channel Access settings a client needs to reach this IOC (and nothing else). */
+  readonly env: Record<string, string>;
+  /** Reads a PV with a separate Channel Access client process (pyepics). */
+  caget(pv: string): Promise<number | string | null>;
+  /** Writes a PV with a separate Channel Access client process. */
+  caput(pv: string, value: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Channel Access on one machine: loopback only, no auto address list, a per-IOC server port. */
+export function caEnv(port: number): Record<string, string> {
+  return {
+    EPICS_CA_AUTO_ADDR_LIST: 'NO',
+    EPICS_CA_ADDR_LIST: '127.0.0.1',
+    EPICS_CA_SERVER_PORT: String(port),
+    EPICS_CA_REPEATER_PORT: String(port + 1),
+  };
+}
+
+const run = promisify(execFile);
+
+/**
+ * Starts the simulated accelerator (`pyexec_runtime.sim_ioc`, a caproto soft IOC) on a free
+ * loopback port. Used by `pyexec up`, the demo and the tests.
+ */
+export async function startSoftIoc(options: { port?: number; python?: string } = {}): Promise<SoftIoc> {
+  const port = options.port ?? (await freePort());
+  const python = pythonExecutable(options.python);
+  const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-ioc-'));
+  const ready = path.join(dir, 'ready');
+  const env = caEnv(port);
+  const child: ChildProcess = spawn(python, ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready], {
+    env: scrubbedEnv(env),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  for (let i = 0; ; i++) {
+    try {
+      readFileSync(ready);
+      break;
+    } catch {
+      if (child.exitCode !== null || i > 200) {
+        child.kill('SIGKILL');
+        throw new Error(`soft IOC did not start on port ${port}: ${stderr.trim()}`);
+      }
+      await sleep(50);
+    }
+  }
+  const client = async (script: string, ...args: string[]) =>
+    (await run(python, ['-c', script, ...args], { env: scrubbedEnv(env), timeout: 20_000 })).stdout.trim();
+  let stopped = false;
+  return {
+    port,
+    env,
+    async caget(pv) {
+      const out = await client('import sys, json, epics; print(json.dumps(epics.caget(sys.argv[1], timeout=5)))', pv);
+      return JSON.parse(out.split('\n').at(-1) ?? 'null') as number | string | null;
+    },
+    async caput(pv, value) {
+      const out = await client('import sys, epics; print(epics.caput(sys.argv[1], float(sys.argv[2]), wait=True, timeout=5))', pv, String(value));
+      if (out.split('\n').at(-1) !== '1') throw new Error(`caput ${pv} failed: ${out}`);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      child.kill('SIGTERM');
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+        child.once('exit', () => (clearTimeout(t), resolve()));
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Metrics } from '../metrics.js';
+
+export type ProcessState = 'starting' | 'running' | 'draining' | 'stopped';
+export const PROCESS_STATES: readonly ProcessState[] = ['starting', 'running', 'draining', 'stopped'];
+
+export interface OpsServerOptions {
+  readonly metrics: Metrics;
+  readonly port: number;
+  readonly host?: string;
+  readonly state: () => ProcessState;
+  /** Extra readiness checks (Redis reachable, a kernel available...): name → ok. */
+  readonly ready: () => Promise<Record<string, boolean>>;
+  /** Refreshes gauges that are read at scrape time (queue depths). */
+  readonly beforeScrape?: () => Promise<void>;
+}
+
+/** `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz` (can take work) of one process. */
+export async function startOpsServer(options: OpsServerOptions): Promise<{ app: FastifyInstance; port: number; close(): Promise<void> }> {
+  const app = Fastify({ logger: false });
+  app.get('/healthz', async () => ({ status: 'ok', state: options.state() }));
+  app.get('/readyz', async (_req, reply) => {
+    const state = options.state();
+    let checks: Record<string, boolean>;
+    try {
+      checks = await options.ready();
+    } catch {
+      checks = { checks: false };
+    }
+    const ok = state === 'running' && Object.values(checks).every(Boolean);
+    return reply.code(ok ? 200 : 503).send({ ready: ok, state, checks });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    try {
+      await options.beforeScrape?.();
+    } catch {
+      // A scrape still answers with what it has when Redis is away.
+    }
+    for (const s of PROCESS_STATES) options.metrics.processState.set({ state: s }, s === options.state() ? 1 : 0);
+    return reply.header('content-type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
+  });
+  await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
+  const addr = app.server.address();
+  const port = addr && typeof addr === 'object' ? addr.port : options.port;
+  let closing: Promise<void> | undefined;
+  return { app, port, close: () => (closing ??= app.close()) };
+}

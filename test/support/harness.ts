@@ -1,0 +1,101 @@
+/**
+ * The integration-test harness: a real `redis-server` on a free loopback port (started once per
+ * test file), a config with a private key prefix and execution root per test, and fleet/client
+ * helpers that are closed after each test.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PyexecClient } from '../../src/client/pyexec-client.js';
+import { type Config, type ConfigInput, parseConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/logger.js';
+import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
+import { Fleet, type FleetOptions } from '../../src/workers/run-worker.js';
+
+let shared: Promise<LocalRedis> | undefined;
+
+/** One redis-server per test file (process); stopped by `stopRedis()` in `after`. */
+export function redis(): Promise<LocalRedis> {
+  shared ??= startLocalRedis();
+  return shared;
+}
+
+export async function stopRedis(): Promise<void> {
+  if (shared) await (await shared).stop();
+  shared = undefined;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object' ? merge(a[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+/** A test config: private prefix, private execution root, fast locks, no approval unless asked. */
+export function testConfig(overrides: DeepPartial<ConfigInput> | Record<string, unknown> = {}): Config & { cleanup(): void } {
+  const root = mkdtempSync(path.join(tmpdir(), 'pyexec-test-'));
+  const base = {
+    python_executor: { max_generation_retries: 2, max_execution_retries: 2, execution_timeout_seconds: 60 },
+    execution: { code_generator: 'mock', execution_method: 'local' },
+    approval: { global_mode: 'disabled' },
+    control_system: { writes_enabled: true },
+    pyexec: {
+      redis: { prefix: `test-${randomUUID()}` },
+      execution_root: root,
+      metrics_port: 0,
+      infra_backoff_ms: 50,
+      lock_duration_ms: 5000,
+      stalled_interval_ms: 5000,
+    },
+  };
+  const config = parseConfig(merge(base, overrides as Record<string, unknown>), {});
+  return Object.assign(config, { cleanup: () => rmSync(root, { recursive: true, force: true }) });
+}
+
+export interface TestBed {
+  readonly config: Config & { cleanup(): void };
+  readonly redisUrl: string;
+  readonly client: PyexecClient;
+  readonly fleets: Fleet[];
+  startFleet(options?: Partial<FleetOptions>): Promise<Fleet>;
+  close(): Promise<void>;
+}
+
+/** A config, a client and fleets on the shared Redis; `close()` in afterEach. */
+export async function testBed(overrides: Parameters<typeof testConfig>[0] = {}): Promise<TestBed> {
+  const server = await redis();
+  const config = testConfig(overrides);
+  const client = await PyexecClient.connect({ redisUrl: server.url, config });
+  const fleets: Fleet[] = [];
+  return {
+    config,
+    redisUrl: server.url,
+    client,
+    fleets,
+    async startFleet(options = {}) {
+      const fleet = await Fleet.start({ config, redisUrl: server.url, logger: silentLogger(), metricsPort: null, ...options });
+      fleets.push(fleet);
+      return fleet;
+    },
+    async close() {
+      await Promise.allSettled(fleets.map((f) => f.close()));
+      await client.close();
+      config.cleanup();
+    },
+  };
+}
+
+/** A minimal valid request. */
+export function sampleRequest(extra: Record<string, unknown> = {}) {
+  return {
+    user_query: 'What is the answer?',
+    task_objective: 'Compute the answer and return it in results',
+    execution_folder_name: 'test_run',
+    ...extra,
+  };
+}
