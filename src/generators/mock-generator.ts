@@ -84,7 +84,10 @@ function errorAwareCode(errors: readonly ErrorFeedback[]): string {
 results = {'values': values}
 results['mean'] = mean(values)`;
   }
-  const text = errors.map((e) => `${e.errorType} ${e.message}`).join(' ').toLowerCase();
+  const text = errors
+    .map((e) => `${e.errorType} ${e.message}`)
+    .join(' ')
+    .toLowerCase();
   if (text.includes('nameerror') || text.includes('import')) {
     return `from statistics import mean
 
@@ -129,7 +132,8 @@ export class MockGenerator implements CodeGenerator {
     if (options.behavior === undefined && options.code === undefined && options.sequence === undefined) {
       throw new Error('MockGenerator not configured: give behavior, code or sequence');
     }
-    if (options.sequence !== undefined && options.sequence.length === 0) throw new Error('MockGenerator: empty sequence');
+    if (options.sequence !== undefined && options.sequence.length === 0)
+      throw new Error('MockGenerator: empty sequence');
     this.options = options;
   }
 
@@ -141,7 +145,8 @@ export class MockGenerator implements CodeGenerator {
     if (typeof s['code'] === 'string') opts.code = s['code'];
     if (Array.isArray(s['sequence'])) opts.sequence = s['sequence'].map(String);
     if (typeof s['delay_ms'] === 'number') opts.delayMs = s['delay_ms'];
-    if (opts.behavior === undefined && opts.code === undefined && opts.sequence === undefined) opts.behavior = 'success';
+    if (opts.behavior === undefined && opts.code === undefined && opts.sequence === undefined)
+      opts.behavior = 'success';
     return new MockGenerator(opts);
   }
 
@@ -151,7 +156,14 @@ export class MockGenerator implements CodeGenerator {
     if (this.options.delayMs) {
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, this.options.delayMs);
-        signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
       });
     }
     return { code: this.pick(request), generator: this.name, usage: { inputTokens: 0, outputTokens: 0 } };
