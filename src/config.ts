@@ -162,6 +162,24 @@ export const Config = z.object({
           max_timeout_seconds: z.number().int().positive().default(86_400),
         })
         .prefault({}),
+      approver: z
+        .object({
+          /** Port of the approver HTTP API and web page. Env PYEXEC_APPROVER_PORT. @defaultValue 8470 */
+          port: z.number().int().min(0).max(65_535).default(8470),
+          /** Interface the approver API binds. @defaultValue "127.0.0.1" */
+          host: z.string().default('127.0.0.1'),
+          /** Bearer tokens, stored as sha256 hex digests (never in clear), with a role each. */
+          tokens: z
+            .array(
+              z.object({
+                name: z.string().min(1),
+                token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest (64 lowercase hex chars)'),
+                role: z.enum(['viewer', 'approver']),
+              }),
+            )
+            .default([]),
+        })
+        .prefault({}),
       /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
       max_output_bytes: z.number().int().positive().default(1_000_000),
       retention: z

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks: redis-server (apt), the project virtualenv with the
+# kernel-side Python packages (pip), the kernelspecs, and the Node dependencies (npm ci).
+# Idempotent, and quick when everything is already in place (stamp files record what was done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+stamp_dir=.venv/.pyexec-stamps
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+apt_needed=()
+command -v redis-server >/dev/null 2>&1 || apt_needed+=(redis-server)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_needed+=(python3-venv)
+if [ "${PYEXEC_BROWSER_TESTS:-1}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then apt_needed+=(chromium); fi
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    log "missing ${apt_needed[*]} and not root: install them with apt-get"; exit 1
+  fi
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  log "apt-get install ${apt_needed[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+mkdir -p "$stamp_dir"
+want=$(sha python/requirements.txt)
+if [ "$(cat "$stamp_dir/pip" 2>/dev/null)" != "$want" ]; then
+  log "pip install -r python/requirements.txt"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r python/requirements.txt
+  echo "$want" > "$stamp_dir/pip"
+fi
+
+if [ -f python/pyexec_runtime/kernelspecs.py ]; then
+  want=$(sha python/pyexec_runtime/kernelspecs.py config.yml 2>/dev/null || true)
+  if [ "$(cat "$stamp_dir/kernels" 2>/dev/null)" != "$want" ]; then
+    log "installing kernelspecs"
+    PYTHONPATH="$root/python" .venv/bin/python -m pyexec_runtime.kernelspecs install --prefix "$root/.venv"
+    echo "$want" > "$stamp_dir/kernels"
+  fi
+fi
+
+want=$(sha package-lock.json)
+if [ ! -d node_modules ] || [ "$(cat node_modules/.pyexec-stamp 2>/dev/null)" != "$want" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > node_modules/.pyexec-stamp
+fi
+log "ready"
