@@ -33,8 +33,20 @@ export interface GeneratedCode {
   readonly code: string;
   /** Which generator produced it (a hybrid names the inner one). */
   readonly generator?: string;
+  /** Tokens of all LLM calls that made this code, summed. */
   readonly usage?: TokenUsage;
+  /** Wall time of the whole generation, all calls and SDK retries included. */
+  readonly durationMs?: number;
+  /** The model that wrote the code, as the provider named it. */
+  readonly model?: string;
   readonly metadata?: Record<string, unknown>;
+}
+
+/** What generators log through (a pino logger fits). Prompts, replies and keys are never logged. */
+export interface GeneratorLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
 }
 
 /**
