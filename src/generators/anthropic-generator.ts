@@ -2,6 +2,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { readClaudeConfigFile } from './claude-config-file.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest, GeneratorLogger, TokenUsage } from './code-generator.js';
 import { extractCode } from './extract-code.js';
 import { linkedSignal } from './linked-signal.js';
@@ -55,6 +56,8 @@ export const ClaudeSettings = LlmSettings.extend({
   profile: z.string().min(1).default('fast'),
   /** Extra or replaced profiles, by name. */
   profiles: z.record(z.string(), ClaudeProfile).default({}),
+  /** Osprey's claude_generator_config.yml, relative to the config file: its `profiles` are read. */
+  claude_config_path: z.string().min(1).optional(),
 });
 
 export const DEFAULT_CLAUDE_MODEL = 'claude-haiku-4-5-20251001';
@@ -122,7 +125,10 @@ export class AnthropicGenerator implements CodeGenerator {
   ): AnthropicGenerator {
     const key = `execution.generators.${name}`;
     const s = resolveLlmSettings(config, parseSettings(ClaudeSettings, config.execution.generators[name], key), key);
-    const profiles = { ...BUILTIN_CLAUDE_PROFILES, ...s.profiles };
+    const fromFile = s.claude_config_path
+      ? readClaudeConfigFile(s.claude_config_path, config.pyexec.config_dir, `${key}.claude_config_path`)
+      : {};
+    const profiles = { ...BUILTIN_CLAUDE_PROFILES, ...fromFile, ...s.profiles };
     const profile = profiles[s.profile];
     if (!profile) {
       throw new ConfigError(

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   CodeGenerationError,
   ConfigError,
@@ -121,6 +123,31 @@ describe('claude_code generator (Anthropic Messages)', () => {
       assert.deepEqual(
         llm.requests.map((r) => r.model),
         ['claude-test-model', 'claude-test-model'],
+      );
+    });
+
+    it("reads the profiles of Osprey's claude_config_path, mapping its phases", async () => {
+      const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/generators');
+      const config = makeConfig({
+        pyexec: { config_dir: fixtures },
+        execution: {
+          code_generator: 'claude_code',
+          generators: {
+            claude_code: {
+              base_url: llm.anthropicBaseUrl,
+              profile: 'robust',
+              claude_config_path: 'claude_generator_config.yml',
+            },
+          },
+        },
+      });
+      llm.script(PLAN, CODE);
+      const gen = await createCodeGenerator(config, { env: { ANTHROPIC_API_KEY: SECRET_KEY } });
+      const result = await gen.generate(makeRequest(), never);
+      assert.deepEqual(result.metadata?.['phases'], ['plan', 'generate']);
+      assert.deepEqual(
+        llm.requests.map((r) => r.model),
+        ['claude-osprey-robust-model', 'claude-osprey-robust-model'],
       );
     });
 
