@@ -7,9 +7,8 @@ import { ServiceError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
-import { createRedis, keyPrefix } from '../redis/connection.js';
+import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { Fleet } from '../workers/run-worker.js';
-import { analyzeCommand } from './analyze-command.js';
 import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
 import { demoCommand } from './demo-command.js';
 import { statusCommand } from './status-command.js';
@@ -56,7 +55,7 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
 async function withApprovals<T>(fn: (approvals: ApprovalService) => Promise<T>): Promise<T> {
   const config = resolveConfig(globals());
   const redis = createRedis(requireRedisUrl(globals(), config), 'producer');
-  await redis.connect();
+  await waitReady(redis);
   const prefix = keyPrefix(config.pyexec.redis.prefix);
   const queues = createQueueSet(redis, prefix, config);
   try {
@@ -234,6 +233,7 @@ program
   .argument('<file>')
   .option('--json', 'print {"syntax_ok","has_writes","has_reads","risk","findings"}')
   .action(async (file: string, o: { json?: boolean }) => {
+    const { analyzeCommand } = await import('./analyze-command.js');
     process.exitCode = await analyzeCommand(file, { json: Boolean(o.json), config: resolveConfig(globals()) });
   });
 

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
-import { createRedis, keyPrefix } from '../redis/connection.js';
+import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
 
 /**
@@ -15,7 +15,7 @@ export async function statusCommand(
   const out = opts.out ?? process.stdout;
   const redis = createRedis(opts.redisUrl, 'producer');
   try {
-    await redis.connect();
+    await waitReady(redis);
   } catch (err) {
     process.stderr.write(`pyexec: Redis unreachable at ${opts.redisUrl}: ${(err as Error).message}\n`);
     redis.disconnect();

@@ -8,7 +8,7 @@ import type { EnvelopeInput } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
-import { createRedis, keyPrefix } from '../redis/connection.js';
+import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../request.js';
 import { type RequestEvent, RequestStore, type RequestSnapshot, TERMINAL } from '../store/request-store.js';
 
@@ -81,7 +81,7 @@ export class PyexecClient {
   static async connect(options: PyexecClientOptions): Promise<PyexecClient> {
     const client = new PyexecClient(options);
     try {
-      await client.redis.connect();
+      await waitReady(client.redis);
     } catch (err) {
       await client.close();
       throw new Error(`cannot reach Redis at ${options.redisUrl}: ${(err as Error).message}`, { cause: err });

@@ -31,8 +31,8 @@ export async function prepareRun(
 }
 
 export async function writeJson(folder: string, name: string, value: unknown): Promise<string> {
-  await mkdir(folder, { recursive: true });
   const file = path.join(folder, name);
+  await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
   return file;
 }

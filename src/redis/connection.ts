@@ -19,3 +19,23 @@ export function createRedis(url: string, role: 'worker' | 'producer', extra: Red
 export function keyPrefix(prefix: string): string {
   return prefix.startsWith('{') ? prefix : `{${prefix}}`;
 }
+
+/** Connects (if needed) and waits until the connection is ready; rejects after `timeoutMs`. */
+export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
+  if (redis.status === 'ready') return;
+  if (redis.status === 'wait') redis.connect().catch(() => {});
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`not ready after ${timeoutMs} ms (status ${redis.status})`)), timeoutMs);
+    const onReady = () => done();
+    const onError = (err: Error) => lastError = err;
+    const onEnd = () => done(lastError ?? new Error('connection closed'));
+    let lastError: Error | undefined;
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady).off('error', onError).off('end', onEnd);
+      if (err) reject(lastError ?? err);
+      else resolve();
+    };
+    redis.on('ready', onReady).on('error', onError).on('end', onEnd);
+  });
+}

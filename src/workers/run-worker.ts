@@ -1,6 +1,5 @@
 import { Job, QueueEvents, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createAnalyzer, decidePolicy } from '../analysis/index.js';
 import type { Analyzer } from '../analysis/analyzer.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
@@ -115,11 +114,13 @@ export class Fleet {
     const { config } = this.options;
     switch (stage) {
       case 'generation':
-        return createGenerationProcessor({ ...deps, generator: this.options.generator ?? (await createCodeGenerator(config)) });
+        return createGenerationProcessor({ ...deps, generator: this.options.generator ?? (await createCodeGenerator(config, { logger: this.options.logger })) });
       case 'analysis': {
-        const analyzer = this.options.analyzer ?? createAnalyzer(config);
+        // Loaded on demand: a process that runs no analysis never starts the analyzer's helper.
+        const analysis = this.options.analyzer && this.options.decidePolicy ? undefined : await import('../analysis/index.js');
+        const analyzer = this.options.analyzer ?? analysis!.createAnalyzer(config);
         this.cleanups.push(async () => analyzer.close?.());
-        return createAnalysisProcessor({ ...deps, analyzer, decidePolicy: this.options.decidePolicy ?? decidePolicy });
+        return createAnalysisProcessor({ ...deps, analyzer, decidePolicy: this.options.decidePolicy ?? analysis!.decidePolicy });
       }
       case 'approval':
         return createApprovalProcessor({ ...deps, approvals: this.approvals });
@@ -159,9 +160,14 @@ export class Fleet {
    * executions, which are safe to run again and are re-queued (twice at most).
    */
   private async watchFailures(stage: Stage, prefix: string, deps: StageDeps): Promise<void> {
-    const events = new QueueEvents(QueueName[stage], { connection: this.redis.duplicate(), prefix });
+    const connection = this.redis.duplicate();
+    connection.on('error', () => {});
+    const events = new QueueEvents(QueueName[stage], { connection, prefix });
     events.on('error', () => {});
-    this.cleanups.push(() => events.close());
+    this.cleanups.push(async () => {
+      await events.close();
+      connection.disconnect();
+    });
     events.on('failed', ({ jobId }) => {
       this.reap(stage, jobId, deps).catch((err) => this.options.logger.error({ err: (err as Error).message, jobId }, 'reaper failed'));
     });
