@@ -38,7 +38,11 @@ const PatternSet = z
         try {
           new RegExp(pattern);
         } catch (err) {
-          ctx.addIssue({ code: 'custom', path: [key, i], message: `invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [key, i],
+            message: `invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}`,
+          });
         }
       });
     }
@@ -144,7 +148,10 @@ export const Config = z.object({
           /** Redis URL. Unset: `pyexec up` starts a private redis-server. Env PYEXEC_REDIS_URL. */
           url: z.string().optional(),
           /** Key prefix; wrapped in {braces} so every key of the fleet hashes to one Cluster slot. */
-          prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('pyexec'),
+          prefix: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+$/)
+            .default('pyexec'),
         })
         .prefault({}),
       concurrency: Stages.prefault({}),
@@ -173,7 +180,9 @@ export const Config = z.object({
             .array(
               z.object({
                 name: z.string().min(1),
-                token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest (64 lowercase hex chars)'),
+                token_sha256: z
+                  .string()
+                  .regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest (64 lowercase hex chars)'),
                 role: z.enum(['viewer', 'approver']),
               }),
             )
@@ -257,7 +266,9 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   if (env['PYEXEC_METRICS_PORT']) {
     const port = Number(env['PYEXEC_METRICS_PORT']);
     if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-      throw new ConfigError(`PYEXEC_METRICS_PORT: expected a port number, got ${JSON.stringify(env['PYEXEC_METRICS_PORT'])}`);
+      throw new ConfigError(
+        `PYEXEC_METRICS_PORT: expected a port number, got ${JSON.stringify(env['PYEXEC_METRICS_PORT'])}`,
+      );
     }
     p.metrics_port = port;
   }

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -12,7 +12,18 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
       name: options.name ?? 'pyexec',
       level: options.level ?? process.env['PYEXEC_LOG_LEVEL'] ?? 'info',
       redact: {
-        paths: ['code', '*.code', 'prompt', '*.prompt', 'token', '*.token', 'apiKey', '*.apiKey', 'authorization', '*.authorization'],
+        paths: [
+          'code',
+          '*.code',
+          'prompt',
+          '*.prompt',
+          'token',
+          '*.token',
+          'apiKey',
+          '*.apiKey',
+          'authorization',
+          '*.authorization',
+        ],
         censor: '[redacted]',
       },
     },

@@ -19,14 +19,18 @@ export function pythonExecutable(configured?: string): string {
 }
 
 /** Variables that must never reach generated code: credentials of the fleet and of LLM providers. */
-const SECRET = /(API_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|REDIS|JUPYTER|ANTHROPIC|OPENAI|PYEXEC_APPROVER|AWS_|AZURE_|GOOGLE_)/i;
+const SECRET =
+  /(API_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|REDIS|JUPYTER|ANTHROPIC|OPENAI|PYEXEC_APPROVER|AWS_|AZURE_|GOOGLE_)/i;
 const KEEP = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME'];
 
 /**
  * A scrubbed environment for code we run: only a few basics, EPICS settings, and what the mode's
  * config grants. No LLM keys, no Redis or Jupyter credentials, no approver tokens.
  */
-export function scrubbedEnv(extra: Record<string, string> = {}, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function scrubbedEnv(
+  extra: Record<string, string> = {},
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) {
     if (v === undefined) continue;

@@ -62,7 +62,9 @@ export function resolveRedisUrl(opts: GlobalOptions, config: Config): string | u
 export function requireRedisUrl(opts: GlobalOptions, config: Config): string {
   const url = resolveRedisUrl(opts, config);
   if (!url) {
-    throw new ConfigError('no Redis configured: pass --redis URL, set pyexec.redis.url or PYEXEC_REDIS_URL, or start `pyexec up` on this machine');
+    throw new ConfigError(
+      'no Redis configured: pass --redis URL, set pyexec.redis.url or PYEXEC_REDIS_URL, or start `pyexec up` on this machine',
+    );
   }
   return url;
 }

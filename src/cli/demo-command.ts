@@ -45,13 +45,24 @@ class DemoGenerator implements CodeGenerator {
 }
 
 const REQUESTS = [
-  { key: 'read', user_query: 'What are the beam current and the magnet readbacks?', task_objective: 'Read BEAM:CURRENT and the QF1/QD1/HCM1 readbacks' },
+  {
+    key: 'read',
+    user_query: 'What are the beam current and the magnet readbacks?',
+    task_objective: 'Read BEAM:CURRENT and the QF1/QD1/HCM1 readbacks',
+  },
   { key: 'plot', user_query: 'Plot the beam current', task_objective: 'Sample BEAM:CURRENT five times and plot it' },
-  { key: 'ramp', user_query: 'Ramp QF1 to 0.5 A', task_objective: 'Set MAG:QF1:CURRENT:SP to 0.5 A and confirm the readback' },
+  {
+    key: 'ramp',
+    user_query: 'Ramp QF1 to 0.5 A',
+    task_objective: 'Set MAG:QF1:CURRENT:SP to 0.5 A and confirm the readback',
+  },
 ];
 
 function summary(r: PythonExecutionResponse): string {
-  const lines = [`  status: ${r.status}${r.reason ? ` (${r.reason})` : ''}`, `  mode: ${r.execution_mode ?? '-'}, attempts: ${r.generation_attempt}`];
+  const lines = [
+    `  status: ${r.status}${r.reason ? ` (${r.reason})` : ''}`,
+    `  mode: ${r.execution_mode ?? '-'}, attempts: ${r.generation_attempt}`,
+  ];
   if (r.results) lines.push(`  results: ${JSON.stringify(r.results)}`);
   if (r.figure_count) lines.push(`  figures: ${r.figure_paths.join(', ')}`);
   if (r.notebook_path) lines.push(`  notebook: ${r.notebook_path}`);
@@ -63,7 +74,12 @@ function summary(r: PythonExecutionResponse): string {
  * — a read, a plot, and a magnet ramp that needs approval — approves the ramp, and prints progress
  * and results.
  */
-export async function demoCommand(opts: GlobalOptions, config: Config, logger: Logger, out = process.stdout): Promise<number> {
+export async function demoCommand(
+  opts: GlobalOptions,
+  config: Config,
+  logger: Logger,
+  out = process.stdout,
+): Promise<number> {
   config.approval.global_mode = 'selective';
   config.approval.capabilities.python_execution = { enabled: true, mode: 'epics_writes' };
   config.control_system.writes_enabled = true;
@@ -73,16 +89,28 @@ export async function demoCommand(opts: GlobalOptions, config: Config, logger: L
   if (useCanned) {
     // The demo's own generator replaces the mock for its canned programs.
     await stack.fleet.close();
-    fleet = await Fleet.start({ config, redisUrl: stack.redisUrl, logger, generator: new DemoGenerator(), metricsPort: 0 });
+    fleet = await Fleet.start({
+      config,
+      redisUrl: stack.redisUrl,
+      logger,
+      generator: new DemoGenerator(),
+      metricsPort: 0,
+    });
   }
   const active = fleet ?? stack.fleet;
   const client = await PyexecClient.connect({ redisUrl: stack.redisUrl, config });
   const say = (s: string) => out.write(`${s}\n`);
   try {
-    say(`pyexec demo: redis ${stack.redisUrl}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, generator ${useCanned ? 'demo (canned code)' : config.execution.code_generator}`);
+    say(
+      `pyexec demo: redis ${stack.redisUrl}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, generator ${useCanned ? 'demo (canned code)' : config.execution.code_generator}`,
+    );
     const submitted = await Promise.all(
       REQUESTS.map(async (r) => {
-        const { requestId } = await client.submit({ user_query: r.user_query, task_objective: r.task_objective, execution_folder_name: `demo_${r.key}` });
+        const { requestId } = await client.submit({
+          user_query: r.user_query,
+          task_objective: r.task_objective,
+          execution_folder_name: `demo_${r.key}`,
+        });
         say(`submitted ${r.key}: ${requestId}`);
         return { ...r, requestId };
       }),
@@ -95,8 +123,17 @@ export async function demoCommand(opts: GlobalOptions, config: Config, logger: L
         if (res.kind === 'approval_required') {
           const held = await active.approvals.show(res.holdJobId);
           say(`  [${r.key}] approval required (${res.reason}; mode ${res.mode}, risk ${res.risk}). Code:`);
-          say(held.code.split('\n').map((l, i) => `      ${String(i + 1).padStart(3)}  ${l}`).join('\n'));
-          await active.approvals.decide(res.holdJobId, { decision: 'approved', approver: 'demo-approver', source: 'pyexec demo' });
+          say(
+            held.code
+              .split('\n')
+              .map((l, i) => `      ${String(i + 1).padStart(3)}  ${l}`)
+              .join('\n'),
+          );
+          await active.approvals.decide(res.holdJobId, {
+            decision: 'approved',
+            approver: 'demo-approver',
+            source: 'pyexec demo',
+          });
           say(`  [${r.key}] approved by demo-approver`);
           res = await client.wait(r.requestId, { timeoutMs: 120_000 });
         }
@@ -110,7 +147,11 @@ export async function demoCommand(opts: GlobalOptions, config: Config, logger: L
       }),
     );
     if (stack.ioc) say(`IOC now reads MAG:QF1:CURRENT:RB = ${await stack.ioc.caget('MAG:QF1:CURRENT:RB')}`);
-    say(failures === 0 ? 'demo finished: all requests succeeded' : `demo finished: ${failures} request(s) did not succeed`);
+    say(
+      failures === 0
+        ? 'demo finished: all requests succeeded'
+        : `demo finished: ${failures} request(s) did not succeed`,
+    );
     return failures === 0 ? 0 : 1;
   } finally {
     await client.close();

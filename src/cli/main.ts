@@ -15,7 +15,9 @@ import { statusCommand } from './status-command.js';
 import { onShutdown, upCommand } from './up-command.js';
 
 const program = new Command('pyexec')
-  .description('Python execution service for accelerator control rooms: generate, analyse, approve and run Python on a BullMQ fleet')
+  .description(
+    'Python execution service for accelerator control rooms: generate, analyse, approve and run Python on a BullMQ fleet',
+  )
   .option('-c, --config <file>', 'config.yml (default: $PYEXEC_CONFIG or ./config.yml)')
   .option('--redis <url>', 'Redis URL (default: config, $PYEXEC_REDIS_URL, or a running `pyexec up`)')
   .showHelpAfterError();
@@ -59,7 +61,11 @@ async function withApprovals<T>(fn: (approvals: ApprovalService) => Promise<T>):
   const prefix = keyPrefix(config.pyexec.redis.prefix);
   const queues = createQueueSet(redis, prefix, config);
   try {
-    return await fn(new ApprovalService(redis, prefix, queues.approval, { retentionSeconds: config.pyexec.retention.finished_seconds }));
+    return await fn(
+      new ApprovalService(redis, prefix, queues.approval, {
+        retentionSeconds: config.pyexec.retention.finished_seconds,
+      }),
+    );
   } finally {
     await queues.close();
     redis.disconnect();
@@ -71,7 +77,9 @@ const print = (value: unknown, json: boolean | undefined, text: () => string) =>
 
 program
   .command('up')
-  .description('run every worker in this process (starts a private redis-server and the soft IOC when none is configured)')
+  .description(
+    'run every worker in this process (starts a private redis-server and the soft IOC when none is configured)',
+  )
   .option('--stages <stages...>', `stages to run (${STAGES.join(', ')})`)
   .option('--no-ioc', 'do not start the simulated accelerator')
   .option('--generator <name>', 'code generator: basic, claude_code, mock, hybrid or a custom name')
@@ -80,11 +88,16 @@ program
   .action(async (o: { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
     const config = resolveConfig(globals());
     applyGeneratorFlags(config, o);
-    await upCommand({ ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) }, config, logger);
+    await upCommand(
+      { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
+      config,
+      logger,
+    );
   });
 
 function checkStages(stages: string[]): Stage[] {
-  for (const s of stages) if (!STAGES.includes(s as Stage)) throw new ServiceError(`unknown stage '${s}'; stages: ${STAGES.join(', ')}`);
+  for (const s of stages)
+    if (!STAGES.includes(s as Stage)) throw new ServiceError(`unknown stage '${s}'; stages: ${STAGES.join(', ')}`);
   return stages as Stage[];
 }
 
@@ -94,7 +107,12 @@ program
   .argument('<stages...>', `one or more of: ${STAGES.join(', ')}`)
   .action(async (stages: string[]) => {
     const config = resolveConfig(globals());
-    const fleet = await Fleet.start({ config, redisUrl: requireRedisUrl(globals(), config), stages: checkStages(stages), logger });
+    const fleet = await Fleet.start({
+      config,
+      redisUrl: requireRedisUrl(globals(), config),
+      stages: checkStages(stages),
+      logger,
+    });
     onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
   });
 
@@ -114,14 +132,24 @@ program
     }
     await withClient(async (client) => {
       const sub = await client.submit(input);
-      if (!o.wait) return print(sub, o.json, () => `${sub.created ? 'submitted' : 'already submitted'}: ${sub.requestId} (thread ${sub.threadId})`);
+      if (!o.wait)
+        return print(
+          sub,
+          o.json,
+          () => `${sub.created ? 'submitted' : 'already submitted'}: ${sub.requestId} (thread ${sub.threadId})`,
+        );
       const res = await client.wait(sub.requestId, {
         timeoutMs: Number(o.timeout) * 1000,
         returnOnApproval: true,
         onEvent: (e) => !o.json && e.status && process.stderr.write(`${e.status}\n`),
       });
       if (res.kind === 'approval_required') {
-        print(res, o.json, () => `approval required: held job ${res.holdJobId} (${res.reason}); approve with: pyexec approvals approve ${res.holdJobId}`);
+        print(
+          res,
+          o.json,
+          () =>
+            `approval required: held job ${res.holdJobId} (${res.reason}); approve with: pyexec approvals approve ${res.holdJobId}`,
+        );
         process.exitCode = 3;
         return;
       }
@@ -130,7 +158,12 @@ program
         process.exitCode = 4;
         return;
       }
-      print(res.response, o.json, () => `${res.response.status}${res.response.reason ? `: ${res.response.reason}` : ''}\nresults: ${JSON.stringify(res.response.results)}\nnotebook: ${res.response.notebook_path ?? '-'}`);
+      print(
+        res.response,
+        o.json,
+        () =>
+          `${res.response.status}${res.response.reason ? `: ${res.response.reason}` : ''}\nresults: ${JSON.stringify(res.response.results)}\nnotebook: ${res.response.notebook_path ?? '-'}`,
+      );
       if (res.response.status !== 'succeeded') process.exitCode = 1;
     });
   });
@@ -142,7 +175,11 @@ program
   .option('--json', 'print JSON')
   .action(async (requestId: string | undefined, o: { json?: boolean }) => {
     const config = resolveConfig(globals());
-    process.exitCode = await statusCommand(requestId, { json: Boolean(o.json), config, redisUrl: requireRedisUrl(globals(), config) });
+    process.exitCode = await statusCommand(requestId, {
+      json: Boolean(o.json),
+      config,
+      redisUrl: requireRedisUrl(globals(), config),
+    });
   });
 
 program
@@ -163,10 +200,18 @@ approvals
   .action(async (o: { json?: boolean }) =>
     withApprovals(async (a) => {
       const held = await a.listHeld();
-      print(held.map(({ code: _c, ...h }) => h), o.json, () =>
-        held.length === 0
-          ? 'no held jobs'
-          : held.map((h) => `${h.holdJobId}  ${h.mode}  risk ${h.risk}  deadline ${new Date(h.deadline).toISOString()}  ${h.taskObjective.slice(0, 60)}`).join('\n'),
+      print(
+        held.map(({ code: _c, ...h }) => h),
+        o.json,
+        () =>
+          held.length === 0
+            ? 'no held jobs'
+            : held
+                .map(
+                  (h) =>
+                    `${h.holdJobId}  ${h.mode}  risk ${h.risk}  deadline ${new Date(h.deadline).toISOString()}  ${h.taskObjective.slice(0, 60)}`,
+                )
+                .join('\n'),
       );
     }),
   );
@@ -202,7 +247,12 @@ approvals
   .action(async (id: string, o: { approver: string; payload?: string }) =>
     withApprovals(async (a) => {
       const payload = o.payload ? (JSON.parse(o.payload) as Record<string, unknown>) : undefined;
-      const r = await a.decide(id, { decision: 'approved', approver: o.approver, source: 'cli', ...(payload ? { payload } : {}) });
+      const r = await a.decide(id, {
+        decision: 'approved',
+        approver: o.approver,
+        source: 'cli',
+        ...(payload ? { payload } : {}),
+      });
       process.stdout.write(`approved ${id} (code sha256 ${r.codeSha256})\n`);
     }),
   );
@@ -223,7 +273,17 @@ approvals
   .action(async (o: { json?: boolean }) =>
     withApprovals(async (a) => {
       const log = await a.auditLog();
-      print(log, o.json, () => log.map((e) => `${new Date(e.decidedAt).toISOString()}  ${e.decision}  ${e.approver}  ${e.holdJobId}  ${e.codeSha256.slice(0, 12)}`).join('\n') || 'no decisions');
+      print(
+        log,
+        o.json,
+        () =>
+          log
+            .map(
+              (e) =>
+                `${new Date(e.decidedAt).toISOString()}  ${e.decision}  ${e.approver}  ${e.holdJobId}  ${e.codeSha256.slice(0, 12)}`,
+            )
+            .join('\n') || 'no decisions',
+      );
     }),
   );
 
@@ -239,7 +299,9 @@ program
 
 program
   .command('demo')
-  .description('bring up a private fleet, submit sample requests (one needs approval), approve it, print progress and results')
+  .description(
+    'bring up a private fleet, submit sample requests (one needs approval), approve it, print progress and results',
+  )
   .addOption(new Option('--no-ioc', 'do not start the soft IOC').hideHelp())
   .action(async () => {
     process.exitCode = await demoCommand(globals(), resolveConfig(globals()), logger);
@@ -250,5 +312,6 @@ try {
 } catch (err) {
   const e = err as Error;
   process.stderr.write(`pyexec: ${e.message}\n`);
-  process.exitCode = err instanceof ServiceError && (err.kind === 'configuration' || err.kind === 'invalid_input') ? 2 : 1;
+  process.exitCode =
+    err instanceof ServiceError && (err.kind === 'configuration' || err.kind === 'invalid_input') ? 2 : 1;
 }

@@ -30,7 +30,11 @@ export async function statusCommand(
         process.stderr.write(`pyexec: no request ${requestId}\n`);
         return 1;
       }
-      out.write(opts.json ? `${JSON.stringify(snap, null, 2)}\n` : `${snap.requestId}  ${snap.status}  thread ${snap.threadId}\n`);
+      out.write(
+        opts.json
+          ? `${JSON.stringify(snap, null, 2)}\n`
+          : `${snap.requestId}  ${snap.status}  thread ${snap.threadId}\n`,
+      );
       return 0;
     }
     const rows = [];

@@ -86,7 +86,11 @@ export function onShutdown(close: (graceMs: number) => Promise<void>, graceMs: n
   process.on('SIGINT', handler);
 }
 
-export async function upCommand(opts: GlobalOptions & { ioc?: boolean; stages?: Stage[] }, config: Config, logger: Logger): Promise<void> {
+export async function upCommand(
+  opts: GlobalOptions & { ioc?: boolean; stages?: Stage[] },
+  config: Config,
+  logger: Logger,
+): Promise<void> {
   const stack = await startLocalStack(opts, config, logger);
   writeUpState({
     redisUrl: stack.redisUrl,

@@ -10,7 +10,7 @@ import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
 import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../request.js';
-import { type RequestEvent, RequestStore, type RequestSnapshot, TERMINAL } from '../store/request-store.js';
+import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
 
 export interface SubmitResult {
   readonly requestId: string;
@@ -153,7 +153,12 @@ export class PyexecClient {
     try {
       let from = '0';
       while (Date.now() < deadline) {
-        const events = await RequestStore.readEvents(reader, this.store.eventsKey(requestId), from, Math.max(1, Math.min(2000, deadline - Date.now())));
+        const events = await RequestStore.readEvents(
+          reader,
+          this.store.eventsKey(requestId),
+          from,
+          Math.max(1, Math.min(2000, deadline - Date.now())),
+        );
         for (const ev of events) {
           from = ev.id;
           options.onEvent?.(ev);
@@ -192,7 +197,10 @@ export class PyexecClient {
    * throws ApprovalRequiredInterrupt when the request is held. Call `resume(threadId)` after the
    * decision (from this process or another one) to get the response.
    */
-  async run(input: PythonExecutionRequestInput, options: Omit<WaitOptions, 'returnOnApproval'> = {}): Promise<PythonExecutionResponse> {
+  async run(
+    input: PythonExecutionRequestInput,
+    options: Omit<WaitOptions, 'returnOnApproval'> = {},
+  ): Promise<PythonExecutionResponse> {
     const { requestId } = await this.submit(input);
     const res = await this.wait(requestId, { ...options, returnOnApproval: true });
     if (res.kind === 'finished') return res.response;

@@ -40,10 +40,14 @@ export async function startSoftIoc(options: { port?: number; python?: string } =
   const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-ioc-'));
   const ready = path.join(dir, 'ready');
   const env = caEnv(port);
-  const child: ChildProcess = spawn(python, ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready], {
-    env: scrubbedEnv(env),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    python,
+    ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready],
+    {
+      env: scrubbedEnv(env),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   for (let i = 0; ; i++) {
@@ -69,7 +73,11 @@ export async function startSoftIoc(options: { port?: number; python?: string } =
       return JSON.parse(out.split('\n').at(-1) ?? 'null') as number | string | null;
     },
     async caput(pv, value) {
-      const out = await client('import sys, epics; print(epics.caput(sys.argv[1], float(sys.argv[2]), wait=True, timeout=5))', pv, String(value));
+      const out = await client(
+        'import sys, epics; print(epics.caput(sys.argv[1], float(sys.argv[2]), wait=True, timeout=5))',
+        pv,
+        String(value),
+      );
       if (out.split('\n').at(-1) !== '1') throw new Error(`caput ${pv} failed: ${out}`);
     },
     async stop() {
@@ -79,7 +87,10 @@ export async function startSoftIoc(options: { port?: number; python?: string } =
       await new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
         const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-        child.once('exit', () => (clearTimeout(t), resolve()));
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
       });
       rmSync(dir, { recursive: true, force: true });
     },

@@ -27,7 +27,8 @@ export async function prepareRun(
   await ensureFolder(folder);
   await writeFile(path.join(folder, 'code.py'), code, 'utf8');
   await writeFile(path.join(folder, 'context.json'), JSON.stringify(context ?? {}, null, 2), 'utf8');
-  if (approvalPayload) await writeFile(path.join(folder, 'approval_payload.json'), JSON.stringify(approvalPayload), 'utf8');
+  if (approvalPayload)
+    await writeFile(path.join(folder, 'approval_payload.json'), JSON.stringify(approvalPayload), 'utf8');
 }
 
 export async function writeJson(folder: string, name: string, value: unknown): Promise<string> {

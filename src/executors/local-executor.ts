@@ -42,8 +42,21 @@ export class LocalExecutor implements Executor {
     const maxOut = this.options.maxOutputBytes ?? 1_000_000;
     const python = pythonExecutable(this.options.python);
     const env = scrubbedEnv({ ...(this.options.modeEnv?.[task.mode] ?? {}), PYEXEC_EXECUTION_MODE: task.mode });
-    const args = ['-m', 'pyexec_runtime.runner', task.executionFolder, '--mode', task.mode, '--max-output', String(maxOut)];
-    const child = spawn(python, args, { cwd: task.executionFolder, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [
+      '-m',
+      'pyexec_runtime.runner',
+      task.executionFolder,
+      '--mode',
+      task.mode,
+      '--max-output',
+      String(maxOut),
+    ];
+    const child = spawn(python, args, {
+      cwd: task.executionFolder,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-maxOut)));
@@ -71,7 +84,8 @@ export class LocalExecutor implements Executor {
     // Anything the code left behind in its process group goes too.
     killGroup();
     const durationMs = Date.now() - started;
-    if (exit.error) throw new ExecutorUnavailableError(`cannot start ${python}: ${exit.error.message}`, { cause: exit.error });
+    if (exit.error)
+      throw new ExecutorUnavailableError(`cannot start ${python}: ${exit.error.message}`, { cause: exit.error });
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('execution cancelled');
     if (timedOut) {
       return {
@@ -87,7 +101,9 @@ export class LocalExecutor implements Executor {
     }
     let meta: RunnerMetadata;
     try {
-      meta = JSON.parse(await readFile(path.join(task.executionFolder, 'execution_metadata.json'), 'utf8')) as RunnerMetadata;
+      meta = JSON.parse(
+        await readFile(path.join(task.executionFolder, 'execution_metadata.json'), 'utf8'),
+      ) as RunnerMetadata;
     } catch {
       // The process died before the runner could write its metadata: the code ended it
       // (os._exit, a signal, a crash in native code).
@@ -105,7 +121,14 @@ export class LocalExecutor implements Executor {
     const stdout = meta.stdout ?? '';
     const stderr = meta.stderr ?? '';
     if (meta.error_kind === 'refused') {
-      return { status: 'refused', errorType: meta.error_type ?? 'refused', message: meta.error ?? 'refused', stdout, stderr, durationMs };
+      return {
+        status: 'refused',
+        errorType: meta.error_type ?? 'refused',
+        message: meta.error ?? 'refused',
+        stdout,
+        stderr,
+        durationMs,
+      };
     }
     if (!meta.success) {
       return {

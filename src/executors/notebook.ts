@@ -50,7 +50,12 @@ export async function buildNotebook(folder: string, input: NotebookInput): Promi
   let n = 0;
   const id = () => `cell-${++n}`;
   const cells: Cell[] = [
-    { cell_type: 'markdown', id: id(), metadata: {}, source: lines([`# ${input.title}`, '', `**Status:** ${input.status}`, '', ...input.summary].join('\n')) },
+    {
+      cell_type: 'markdown',
+      id: id(),
+      metadata: {},
+      source: lines([`# ${input.title}`, '', `**Status:** ${input.status}`, '', ...input.summary].join('\n')),
+    },
     {
       cell_type: 'code',
       id: id(),
@@ -67,22 +72,48 @@ export async function buildNotebook(folder: string, input: NotebookInput): Promi
     for (const fig of input.figures ?? []) {
       try {
         const png = await readFile(path.isAbsolute(fig) ? fig : path.join(folder, fig));
-        outputs.push({ output_type: 'display_data', data: { 'image/png': png.toString('base64'), 'text/plain': [`<Figure ${path.basename(fig)}>`] }, metadata: {} });
+        outputs.push({
+          output_type: 'display_data',
+          data: { 'image/png': png.toString('base64'), 'text/plain': [`<Figure ${path.basename(fig)}>`] },
+          metadata: {},
+        });
       } catch {
         // A figure that vanished is not worth losing the notebook over.
       }
     }
     if (input.error) {
-      outputs.push({ output_type: 'error', ename: input.error.name, evalue: input.error.message, traceback: input.error.traceback.split('\n') });
+      outputs.push({
+        output_type: 'error',
+        ename: input.error.name,
+        evalue: input.error.message,
+        traceback: input.error.traceback.split('\n'),
+      });
     }
-    cells.push({ cell_type: 'code', id: id(), metadata: { tags: ['pyexec-code'] }, source: lines(input.code), execution_count: 1, outputs });
+    cells.push({
+      cell_type: 'code',
+      id: id(),
+      metadata: { tags: ['pyexec-code'] },
+      source: lines(input.code),
+      execution_count: 1,
+      outputs,
+    });
   }
   if (input.results !== undefined && input.results !== null) {
     cells.push({
       cell_type: 'markdown',
       id: id(),
       metadata: {},
-      source: lines(['## Execution results', '', 'Saved to `results.json`:', '', '```json', JSON.stringify(input.results, null, 2).slice(0, 20_000), '```'].join('\n')),
+      source: lines(
+        [
+          '## Execution results',
+          '',
+          'Saved to `results.json`:',
+          '',
+          '```json',
+          JSON.stringify(input.results, null, 2).slice(0, 20_000),
+          '```',
+        ].join('\n'),
+      ),
     });
   }
   return {

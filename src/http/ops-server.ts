@@ -16,7 +16,9 @@ export interface OpsServerOptions {
 }
 
 /** `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz` (can take work) of one process. */
-export async function startOpsServer(options: OpsServerOptions): Promise<{ app: FastifyInstance; port: number; close(): Promise<void> }> {
+export async function startOpsServer(
+  options: OpsServerOptions,
+): Promise<{ app: FastifyInstance; port: number; close(): Promise<void> }> {
   const app = Fastify({ logger: false });
   app.get('/healthz', async () => ({ status: 'ok', state: options.state() }));
   app.get('/readyz', async (_req, reply) => {
@@ -37,7 +39,9 @@ export async function startOpsServer(options: OpsServerOptions): Promise<{ app: 
       // A scrape still answers with what it has when Redis is away.
     }
     for (const s of PROCESS_STATES) options.metrics.processState.set({ state: s }, s === options.state() ? 1 : 0);
-    return reply.header('content-type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
+    return reply
+      .header('content-type', options.metrics.registry.contentType)
+      .send(await options.metrics.registry.metrics());
   });
   await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
   const addr = app.server.address();

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { AnalysisRecord } from './envelope.js';
 import { AnalysisJob } from './analysis.js';
+import { AnalysisRecord } from './envelope.js';
 
 /** Approval hold: analysed code waiting for a person, with its deadline. */
 export const ApprovalJob = AnalysisJob.extend({ analysis: AnalysisRecord, deadline: z.number() });

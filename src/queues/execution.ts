@@ -1,6 +1,6 @@
-import { z } from 'zod';
-import { AnalysisRecord } from './envelope.js';
+import type { z } from 'zod';
 import { AnalysisJob } from './analysis.js';
+import { AnalysisRecord } from './envelope.js';
 
 /** Execution: analysed (and, where the policy asks, approved) code. */
 export const ExecutionJob = AnalysisJob.extend({ analysis: AnalysisRecord });

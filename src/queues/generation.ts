@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { Envelope } from './envelope.js';
 
 /** Generation: the envelope as it stands; `errorChain` feeds error-aware regeneration. */

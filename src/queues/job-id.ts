@@ -1,5 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import { type z, prettifyError } from 'zod';
+import { prettifyError, type z } from 'zod';
 import type { Stage } from './envelope.js';
 
 /**

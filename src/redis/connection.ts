@@ -25,9 +25,12 @@ export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
   if (redis.status === 'ready') return;
   if (redis.status === 'wait') redis.connect().catch(() => {});
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`not ready after ${timeoutMs} ms (status ${redis.status})`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`not ready after ${timeoutMs} ms (status ${redis.status})`)),
+      timeoutMs,
+    );
     const onReady = () => done();
-    const onError = (err: Error) => lastError = err;
+    const onError = (err: Error) => (lastError = err);
     const onEnd = () => done(lastError ?? new Error('connection closed'));
     let lastError: Error | undefined;
     const done = (err?: Error) => {

@@ -53,9 +53,22 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
 
   const launch = async (): Promise<void> => {
     const args = [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
-      '--appendonly', options.appendOnly ? 'yes' : 'no', '--maxmemory-policy', 'noeviction',
-      '--protected-mode', 'yes', '--loglevel', 'warning',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--dir',
+      dir,
+      '--appendonly',
+      options.appendOnly ? 'yes' : 'no',
+      '--maxmemory-policy',
+      'noeviction',
+      '--protected-mode',
+      'yes',
+      '--loglevel',
+      'warning',
     ];
     const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
@@ -69,7 +82,13 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
     const ready = (async () => {
       for (let i = 0; i < 100; i++) {
         if (proc.exitCode !== null) throw new Error(`redis-server exited: ${stderr.trim()}`);
-        const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        const client = new Redis({
+          port,
+          host: '127.0.0.1',
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
         client.on('error', () => {});
         try {
           await client.connect();

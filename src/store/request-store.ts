@@ -57,7 +57,11 @@ export class RequestStore {
   }
 
   /** Claims a thread id for a new request; returns the request id that owns the thread. */
-  async claimThread(threadId: string, requestId: string, ttlSeconds: number): Promise<{ requestId: string; created: boolean }> {
+  async claimThread(
+    threadId: string,
+    requestId: string,
+    ttlSeconds: number,
+  ): Promise<{ requestId: string; created: boolean }> {
     const ok = await this.redis.set(this.threadKey(threadId), requestId, 'EX', ttlSeconds, 'NX');
     if (ok === 'OK') return { requestId, created: true };
     const owner = await this.redis.get(this.threadKey(threadId));

@@ -12,30 +12,55 @@ import { finishRequest, handoff, runStage, type StageDeps, withError, withTiming
  */
 export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalService }): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(deps, 'approval', (d) => parseJob(ApprovalJob, d), job, signal, async ({ env, startedAt }) => {
-      const record = await deps.approvals.settle({
-        holdJobId: job.id!,
-        requestId: env.requestId,
-        codeSha256: env.codeSha256,
-        analysisSha256: env.analysis.reportSha256,
-        mode: env.analysis.mode,
-        heldAt: env.enqueuedAt,
-      });
-      await writeJson(env.executionFolder, 'approval.json', record);
-      await deps.store.setHold(env.requestId, null);
-      const decided = withTiming({ ...env, approval: record }, 'approval', startedAt, record.decision);
-      if (record.decision === 'approved') {
-        await deps.store.event(env.requestId, 'approved', undefined, { approver: record.approver });
-        await handoff(deps, 'execution', decided);
-        return 'approved';
-      }
-      if (record.decision === 'rejected') {
-        const rejected = withError(decided, { stage: 'approval', errorType: 'rejected', kind: 'safety', message: `rejected by ${record.approver}: ${record.reason ?? ''}` });
-        await finishRequest(deps, rejected, { status: 'rejected', reason: record.reason ?? 'rejected', detail: 'approver' });
-        return 'rejected';
-      }
-      const expired = withError(decided, { stage: 'approval', errorType: 'expired', kind: 'safety', message: 'no approval decision before the deadline' });
-      await finishRequest(deps, expired, { status: 'expired', reason: 'no approval decision before the deadline', detail: 'deadline' });
-      return 'expired';
-    });
+    runStage(
+      deps,
+      'approval',
+      (d) => parseJob(ApprovalJob, d),
+      job,
+      signal,
+      async ({ env, startedAt }) => {
+        const record = await deps.approvals.settle({
+          holdJobId: job.id!,
+          requestId: env.requestId,
+          codeSha256: env.codeSha256,
+          analysisSha256: env.analysis.reportSha256,
+          mode: env.analysis.mode,
+          heldAt: env.enqueuedAt,
+        });
+        await writeJson(env.executionFolder, 'approval.json', record);
+        await deps.store.setHold(env.requestId, null);
+        const decided = withTiming({ ...env, approval: record }, 'approval', startedAt, record.decision);
+        if (record.decision === 'approved') {
+          await deps.store.event(env.requestId, 'approved', undefined, { approver: record.approver });
+          await handoff(deps, 'execution', decided);
+          return 'approved';
+        }
+        if (record.decision === 'rejected') {
+          const rejected = withError(decided, {
+            stage: 'approval',
+            errorType: 'rejected',
+            kind: 'safety',
+            message: `rejected by ${record.approver}: ${record.reason ?? ''}`,
+          });
+          await finishRequest(deps, rejected, {
+            status: 'rejected',
+            reason: record.reason ?? 'rejected',
+            detail: 'approver',
+          });
+          return 'rejected';
+        }
+        const expired = withError(decided, {
+          stage: 'approval',
+          errorType: 'expired',
+          kind: 'safety',
+          message: 'no approval decision before the deadline',
+        });
+        await finishRequest(deps, expired, {
+          status: 'expired',
+          reason: 'no approval decision before the deadline',
+          detail: 'deadline',
+        });
+        return 'expired';
+      },
+    );
 }

@@ -19,7 +19,7 @@ function verifyApproval(env: ExecutionJob): string | null {
   if (sha256(env.code) !== env.codeSha256) return 'the code does not match the sha256 recorded at generation';
   if (!env.analysis.approvalRequired) return null;
   const a = env.approval;
-  if (!a || a.decision !== 'approved') return 'approval is required but the job carries no approval';
+  if (a?.decision !== 'approved') return 'approval is required but the job carries no approval';
   if (a.codeSha256 !== sha256(env.code)) return 'the code differs from the code that was approved (sha256 mismatch)';
   if (a.analysisSha256 !== env.analysis.reportSha256) return 'the analysis differs from the analysis the approver saw';
   if (a.mode !== env.analysis.mode) return `approved for ${a.mode}, but the job asks for ${env.analysis.mode}`;
@@ -33,96 +33,134 @@ function verifyApproval(env: ExecutionJob): string | null {
  * is unavailable is retried in this stage, unless write-capable code may already have started:
  * that ends as `failed` with detail `needs_review`, never silently re-run.
  */
-export function createExecutionProcessor(deps: StageDeps & { executors: Partial<Record<'local' | 'container', Executor>> }): Processor {
+export function createExecutionProcessor(
+  deps: StageDeps & { executors: Partial<Record<'local' | 'container', Executor>> },
+): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(deps, 'execution', (d) => parseJob(ExecutionJob, d), job, signal, async ({ env, startedAt, signal, log }) => {
-      const mismatch = verifyApproval(env);
-      if (mismatch) {
-        const refused = withTiming(withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }), 'execution', startedAt, 'refused');
-        await finishRequest(deps, refused, { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' });
-        return 'refused';
-      }
-      const executor = deps.executors[env.executionMethod];
-      if (!executor) throw new ExecutorUnavailableError(`no executor for method '${env.executionMethod}' in this worker`);
-      await prepareRun(env.executionFolder, env.code, env.request.capability_context_data, env.approval?.payload);
-      const mode = env.analysis.mode;
-      let outcome: Awaited<ReturnType<Executor['execute']>>;
-      try {
-        outcome = await executor.execute(
-          {
-            requestId: env.requestId,
-            code: env.code,
-            mode,
-            executionFolder: env.executionFolder,
-            timeoutMs: deps.config.python_executor.execution_timeout_seconds * 1000,
-            request: env.request,
-            approvalPayload: env.approval?.payload,
-          },
-          signal,
-        );
-      } catch (err) {
-        if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
-          await finishRequest(deps, withTiming(env, 'execution', startedAt, 'cancelled'), { status: 'cancelled', reason: 'cancelled by the producer during execution' });
-          return 'cancelled';
+    runStage(
+      deps,
+      'execution',
+      (d) => parseJob(ExecutionJob, d),
+      job,
+      signal,
+      async ({ env, startedAt, signal, log }) => {
+        const mismatch = verifyApproval(env);
+        if (mismatch) {
+          const refused = withTiming(
+            withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }),
+            'execution',
+            startedAt,
+            'refused',
+          );
+          await finishRequest(deps, refused, { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' });
+          return 'refused';
         }
-        if (err instanceof ExecutorUnavailableError && err.started && mode === 'write_access') {
-          log.error({ err: err.message }, 'write-capable execution interrupted; not re-running');
-          const review = withTiming(withError(env, { stage: 'execution', errorType: 'interrupted', kind: 'infrastructure', message: err.message }), 'execution', startedAt, 'needs_review');
-          await finishRequest(deps, review, {
-            status: 'failed',
-            reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
-            detail: 'needs_review',
-          });
-          return 'needs_review';
-        }
-        throw err;
-      }
-      if (outcome.status === 'ok') {
-        const done = withTiming(
-          {
-            ...env,
-            execution: {
-              method: executor.method,
+        const executor = deps.executors[env.executionMethod];
+        if (!executor)
+          throw new ExecutorUnavailableError(`no executor for method '${env.executionMethod}' in this worker`);
+        await prepareRun(env.executionFolder, env.code, env.request.capability_context_data, env.approval?.payload);
+        const mode = env.analysis.mode;
+        let outcome: Awaited<ReturnType<Executor['execute']>>;
+        try {
+          outcome = await executor.execute(
+            {
+              requestId: env.requestId,
+              code: env.code,
               mode,
-              results: outcome.results,
-              stdout: outcome.stdout,
-              stderr: outcome.stderr,
-              figures: [...outcome.figures],
-              durationMs: outcome.durationMs,
               executionFolder: env.executionFolder,
-              ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
+              timeoutMs: deps.config.python_executor.execution_timeout_seconds * 1000,
+              request: env.request,
+              approvalPayload: env.approval?.payload,
             },
-          },
+            signal,
+          );
+        } catch (err) {
+          if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
+            await finishRequest(deps, withTiming(env, 'execution', startedAt, 'cancelled'), {
+              status: 'cancelled',
+              reason: 'cancelled by the producer during execution',
+            });
+            return 'cancelled';
+          }
+          if (err instanceof ExecutorUnavailableError && err.started && mode === 'write_access') {
+            log.error({ err: err.message }, 'write-capable execution interrupted; not re-running');
+            const review = withTiming(
+              withError(env, {
+                stage: 'execution',
+                errorType: 'interrupted',
+                kind: 'infrastructure',
+                message: err.message,
+              }),
+              'execution',
+              startedAt,
+              'needs_review',
+            );
+            await finishRequest(deps, review, {
+              status: 'failed',
+              reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
+              detail: 'needs_review',
+            });
+            return 'needs_review';
+          }
+          throw err;
+        }
+        if (outcome.status === 'ok') {
+          const done = withTiming(
+            {
+              ...env,
+              execution: {
+                method: executor.method,
+                mode,
+                results: outcome.results,
+                stdout: outcome.stdout,
+                stderr: outcome.stderr,
+                figures: [...outcome.figures],
+                durationMs: outcome.durationMs,
+                executionFolder: env.executionFolder,
+                ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
+              },
+            },
+            'execution',
+            startedAt,
+            'ok',
+          );
+          await finishRequest(deps, done, { status: 'succeeded' });
+          return 'ok';
+        }
+        if (outcome.status === 'refused') {
+          const refused = withTiming(
+            withError(env, {
+              stage: 'execution',
+              errorType: outcome.errorType,
+              kind: 'safety',
+              message: outcome.message,
+              failedCode: env.code,
+            }),
+            'execution',
+            startedAt,
+            'refused',
+          );
+          await finishRequest(deps, refused, {
+            status: 'rejected',
+            reason: outcome.message,
+            detail: outcome.errorType,
+          });
+          return 'refused';
+        }
+        const failed = withTiming(
+          withError(env, {
+            stage: 'execution',
+            errorType: outcome.errorType,
+            kind: 'code',
+            message: outcome.message,
+            traceback: outcome.traceback,
+            failedCode: env.code,
+          }),
           'execution',
           startedAt,
-          'ok',
+          'code_error',
         );
-        await finishRequest(deps, done, { status: 'succeeded' });
-        return 'ok';
-      }
-      if (outcome.status === 'refused') {
-        const refused = withTiming(
-          withError(env, { stage: 'execution', errorType: outcome.errorType, kind: 'safety', message: outcome.message, failedCode: env.code }),
-          'execution',
-          startedAt,
-          'refused',
-        );
-        await finishRequest(deps, refused, { status: 'rejected', reason: outcome.message, detail: outcome.errorType });
-        return 'refused';
-      }
-      const failed = withTiming(
-        withError(env, {
-          stage: 'execution',
-          errorType: outcome.errorType,
-          kind: 'code',
-          message: outcome.message,
-          traceback: outcome.traceback,
-          failedCode: env.code,
-        }),
-        'execution',
-        startedAt,
-        'code_error',
-      );
-      return regenerateOrFail(deps, failed, 'execution', 'execution');
-    });
+        return regenerateOrFail(deps, failed, 'execution', 'execution');
+      },
+    );
 }

@@ -43,41 +43,60 @@ export function buildResponse(env: ResultJob, notebookPath: string | null): Pyth
  */
 export function createResultProcessor(deps: StageDeps): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(deps, 'result', (d) => parseJob(ResultJob, d), job, signal, async ({ env, startedAt, log }) => {
-      const final = { ...withTiming(env, 'result', startedAt, env.outcome.status), outcome: env.outcome } as ResultJob;
-      const ex = final.execution;
-      const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
-      let notebookPath: string | null = null;
-      if (final.code) {
-        const notebook = await buildNotebook(final.executionFolder, {
-          title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
-          status: final.outcome.status,
-          summary: [
-            `**Request:** ${final.requestId} (thread ${final.threadId})`,
-            `**User query:** ${final.request.user_query}`,
-            `**Attempts:** ${final.attempt}`,
-            ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
-            ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
-            ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
-          ],
-          code: final.code,
-          stdout: ex?.stdout ?? '',
-          stderr: ex?.stderr ?? '',
-          figures: ex?.figures ?? [],
-          results: ex?.results,
-          error:
-            final.outcome.status !== 'succeeded' && lastCodeError
-              ? { name: lastCodeError.errorType, message: lastCodeError.message, traceback: lastCodeError.traceback ?? '' }
-              : undefined,
-        });
-        notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
-        await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
-      }
-      const response = buildResponse(final, notebookPath);
-      await writeJson(final.executionFolder, 'response.json', response);
-      const recorded = await deps.store.finish(final.requestId, final.outcome.status, response, deps.config.pyexec.retention.finished_seconds);
-      if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
-      else log.info('request already ended; result not recorded again');
-      return final.outcome.status;
-    });
+    runStage(
+      deps,
+      'result',
+      (d) => parseJob(ResultJob, d),
+      job,
+      signal,
+      async ({ env, startedAt, log }) => {
+        const final = {
+          ...withTiming(env, 'result', startedAt, env.outcome.status),
+          outcome: env.outcome,
+        } as ResultJob;
+        const ex = final.execution;
+        const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
+        let notebookPath: string | null = null;
+        if (final.code) {
+          const notebook = await buildNotebook(final.executionFolder, {
+            title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
+            status: final.outcome.status,
+            summary: [
+              `**Request:** ${final.requestId} (thread ${final.threadId})`,
+              `**User query:** ${final.request.user_query}`,
+              `**Attempts:** ${final.attempt}`,
+              ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
+              ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
+              ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
+            ],
+            code: final.code,
+            stdout: ex?.stdout ?? '',
+            stderr: ex?.stderr ?? '',
+            figures: ex?.figures ?? [],
+            results: ex?.results,
+            error:
+              final.outcome.status !== 'succeeded' && lastCodeError
+                ? {
+                    name: lastCodeError.errorType,
+                    message: lastCodeError.message,
+                    traceback: lastCodeError.traceback ?? '',
+                  }
+                : undefined,
+          });
+          notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
+          await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
+        }
+        const response = buildResponse(final, notebookPath);
+        await writeJson(final.executionFolder, 'response.json', response);
+        const recorded = await deps.store.finish(
+          final.requestId,
+          final.outcome.status,
+          response,
+          deps.config.pyexec.retention.finished_seconds,
+        );
+        if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
+        else log.info('request already ended; result not recorded again');
+        return final.outcome.status;
+      },
+    );
 }

@@ -59,13 +59,16 @@ export class Fleet {
   ) {}
 
   static async start(options: FleetOptions): Promise<Fleet> {
-    const { config, logger } = options;
+    const { config } = options;
     const prefix = keyPrefix(config.pyexec.redis.prefix);
     const redis = createRedis(options.redisUrl, 'worker');
     const metrics = options.metrics ?? new Metrics();
     const queues = createQueueSet(redis, prefix, config);
     const store = new RequestStore(redis, prefix);
-    const approvals = new ApprovalService(redis, prefix, queues.approval, { retentionSeconds: config.pyexec.retention.finished_seconds, metrics });
+    const approvals = new ApprovalService(redis, prefix, queues.approval, {
+      retentionSeconds: config.pyexec.retention.finished_seconds,
+      metrics,
+    });
     const fleet = new Fleet(options, redis, queues, store, approvals, metrics);
     try {
       await fleet.boot(prefix);
@@ -114,13 +117,21 @@ export class Fleet {
     const { config } = this.options;
     switch (stage) {
       case 'generation':
-        return createGenerationProcessor({ ...deps, generator: this.options.generator ?? (await createCodeGenerator(config, { logger: this.options.logger })) });
+        return createGenerationProcessor({
+          ...deps,
+          generator: this.options.generator ?? (await createCodeGenerator(config, { logger: this.options.logger })),
+        });
       case 'analysis': {
         // Loaded on demand: a process that runs no analysis never starts the analyzer's helper.
-        const analysis = this.options.analyzer && this.options.decidePolicy ? undefined : await import('../analysis/index.js');
+        const analysis =
+          this.options.analyzer && this.options.decidePolicy ? undefined : await import('../analysis/index.js');
         const analyzer = this.options.analyzer ?? analysis!.createAnalyzer(config);
         this.cleanups.push(async () => analyzer.close?.());
-        return createAnalysisProcessor({ ...deps, analyzer, decidePolicy: this.options.decidePolicy ?? analysis!.decidePolicy });
+        return createAnalysisProcessor({
+          ...deps,
+          analyzer,
+          decidePolicy: this.options.decidePolicy ?? analysis!.decidePolicy,
+        });
       }
       case 'approval':
         return createApprovalProcessor({ ...deps, approvals: this.approvals });
@@ -136,8 +147,17 @@ export class Fleet {
 
   private defaultExecutors(): Partial<Record<'local' | 'container', Executor>> {
     const { config } = this.options;
-    const modeEnv = { read_only: config.execution.modes.read_only.environment, write_access: config.execution.modes.write_access.environment };
-    return { local: new LocalExecutor({ python: config.execution.local.python_env_path ?? config.pyexec.python, modeEnv, maxOutputBytes: config.pyexec.max_output_bytes }) };
+    const modeEnv = {
+      read_only: config.execution.modes.read_only.environment,
+      write_access: config.execution.modes.write_access.environment,
+    };
+    return {
+      local: new LocalExecutor({
+        python: config.execution.local.python_env_path ?? config.pyexec.python,
+        modeEnv,
+        maxOutputBytes: config.pyexec.max_output_bytes,
+      }),
+    };
   }
 
   /** Refuses to run on a Redis that may evict keys: BullMQ's locks and our records would vanish. */
@@ -169,7 +189,9 @@ export class Fleet {
       connection.disconnect();
     });
     events.on('failed', ({ jobId }) => {
-      this.reap(stage, jobId, deps).catch((err) => this.options.logger.error({ err: (err as Error).message, jobId }, 'reaper failed'));
+      this.reap(stage, jobId, deps).catch((err) =>
+        this.options.logger.error({ err: (err as Error).message, jobId }, 'reaper failed'),
+      );
     });
     await events.waitUntilReady();
   }
@@ -184,25 +206,55 @@ export class Fleet {
     if (!snap || TERMINAL.includes(snap.status)) return;
     const log = this.options.logger.child({ requestId, jobId, stage });
     if (!parsed.success || stage === 'result') {
-      await this.store.finish(requestId, 'failed', { request_id: requestId, status: 'failed', reason: `${stage} job failed: ${job.failedReason}` }, this.options.config.pyexec.retention.finished_seconds);
+      await this.store.finish(
+        requestId,
+        'failed',
+        { request_id: requestId, status: 'failed', reason: `${stage} job failed: ${job.failedReason}` },
+        this.options.config.pyexec.retention.finished_seconds,
+      );
       return;
     }
     const env = parsed.data;
     const mode = (job.data as { analysis?: { mode?: string } }).analysis?.mode;
     if (stage === 'execution' && mode === 'read_only' && (jobId.match(/-requeue/g)?.length ?? 0) < 2) {
       log.warn('read-only execution stalled; re-queued');
-      await deps.queues.execution.add('execution', { ...job.data, enqueuedAt: Date.now() }, { jobId: `${jobId}-requeue` });
+      await deps.queues.execution.add(
+        'execution',
+        { ...job.data, enqueuedAt: Date.now() },
+        { jobId: `${jobId}-requeue` },
+      );
       return;
     }
     const needsReview = stage === 'execution';
-    log.error({ failedReason: job.failedReason }, needsReview ? 'execution stalled; needs review' : 'job failed; ending request');
-    await finishRequest(deps, { ...env, errorChain: [...env.errorChain, { stage, errorType: 'stalled', kind: 'infrastructure', message: job.failedReason ?? 'job failed', issues: [], attempt: env.attempt, at: Date.now() }] }, {
-      status: 'failed',
-      reason: needsReview
-        ? 'the execution worker stopped while running code that may write to EPICS; not re-run automatically'
-        : `${stage} job failed: ${job.failedReason}`,
-      detail: needsReview ? 'needs_review' : 'infrastructure',
-    });
+    log.error(
+      { failedReason: job.failedReason },
+      needsReview ? 'execution stalled; needs review' : 'job failed; ending request',
+    );
+    await finishRequest(
+      deps,
+      {
+        ...env,
+        errorChain: [
+          ...env.errorChain,
+          {
+            stage,
+            errorType: 'stalled',
+            kind: 'infrastructure',
+            message: job.failedReason ?? 'job failed',
+            issues: [],
+            attempt: env.attempt,
+            at: Date.now(),
+          },
+        ],
+      },
+      {
+        status: 'failed',
+        reason: needsReview
+          ? 'the execution worker stopped while running code that may write to EPICS; not re-run automatically'
+          : `${stage} job failed: ${job.failedReason}`,
+        detail: needsReview ? 'needs_review' : 'infrastructure',
+      },
+    );
   }
 
   /** A producer's cancel reaches a running job of this process through its AbortSignal. */
@@ -233,7 +285,8 @@ export class Fleet {
   async refreshQueueGauges(): Promise<void> {
     for (const stage of STAGES) {
       const counts = await this.queues[stage].getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
-      for (const [state, n] of Object.entries(counts)) this.metrics.queueJobs.set({ queue: QueueName[stage], state }, n);
+      for (const [state, n] of Object.entries(counts))
+        this.metrics.queueJobs.set({ queue: QueueName[stage], state }, n);
     }
   }
 
@@ -244,7 +297,10 @@ export class Fleet {
       const logger = this.options.logger;
       if (graceMs > 0) {
         const drained = Promise.allSettled([...this.workers.values()].map((w) => w.close()));
-        const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
+        const timedOut = await Promise.race([
+          drained.then(() => false),
+          new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
+        ]);
         if (timedOut) logger.warn({ graceMs }, 'grace period over; closing by force');
       }
       for (const step of [...this.cleanups].reverse()) {
@@ -260,4 +316,3 @@ export class Fleet {
     return this.closing;
   }
 }
-

@@ -55,7 +55,10 @@ export async function finishRequest(deps: StageDeps, env: Envelope, outcome: Out
 }
 
 /** Appends an error to the chain (a new envelope; the old one is not changed). */
-export function withError(env: Envelope, entry: Omit<ErrorEntry, 'attempt' | 'at' | 'issues'> & { issues?: string[] }): Envelope {
+export function withError(
+  env: Envelope,
+  entry: Omit<ErrorEntry, 'attempt' | 'at' | 'issues'> & { issues?: string[] },
+): Envelope {
   const full: ErrorEntry = { issues: [], ...entry, attempt: env.attempt, at: Date.now() };
   return { ...env, errorChain: [...env.errorChain, full] };
 }
@@ -63,7 +66,10 @@ export function withError(env: Envelope, entry: Omit<ErrorEntry, 'attempt' | 'at
 export function withTiming(env: Envelope, stage: Stage, startedAt: number, outcome: string): Envelope {
   return {
     ...env,
-    timings: [...env.timings, { stage, attempt: env.attempt, enqueuedAt: env.enqueuedAt, startedAt, finishedAt: Date.now(), outcome }],
+    timings: [
+      ...env.timings,
+      { stage, attempt: env.attempt, enqueuedAt: env.enqueuedAt, startedAt, finishedAt: Date.now(), outcome },
+    ],
   };
 }
 
@@ -83,7 +89,9 @@ export async function regenerateOrFail(
       ? { ...env, generationFailures: env.generationFailures + 1 }
       : { ...env, executionFailures: env.executionFailures + 1 };
   const exhausted =
-    budget === 'generation' ? next.generationFailures > max_generation_retries : next.executionFailures > max_execution_retries;
+    budget === 'generation'
+      ? next.generationFailures > max_generation_retries
+      : next.executionFailures > max_execution_retries;
   deps.metrics.retries.inc({ stage, error_class: 'code' });
   if (exhausted) {
     const last = env.errorChain.at(-1);
@@ -130,7 +138,10 @@ export async function runStage<T extends Envelope>(
     return outcome;
   };
   if (stage !== 'result' && (await deps.store.isCancelRequested(env.requestId))) {
-    await finishRequest(deps, withTiming(env, stage, startedAt, 'cancelled'), { status: 'cancelled', reason: 'cancelled by the producer' });
+    await finishRequest(deps, withTiming(env, stage, startedAt, 'cancelled'), {
+      status: 'cancelled',
+      reason: 'cancelled by the producer',
+    });
     return end('cancelled');
   }
   await deps.store.setStatus(env.requestId, WORKING[stage], { stage, attempt: env.attempt });
@@ -141,22 +152,37 @@ export async function runStage<T extends Envelope>(
     if (err instanceof UnrecoverableError) throw err;
     const kind = errorKind(err);
     const attempts = job.opts.attempts ?? 1;
-    if (kind === 'infrastructure' && job.attemptsMade + 1 < attempts && !(err instanceof ServiceError && !err.retryable)) {
+    if (
+      kind === 'infrastructure' &&
+      job.attemptsMade + 1 < attempts &&
+      !(err instanceof ServiceError && !err.retryable)
+    ) {
       deps.metrics.retries.inc({ stage, error_class: 'infrastructure' });
-      log.warn({ err: err.message, attemptsMade: job.attemptsMade + 1, attempts }, 'infrastructure error; retrying the stage');
+      log.warn(
+        { err: err.message, attemptsMade: job.attemptsMade + 1, attempts },
+        'infrastructure error; retrying the stage',
+      );
       end('retry');
       throw err;
     }
     log.error({ err: err.message, kind }, 'stage failed; ending the request');
     const failed = withTiming(
-      withError(env, { stage, errorType: err instanceof ServiceError ? err.code : 'unexpected', kind, message: err.message }),
+      withError(env, {
+        stage,
+        errorType: err instanceof ServiceError ? err.code : 'unexpected',
+        kind,
+        message: err.message,
+      }),
       stage,
       startedAt,
       'failed',
     );
     await finishRequest(deps, failed, {
       status: 'failed',
-      reason: kind === 'infrastructure' ? `${stage}: infrastructure unavailable after ${attempts} attempts: ${err.message}` : `${stage}: ${err.message}`,
+      reason:
+        kind === 'infrastructure'
+          ? `${stage}: infrastructure unavailable after ${attempts} attempts: ${err.message}`
+          : `${stage}: ${err.message}`,
       detail: kind,
     });
     return end('failed');

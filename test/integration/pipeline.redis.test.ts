@@ -103,7 +103,10 @@ describe('pipeline with the mock generator', () => {
         assert.match(e.traceback ?? '', /ZeroDivisionError/);
         assert.match(e.failedCode ?? '', /100 \/ 0/);
       }
-      assert.deepEqual(r.error_chain.map((e) => e.attempt), [1, 2, 3]);
+      assert.deepEqual(
+        r.error_chain.map((e) => e.attempt),
+        [1, 2, 3],
+      );
     });
   });
 
@@ -208,7 +211,11 @@ describe('approval', () => {
   it('ends rejected, with the reason, when the approver rejects', async () => {
     const { fleet, requestId, res } = await held();
     if (res.kind !== 'approval_required') assert.fail('not held');
-    await fleet.approvals.decide(res.holdJobId, { decision: 'rejected', approver: 'bob', reason: 'not during beam time' });
+    await fleet.approvals.decide(res.holdJobId, {
+      decision: 'rejected',
+      approver: 'bob',
+      reason: 'not during beam time',
+    });
     const done = await bed!.client.wait(requestId, { timeoutMs: 30_000 });
     assert.equal(done.kind === 'finished' && done.response.status, 'rejected');
     assert.equal(done.kind === 'finished' && done.response.reason, 'not during beam time');
@@ -261,11 +268,18 @@ describe('producer input', () => {
       assert.match(err.message, /execution_folder_name/);
       return true;
     });
-    await assert.rejects(bed.client.submit({ ...sampleRequest(), unexpected_field: 1 }), /unexpected_field|Unrecognized/);
+    await assert.rejects(
+      bed.client.submit({ ...sampleRequest(), unexpected_field: 1 }),
+      /unexpected_field|Unrecognized/,
+    );
     const fleet = await bed.startFleet();
     for (const stage of STAGES) {
       const counts = await fleet.queues[stage].getJobCounts();
-      assert.equal(Object.values(counts).reduce((a, b) => a + b, 0), 0, `${stage} has jobs`);
+      assert.equal(
+        Object.values(counts).reduce((a, b) => a + b, 0),
+        0,
+        `${stage} has jobs`,
+      );
     }
   });
 
@@ -302,7 +316,9 @@ describe('result files', () => {
     assert.equal(r.figure_count, 1);
     assert.match(r.figure_paths[0]!, /figures\/figure_01\.png$/);
     const nb = JSON.parse(readFileSync(r.notebook_path!, 'utf8'));
-    const outputs = nb.cells.flatMap((c: { outputs?: { output_type: string; data?: Record<string, unknown> }[] }) => c.outputs ?? []);
+    const outputs = nb.cells.flatMap(
+      (c: { outputs?: { output_type: string; data?: Record<string, unknown> }[] }) => c.outputs ?? [],
+    );
     assert.ok(outputs.some((o: { data?: Record<string, unknown> }) => o.data?.['image/png']));
   });
 });

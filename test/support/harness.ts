@@ -31,13 +31,18 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object' ? merge(a[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object'
+        ? merge(a[k] as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
 
 /** A test config: private prefix, private execution root, fast locks, no approval unless asked. */
-export function testConfig(overrides: DeepPartial<ConfigInput> | Record<string, unknown> = {}): Config & { cleanup(): void } {
+export function testConfig(
+  overrides: DeepPartial<ConfigInput> | Record<string, unknown> = {},
+): Config & { cleanup(): void } {
   const root = mkdtempSync(path.join(tmpdir(), 'pyexec-test-'));
   const base = {
     python_executor: { max_generation_retries: 2, max_execution_retries: 2, execution_timeout_seconds: 60 },
@@ -78,7 +83,13 @@ export async function testBed(overrides: Parameters<typeof testConfig>[0] = {}):
     client,
     fleets,
     async startFleet(options = {}) {
-      const fleet = await Fleet.start({ config, redisUrl: server.url, logger: silentLogger(), metricsPort: null, ...options });
+      const fleet = await Fleet.start({
+        config,
+        redisUrl: server.url,
+        logger: silentLogger(),
+        metricsPort: null,
+        ...options,
+      });
       fleets.push(fleet);
       return fleet;
     },

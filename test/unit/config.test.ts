@@ -77,7 +77,7 @@ control_system:
 
 describe('configuration', () => {
   describe("the reference's examples", () => {
-    it('loads the Complete Service Configuration as written, expanding ${LOCAL_PYTHON_VENV}', () => {
+    it('loads the Complete Service Configuration as written, expanding the LOCAL_PYTHON_VENV variable', () => {
       const c = parseConfig(parse(COMPLETE), { LOCAL_PYTHON_VENV: '/opt/venv' });
       assert.equal(c.execution.code_generator, 'basic');
       assert.equal(c.execution.execution_method, 'container');
@@ -88,7 +88,7 @@ describe('configuration', () => {
       assert.equal(c.python_executor.execution_timeout_seconds, 600);
     });
 
-    it('leaves an unset ${VAR} unset instead of failing', () => {
+    it('leaves an unset variable unset instead of failing', () => {
       const c = parseConfig(parse(COMPLETE), {});
       assert.equal(c.execution.local.python_env_path, undefined);
     });
@@ -118,7 +118,15 @@ describe('configuration', () => {
     });
     it('global disabled turns approval off, all_capabilities turns a disabled capability on', () => {
       assert.equal(approvalRequired(parseConfig({ approval: { global_mode: 'disabled' } }, {}), true).required, false);
-      const on = parseConfig({ approval: { global_mode: 'all_capabilities', capabilities: { python_execution: { enabled: false, mode: 'all_code' } } } }, {});
+      const on = parseConfig(
+        {
+          approval: {
+            global_mode: 'all_capabilities',
+            capabilities: { python_execution: { enabled: false, mode: 'all_code' } },
+          },
+        },
+        {},
+      );
       assert.equal(approvalRequired(on, false).required, true);
     });
   });
@@ -126,7 +134,14 @@ describe('configuration', () => {
   describe('a broken config', () => {
     it('is one readable error naming the key and the problem', () => {
       assert.throws(
-        () => parseConfig({ python_executor: { max_generation_retries: 'three' }, approval: { capabilities: { python_execution: { mode: 'sometimes' } } } }, {}),
+        () =>
+          parseConfig(
+            {
+              python_executor: { max_generation_retries: 'three' },
+              approval: { capabilities: { python_execution: { mode: 'sometimes' } } },
+            },
+            {},
+          ),
         (err: Error) => {
           assert.ok(err instanceof ConfigError);
           assert.match(err.message, /python_executor\.max_generation_retries/);
@@ -136,19 +151,27 @@ describe('configuration', () => {
       );
     });
     it('rejects an invalid regex in control_system.patterns at load', () => {
-      assert.throws(() => parseConfig({ control_system: { patterns: { epics: { write: ['caput('] } } } }, {}), /control_system\.patterns\.epics\.write\[0\]|invalid regex/);
+      assert.throws(
+        () => parseConfig({ control_system: { patterns: { epics: { write: ['caput('] } } } }, {}),
+        /control_system\.patterns\.epics\.write\[0\]|invalid regex/,
+      );
     });
     it('reports YAML syntax errors with the file name', () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-cfg-'));
       const file = path.join(dir, 'config.yml');
       writeFileSync(file, 'execution: [unclosed\n');
-      assert.throws(() => loadConfig(file, {}), (err: Error) => err instanceof ConfigError && err.message.includes(file));
+      assert.throws(
+        () => loadConfig(file, {}),
+        (err: Error) => err instanceof ConfigError && err.message.includes(file),
+      );
     });
     it('makes the CLI exit non-zero with the error on stderr before doing anything', async () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-cfg-'));
       const file = path.join(dir, 'config.yml');
       writeFileSync(file, 'pyexec:\n  concurrency:\n    execution: 0\n');
-      const err = await run('node', ['bin/pyexec.js', '--config', file, 'worker', 'execution'], { timeout: 30_000 }).catch((e) => e);
+      const err = await run('node', ['bin/pyexec.js', '--config', file, 'worker', 'execution'], {
+        timeout: 30_000,
+      }).catch((e) => e);
       assert.equal(err.code, 2);
       assert.match(err.stderr, /pyexec\.concurrency\.execution/);
     });
