@@ -12,10 +12,16 @@ export interface Finding {
   readonly source?: string;
 }
 
+/** CPython's verdict when compile(code, f, 'exec') rejects a program. */
 export interface SyntaxErrorInfo {
+  /** CPython's message (`SyntaxError.msg`), e.g. "'return' outside function". */
   readonly message: string;
+  /** 1-based line (`SyntaxError.lineno`); 0 when CPython names none. */
   readonly line: number;
+  /** 0-based column: CPython's `SyntaxError.offset` minus one (offsets count characters). */
   readonly column: number;
+  /** The exception CPython raised: SyntaxError, IndentationError, TabError (or MemoryError, RecursionError). */
+  readonly errorName?: string;
 }
 
 /** What an analyzer reports about one program. Pure data; the policy turns it into a decision. */
@@ -30,6 +36,11 @@ export interface AnalysisReport {
   readonly controlSystemType: string;
   /** Whether the program assigns a `results` variable (a warning when not). */
   readonly assignsResults: boolean;
+  /** What the control-system detection matched: operation names (`epics.caput`, `epics.PV.put`,
+   * `cli:caput`) and configured patterns (`pattern:<regex>`). */
+  readonly detectedPatterns?: { readonly writes: readonly string[]; readonly reads: readonly string[] };
+  /** Where the analysis spent its time (helper-side verdict and walk), in milliseconds. */
+  readonly timingsMs?: { readonly verdict: number; readonly walk: number; readonly total: number };
 }
 
 /** The analysis plug-in point: pure, no I/O of its own beyond what the implementation owns. */

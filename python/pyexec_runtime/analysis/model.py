@@ -1,0 +1,161 @@
+"""What the analysis knows about libraries: control-system writes and reads, and risky operations.
+
+Names are *paths*: how a value is reached from an import. `epics.PV()` is an instance of epics.PV,
+`epics.PV().put` its method, `x[]` an element of x. Paths are normalised first (ALIASES), so
+`epics.pv.PV`, `epics.get_pv()` and `caproto.threading.pyepics_compat.PV` all become `epics.PV`.
+"""
+from __future__ import annotations
+
+import re
+
+# Libraries that talk to a control system. A value reached from one of these is "control-system".
+CS_ROOTS = frozenset({"epics", "p4p", "caproto", "pvaccess", "pvapy", "tango", "osprey", "ophyd", "bluesky"})
+
+# Path prefixes rewritten to one canonical spelling (longest prefix first at lookup).
+ALIASES: dict[str, str] = {
+    "PyTango": "tango",
+    "caproto.threading.pyepics_compat": "epics",
+    "epics.pv.PV": "epics.PV",
+    "epics.pv.get_pv": "epics.get_pv",
+    "epics.get_pv()": "epics.PV()",
+    "epics.motor.Motor": "epics.Motor",
+    "epics.device.Device": "epics.Device",
+    "epics.pv.caput": "epics.caput",
+    "epics.pv.caget": "epics.caget",
+    "epics.ca.caput": "epics.caput",
+    "osprey.runtime.connector": "osprey.runtime",
+    "tango.DeviceProxy": "tango.DeviceProxy",
+    "tango.device_proxy.DeviceProxy": "tango.DeviceProxy",
+    "pvapy": "pvaccess",
+}
+for _flavour in ("thread", "asyncio", "cothread", "raw", "gevent", "Qt"):
+    ALIASES[f"p4p.client.{_flavour}.Context"] = "p4p.Context"
+    ALIASES[f"p4p.server.{_flavour}.SharedPV"] = "p4p.SharedPV"
+ALIASES["p4p.client.Context"] = "p4p.Context"
+ALIASES["p4p.server.SharedPV"] = "p4p.SharedPV"
+for _flavour in ("threading", "asyncio", "curio", "trio"):
+    ALIASES[f"caproto.{_flavour}.client.Context"] = "caproto.Context"
+    ALIASES[f"caproto.{_flavour}.client.PV"] = "caproto.PV"
+ALIASES["caproto.Context().get_pvs()[]"] = "caproto.PV()"
+
+# Calls that write. Paths, after normalisation.
+WRITE_CALLS = frozenset({
+    "epics.caput", "epics.caput_many", "epics.ca.put", "epics.ca.sg_put", "epics.ca.put_many",
+    "epics.PV().put", "epics.autosave.restore_pvs",
+    "epics.Motor().move", "epics.Motor().put", "epics.Motor().set_position", "epics.Motor().tweak",
+    "epics.Motor().stop", "epics.Motor().restore_state", "epics.Motor().set_field", "epics.Motor().put_field",
+    "epics.Device().put", "epics.Device().restore_state",
+    "p4p.Context().put", "p4p.Context().rpc", "p4p.SharedPV", "p4p.SharedPV().post", "p4p.SharedPV().open",
+    "p4p.server.Server", "p4p.server.StaticProvider", "p4p.server.DynamicProvider",
+    "caproto.sync.client.write", "caproto.PV().write", "caproto.server.run", "caproto.server.PVGroup",
+    "osprey.runtime.write_channel", "osprey.runtime.write_channels",
+    "tango.DeviceProxy().write_attribute", "tango.DeviceProxy().write_attribute_asynch",
+    "tango.DeviceProxy().write_attributes", "tango.DeviceProxy().write_attributes_asynch",
+    "tango.DeviceProxy().write_read_attribute", "tango.DeviceProxy().write_read_attributes",
+    "tango.DeviceProxy().command_inout", "tango.DeviceProxy().command_inout_asynch", "tango.DeviceProxy().write_pipe",
+    "tango.AttributeProxy().write", "tango.AttributeProxy().write_asynch", "tango.AttributeProxy().write_read",
+})
+# Method names that write when called on any instance of a control-system library.
+WRITE_METHODS = frozenset({
+    "put", "put_many", "move", "mv", "mvr", "set", "set_position", "tweak", "post", "rpc", "write", "write_attribute",
+    "write_attribute_asynch", "write_attributes", "command_inout", "command_inout_asynch", "restore_state",
+    "set_field", "put_field", "write_channel", "write_channels", "caput", "caput_many",
+})
+# Method names that write when called on *any* object (Osprey: `connector.write_channel(...)`).
+DISTINCT_WRITE_METHODS = frozenset({"write_channel", "write_channels", "caput", "caput_many"})
+DISTINCT_READ_METHODS = frozenset({"read_channel", "read_channels", "caget", "caget_many"})
+# Method names that may write when the receiver is unknown in a program that uses a control system.
+UNRESOLVED_WRITE_METHODS = frozenset({"put", "put_many", "move", "rpc", "write_attribute", "command_inout"})
+# Attributes whose assignment writes, per instance type; "*" means any public attribute (pyepics
+# Motor and Device, tango DeviceProxy put on attribute assignment).
+WRITE_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "epics.PV()": frozenset({"value", "char_value"}),
+    "epics.Motor()": frozenset({"*"}),
+    "epics.Device()": frozenset({"*"}),
+    "tango.DeviceProxy()": frozenset({"*"}),
+}
+# Library prefixes whose every call is a write (plans move motors).
+WRITE_PREFIXES = ("bluesky.plans.", "bluesky.plan_stubs.mv", "bluesky.plan_stubs.mvr", "bluesky.plan_stubs.abs_set",
+                  "bluesky.plan_stubs.rel_set", "bluesky.plan_stubs.move_per_step")
+# pvaccess.Channel().putInt(...) and friends.
+WRITE_METHOD_PREFIX = {"pvaccess.Channel()": "put"}
+
+# Names a kernel may provide without an import (Osprey's kernels pre-import these).
+KERNEL_NAMES: dict[str, str] = {
+    "epics": "epics", "p4p": "p4p", "caproto": "caproto", "tango": "tango", "PyTango": "tango", "pvaccess": "pvaccess",
+    "caput": "epics.caput", "caget": "epics.caget", "caput_many": "epics.caput_many", "caget_many": "epics.caget_many",
+    "cainfo": "epics.cainfo", "camonitor": "epics.camonitor", "PV": "epics.PV", "get_pv": "epics.get_pv",
+    "write_channel": "osprey.runtime.write_channel", "write_channels": "osprey.runtime.write_channels",
+    "read_channel": "osprey.runtime.read_channel", "read_channels": "osprey.runtime.read_channels",
+}
+
+# Command-line tools.
+CLI_WRITE_TOOLS = frozenset({"caput", "pvput", "caput_many", "tango_admin"})
+CLI_READ_TOOLS = frozenset({"caget", "pvget", "camonitor", "pvmonitor", "cainfo", "pvinfo", "caget_many"})
+CLI_WORD = re.compile(r"[^\s;|&`$()<>'\"=]+")
+
+PROCESS_CALLS = re.compile(
+    r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"
+    r"|os\.(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?|fork|forkpty)"
+    r"|posix\.(system|posix_spawnp?|exec[lv]e?|fork)"
+    r"|pty\.spawn|asyncio\.create_subprocess_(exec|shell)|multiprocessing\.Process|commands\.getoutput"
+    r"|sh\.[A-Za-z_]+|pexpect\.(spawn|run))$"
+)
+DYNAMIC_CODE = {"builtins.exec": "exec()", "builtins.eval": "eval()", "builtins.compile": "compile()",
+                "runpy.run_path": "runpy.run_path()", "runpy.run_module": "runpy.run_module()",
+                "code.InteractiveInterpreter": "code.InteractiveInterpreter", "code.interact": "code.interact()"}
+DYNAMIC_IMPORT = {"builtins.__import__": "__import__()", "importlib.import_module": "importlib.import_module()",
+                  "importlib.__import__": "importlib.__import__()", "importlib.reload": "importlib.reload()",
+                  "importlib.util.spec_from_file_location": "importlib.util.spec_from_file_location()"}
+NATIVE_ROOTS = frozenset({"ctypes", "cffi", "_ctypes"})
+NETWORK = re.compile(
+    r"^(socket\.(socket|create_connection|create_server|socketpair|fromfd)"
+    r"|requests(\.[A-Za-z_]+)*|httpx(\.[A-Za-z_]+)*|aiohttp\.(ClientSession|request)[^.]*(\.[A-Za-z_]+)*"
+    r"|urllib\.request\.(urlopen|urlretrieve|build_opener)|urllib3(\.[A-Za-z_]+)*"
+    r"|http\.client\.HTTPS?Connection|ftplib\.FTP(_TLS)?|smtplib\.SMTP(_SSL)?|telnetlib\.Telnet"
+    r"|paramiko\.SSHClient|websockets?(\.[A-Za-z_]+)*|xmlrpc\.client\.ServerProxy)(\(\))?(\.[A-Za-z_]+)?$"
+)
+HTTP_MUTATION = re.compile(r"^(requests|httpx|aiohttp|urllib3)(\.[A-Za-z_]+(\(\))?)*\.(post|put|patch|delete)$")
+
+FILE_OPEN = frozenset({"builtins.open", "io.open", "codecs.open", "os.open", "gzip.open", "bz2.open", "lzma.open"})
+FILE_MUTATORS = re.compile(
+    r"^(os\.(remove|unlink|rmdir|removedirs|rename|renames|replace|mkdir|makedirs|chmod|chown|lchown|symlink|link"
+    r"|truncate|utime|mkfifo)|shutil\.(copy|copy2|copyfile|copytree|move|rmtree|make_archive|chown|copymode|copystat)"
+    r"|numpy\.(save|savetxt|savez|savez_compressed)|pickle\.dump|json\.dump)$"
+)
+PATH_WRITE_METHODS = frozenset({"write_text", "write_bytes", "touch", "mkdir", "unlink", "rmdir", "rename", "replace",
+                                "symlink_to", "hardlink_to", "chmod"})
+SAVE_METHODS = frozenset({"savefig", "to_csv", "to_json", "to_excel", "to_parquet", "to_pickle", "to_hdf", "to_feather",
+                          "to_html", "to_latex", "to_sql", "savetxt", "tofile"})
+
+# Environment variables that hold the fleet's secrets (same list as src/python-env.ts).
+SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|REDIS|JUPYTER|ANTHROPIC|OPENAI|PYEXEC|AWS_|"
+                        r"AZURE_|GOOGLE_)", re.I)
+SECRET_PATH = re.compile(
+    r"(^|/)(\.env(\.[\w-]+)?|config\.ya?ml|pyexec\.ya?ml|\.pyexec(/|$)|secrets?(/|\.|$)|credentials(\.\w+)?|id_rsa|id_ed25519"
+    r"|\.netrc|\.pgpass|\.ssh/|\.aws/|\.docker/config\.json|\.kube/config)"
+    r"|^/proc/[^/]+/(environ|cmdline|mem)|^/etc/(shadow|gshadow|sudoers)|^/run/secrets|^/var/run/secrets",
+    re.I,
+)
+
+# Harmless consumers of a write function passed as an argument.
+HARMLESS_CONSUMERS = frozenset({
+    "builtins.print", "builtins.repr", "builtins.str", "builtins.id", "builtins.type", "builtins.isinstance",
+    "builtins.callable", "builtins.help", "builtins.dir", "builtins.hash", "builtins.format", "builtins.hasattr",
+    "builtins.getattr", "builtins.vars", "inspect.signature", "inspect.getsource", "inspect.getdoc",
+})
+
+
+def cs_root(path: str) -> bool:
+    """Whether a path starts in a control-system library."""
+    end = len(path)
+    for sep in (".", "(", "["):
+        i = path.find(sep)
+        if 0 <= i < end:
+            end = i
+    return path[:end] in CS_ROOTS
+
+
+def display(path: str) -> str:
+    """`epics.PV().put` → `epics.PV.put`, as people write it."""
+    return path.replace("()", "").replace("[]", "")

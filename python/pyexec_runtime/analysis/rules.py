@@ -1,0 +1,451 @@
+"""Pass 3: turn the solved values into findings (control-system writes and reads, risky operations)."""
+from __future__ import annotations
+
+import ast
+from typing import Any, Callable
+
+from . import model
+from .solve import EMPTY, Solver, _src
+
+HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
+DATA_METHODS = ("caget", "get", "read", "monitor", "info", "cainfo")
+FILE_READ_METHODS = frozenset({"read_text", "read_bytes"})
+
+
+_RISK_ROOTS = frozenset({
+    "ctypes", "cffi", "_ctypes", "subprocess", "os", "posix", "pty", "asyncio", "multiprocessing", "commands", "sh",
+    "pexpect", "builtins", "runpy", "code", "importlib", "socket", "requests", "httpx", "aiohttp", "urllib", "urllib3",
+    "http", "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "xmlrpc", "io", "codecs", "gzip",
+    "bz2", "lzma", "shutil", "numpy", "pickle", "json", "pprint",
+})
+
+
+class _Lazy:
+    """The source text of a callee, made only when a message needs it."""
+
+    __slots__ = ("node", "text")
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.text: str | None = None
+
+    def __str__(self) -> str:
+        if self.text is None:
+            self.text = _src(self.node)
+        return self.text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+class Checker:
+    def __init__(self, solver: Solver, options: dict, sub: Callable[[str, str, Any], dict | None]) -> None:
+        self.s = solver
+        self.options = options
+        self.sub = sub  # analyses code found in a constant string (exec("..."), python -c "...")
+        self.reset()
+        self.path_kinds: dict[str, frozenset] = {}
+        self.protected = tuple(p.rstrip("/") + "/" for p in options.get("protected_paths", []) if p)
+        self.builtin_cs = options.get("builtin_cs", True)
+
+    def reset(self) -> None:
+        self.findings: list[dict] = []
+        self.seen: set = set()
+        self.writes: set[str] = set()
+        self.reads: set[str] = set()
+        self.possible_writes = False
+
+    # ---- output ------------------------------------------------------------------------------
+    def add(self, rule: str, severity: str, node: Any, message: str) -> None:
+        line = getattr(node, "lineno", 0) or 0
+        col = getattr(node, "col_offset", 0) or 0
+        key = (rule, line, col, message)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.findings.append({"rule": rule, "severity": severity, "line": line, "column": col, "message": message})
+
+    def write(self, node: Any, name: str, message: str, severity: str = MEDIUM) -> None:
+        if not self.builtin_cs:
+            return
+        self.writes.add(name)
+        self.add("epics-write", severity, node, message)
+
+    def possible_write(self, node: Any, name: str, message: str, rule: str = "epics-possible-write",
+                       severity: str = MEDIUM) -> None:
+        if not self.builtin_cs:
+            return
+        self.writes.add(name)
+        self.possible_writes = True
+        self.add(rule, severity, node, message)
+
+    def read(self, node: Any, name: str, message: str) -> None:
+        if not self.builtin_cs:
+            return
+        if name not in self.reads:
+            self.add("epics-read", INFO, node, message)
+        self.reads.add(name)
+
+    # ---- classification ----------------------------------------------------------------------
+    @staticmethod
+    def split(path: str) -> tuple[str, str]:
+        i = path.rfind(".")
+        return (path[:i], path[i + 1:]) if i > 0 else ("", path)
+
+    @staticmethod
+    def is_handle(base: str) -> bool:
+        """An instance path that is a connection object (PV, Context, Motor ...), not data read through one."""
+        if not base.endswith(("()", "[]")):
+            return False
+        stem = base.rstrip("()[]")
+        last = stem.rsplit(".", 1)[-1]
+        return not (last.startswith(DATA_METHODS) and last not in ("get_pv", "get_pvs", "get_device"))
+
+    def is_write_path(self, path: str) -> bool:
+        if path in model.WRITE_CALLS or path.startswith(model.WRITE_PREFIXES):
+            return True
+        base, name = self.split(path)
+        if name in model.DISTINCT_WRITE_METHODS:
+            return True
+        if not model.cs_root(path):
+            return False
+        if name in model.WRITE_METHODS and self.is_handle(base):
+            return True
+        prefix = model.WRITE_METHOD_PREFIX.get(base)
+        return prefix is not None and name.startswith(prefix)
+
+    def is_read_path(self, path: str) -> bool:
+        base, name = self.split(path)
+        if name in model.DISTINCT_READ_METHODS:
+            return True
+        if not model.cs_root(path):
+            return False
+        return "(" not in base and "[" not in base or self.is_handle(base)
+
+    def write_values(self, values: frozenset) -> list[str]:
+        out = []
+        for v in values:
+            if v[0] == "p" and "write" in self.path_kind(v[1]):
+                out.append(model.display(v[1]))
+            elif v[0] == "k":
+                for m in self.s.containers.get(v[1], EMPTY):
+                    if m[0] == "p" and "write" in self.path_kind(m[1]):
+                        out.append(model.display(m[1]))
+        return sorted(set(out))
+
+    # ---- calls -------------------------------------------------------------------------------
+    def on_call(self, node: Any, scope: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
+        callee = _Lazy(node.func)
+        local_only = True
+        for f in fvals:
+            k = f[0]
+            if k == "p":
+                local_only = False
+                self.call_path(node, callee, f[1], args, kwargs)
+            elif k == "u":
+                local_only = False
+                name = f[1]
+                if name in model.DISTINCT_WRITE_METHODS:
+                    self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
+                elif name in model.DISTINCT_READ_METHODS:
+                    self.read(node, name, f"control-system read: `{callee}(...)` calls a `{name}` method")
+                elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs:
+                    self.possible_write(
+                        node, f"?.{name}",
+                        f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis cannot "
+                        "resolve, in a program that uses the control system")
+                elif name in model.SAVE_METHODS and args:
+                    self.file_target(node, callee, args[0], True, quiet_unknown=True)
+            elif k == "d":
+                local_only = False
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` calls something reached "
+                                    f"by dynamic access ({f[1]})", "epics-dynamic", HIGH)
+            elif k == "pom":
+                local_only = False
+                self.path_method(node, callee, f[1], f[2], args, kwargs)
+            elif k in ("ka", "smeth", "const", "s", "po", "g", "i", "k"):
+                local_only = False
+        if not local_only:
+            self.escapes(node, callee, fvals, args, kwargs)
+
+    def call_path(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
+        kind = self.path_kinds.get(path)
+        if kind is None:
+            kind = self.path_kinds[path] = self.classify_path(path)
+        if not kind:
+            return
+        shown = model.display(path)
+        if "write" in kind or "read" in kind:
+            text = str(callee)
+            alias = "" if text == shown or shown.endswith("." + text) else f" (`{text}` is {shown})"
+            if "write" in kind:
+                self.write(node, shown, f"EPICS write: calls {shown}{alias}")
+            else:
+                self.read(node, shown, f"EPICS read: calls {shown}{alias}")
+        if "other" in kind:
+            self.risky_call(node, callee, path, shown, args, kwargs)
+
+    def path_kind(self, path: str) -> frozenset:
+        kind = self.path_kinds.get(path)
+        if kind is None:
+            kind = self.path_kinds[path] = self.classify_path(path)
+        return kind
+
+    def classify_path(self, path: str) -> frozenset:
+        kinds = set()
+        if self.is_write_path(path):
+            kinds.add("write")
+        elif self.is_read_path(path):
+            kinds.add("read")
+        root = path.split(".", 1)[0].split("(", 1)[0]
+        if root in _RISK_ROOTS or path.rsplit(".", 1)[-1] in model.SAVE_METHODS:
+            kinds.add("other")
+        return frozenset(kinds)
+
+    def risky_call(self, node: Any, callee: Any, path: str, shown: str, args: list, kwargs: dict) -> None:
+        root = path.split(".", 1)[0].split("(", 1)[0]
+        if root in model.NATIVE_ROOTS:
+            self.add("ctypes", HIGH, node, f"native code through {root}: `{callee}(...)` can bypass every guard")
+        if model.PROCESS_CALLS.match(path):
+            self.add("process-spawn", HIGH, node, f"starts a process: `{callee}(...)` ({shown})")
+            self.command_line(node, callee, args, kwargs)
+        code_kind = model.DYNAMIC_CODE.get(path)
+        if code_kind is not None:
+            self.dynamic_code(node, callee, code_kind, args)
+        import_kind = model.DYNAMIC_IMPORT.get(path)
+        if import_kind is not None:
+            names = [v for v in (args[0] if args else EMPTY) if v[0] == "s" and v[2]]
+            self.add("dynamic-import", MEDIUM, node, f"dynamic import: `{callee}(...)`")
+            if (not names or len(names) < len(args[0] if args else EMPTY)) and self.s.near_cs:
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` imports a module whose name "
+                                    "is computed, in a program that uses the control system", "epics-dynamic", HIGH)
+        if path == "builtins.getattr" and len(args) >= 2:
+            self.dynamic_attribute(node, callee, args[0], args[1], "reads")
+        elif path == "builtins.setattr" and len(args) >= 3:
+            self.dynamic_attribute(node, callee, args[0], args[1], "sets")
+            for name in (v[1] for v in args[1] if v[0] == "s" and v[2]):
+                self.attribute_store(node, args[0], name, f"setattr(..., {name!r}, ...)")
+        elif path == "builtins.delattr" and len(args) >= 2:
+            self.dynamic_attribute(node, callee, args[0], args[1], "deletes")
+        if model.NETWORK.match(path):
+            self.add("network", MEDIUM, node, f"network access: `{callee}(...)` ({shown})")
+            if model.HTTP_MUTATION.match(path) and self.s.near_cs:
+                self.possible_write(
+                    node, shown, f"possible control-system write: `{callee}(...)` sends an HTTP "
+                    f"{path.rsplit('.', 1)[1].upper()} from a program that uses the control system (facility REST "
+                    "gateways can change machine state)")
+        if path in model.FILE_OPEN:
+            self.open_call(node, callee, path, args, kwargs)
+        elif model.FILE_MUTATORS.match(path):
+            targets = args[1:] if path.startswith(("shutil.copy", "shutil.move")) and len(args) > 1 else args[:1]
+            if path in ("pickle.dump", "json.dump"):
+                targets = []
+            for t in targets:
+                self.file_target(node, callee, t, True)
+        elif path.rsplit(".", 1)[-1] in model.SAVE_METHODS and args:
+            self.file_target(node, callee, args[0], True, quiet_unknown=True)
+        self.secrets_call(node, callee, path, args, kwargs)
+
+    def escapes(self, node: Any, callee: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
+        """A write function handed to code we do not follow may be called there."""
+        if not any(v[0] in ("p", "k") for values in (*args, *kwargs.values()) for v in values):
+            return
+        if all(f[0] == "p" and f[1] in model.HARMLESS_CONSUMERS or f[0] in ("f", "m", "c") for f in fvals):
+            return
+        if any(f[0] == "p" and f[1] == "functools.partial" for f in fvals):
+            return
+        for values in [*args, *kwargs.values()]:
+            for name in self.write_values(values):
+                self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
+            for v in values:
+                if v[0] == "p" and model.cs_root(v[1]) and "(" not in v[1] and "." not in v[1]:
+                    self.possible_write(node, v[1], f"possible EPICS write: passes the {v[1]} module to "
+                                        f"`{callee}(...)`, which the analysis does not follow")
+
+    # ---- dynamic access ----------------------------------------------------------------------
+    def dynamic_code(self, node: Any, callee: Any, kind: str, args: list) -> None:
+        self.add("dynamic-code", HIGH, node, f"runs dynamic code: `{callee}(...)` ({kind})")
+        values = args[0] if args else EMPTY
+        strings = [v[1] for v in values if v[0] == "s" and v[2]]
+        for text in strings:
+            inner = self.sub(text, "eval" if kind == "eval()" else "exec", self.s)
+            if inner is None:
+                continue
+            for f in inner["findings"]:
+                self.add(f["rule"], f["severity"], node, f"inside {kind}: {f['message']}")
+            self.writes.update(inner["writes"])
+            self.reads.update(inner["reads"])
+            self.possible_writes = self.possible_writes or inner["possible_writes"]
+        if len(strings) < len(values) or not values:
+            if self.s.near_cs:
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` runs code the analysis "
+                                    "cannot see, in a program that uses the control system", "epics-dynamic", HIGH)
+
+    def dynamic_attribute(self, node: Any, callee: Any, objs: frozenset, names: frozenset, verb: str) -> None:
+        computed = any(not (v[0] == "s" and v[2]) for v in names)
+        if not computed:
+            return
+        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" for o in objs)
+        unknown = any(o[0] in ("u", "g") for o in objs)
+        if on_cs:
+            self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute of a "
+                                "control-system object by a computed name", "epics-dynamic", HIGH)
+        elif unknown and self.s.near_cs:
+            self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute by a "
+                                "computed name on an object the analysis cannot resolve, in a program that uses the "
+                                "control system", "epics-dynamic", MEDIUM)
+
+    # ---- attribute stores and loads ----------------------------------------------------------
+    def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: str) -> None:
+        for r in receivers:
+            if r[0] == "p" and model.cs_root(r[1]):
+                path = r[1]
+                shown = model.display(path)
+                if not (path.endswith(("()", "[]"))):
+                    self.possible_write(node, f"{shown}.{attr}", f"possible EPICS write: `{spelled}` replaces "
+                                        f"{shown}.{attr} in the library", "epics-dynamic", HIGH)
+                    continue
+                allowed = model.WRITE_ATTRIBUTES.get(path)
+                if allowed is not None and (attr in allowed or ("*" in allowed and not attr.startswith("_"))):
+                    self.write(node, f"{shown}.{attr}", f"EPICS write: `{spelled}` assigns {shown}.{attr}, which puts "
+                               "the value")
+            elif r[0] == "d":
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{spelled}` assigns an attribute of "
+                                    f"something reached by dynamic access ({r[1]})", "epics-dynamic", HIGH)
+            elif r[0] == "u" and attr in ("value", "char_value") and self.s.near_cs:
+                self.possible_write(node, f"?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on an "
+                                    "object the analysis cannot resolve, in a program that uses the control system")
+
+    def check_stores_and_loads(self) -> None:
+        s = self.s
+        for scope, target, _spec in s.c.attr_stores:
+            self.attribute_store(target, s.ev(target.value, scope), target.attr, _src(target) + " = ...")
+        for scope, node in s.c.attr_loads:
+            for r in s.ev(node.value, scope):
+                if r[0] == "p" and model.cs_root(r[1]) and self.is_handle(r[1]):
+                    shown = model.display(r[1])
+                    self.read(node, f"{shown}.{node.attr}", f"EPICS read: `{_src(node)}` reads {shown}.{node.attr}")
+                elif r[0] == "p" and r[1] == "os" and node.attr in ("environ", "environb"):
+                    pass
+        for scope, node in s.c.sub_loads:
+            if any(v[0] == "p" and v[1] in ("os.environ", "os.environb") for v in s.ev(node.value, scope)):
+                for key in s.ev(node.slice, scope):
+                    if key[0] == "s" and model.SECRET_ENV.search(key[1]):
+                        self.add("secrets-access", HIGH, node, f"reads the secret environment variable {key[1]!r}")
+        for scope, node in s.c.iters:
+            if any(v[0] == "p" and v[1] in ("os.environ", "os.environb") for v in s.ev(node, scope)):
+                self.add("secrets-access", MEDIUM, node, "iterates over the whole environment (os.environ)")
+        for node, path in s.c.imports:
+            root = path.split(".", 1)[0]
+            if root in model.NATIVE_ROOTS:
+                self.add("ctypes", HIGH, node, f"imports {path}: native code can bypass every guard")
+
+    # ---- processes ---------------------------------------------------------------------------
+    def command_line(self, node: Any, callee: Any, args: list, kwargs: dict) -> None:
+        strings: list[str] = []
+        known = False
+        for values in [*args, *kwargs.values()]:
+            for v in values:
+                if v[0] == "s":
+                    strings.append(v[1])
+                    known = known or v[2]
+                elif v[0] == "k":
+                    for m in self.s.containers.get(v[1], EMPTY):
+                        if m[0] == "s":
+                            strings.append(m[1])
+                            known = known or m[2]
+        tools = set()
+        for text in strings:
+            for word in model.CLI_WORD.findall(text.replace("\x00", " ")):
+                tools.add(word.rsplit("/", 1)[-1])
+        writes = sorted(tools & model.CLI_WRITE_TOOLS)
+        reads = sorted(tools & model.CLI_READ_TOOLS)
+        for tool in writes:
+            self.write(node, f"cli:{tool}", f"EPICS write: `{callee}(...)` runs the command-line tool {tool}")
+        for tool in reads:
+            self.read(node, f"cli:{tool}", f"EPICS read: `{callee}(...)` runs the command-line tool {tool}")
+        for text in strings:
+            if "\x00" not in text and ("import" in text or "(" in text) and len(text) < 100_000:
+                inner = self.sub(text, "exec", None)
+                if inner is not None and (inner["writes"] or inner["reads"]):
+                    for f in inner["findings"]:
+                        if f["rule"].startswith("epics"):
+                            self.add(f["rule"], f["severity"], node, f"in Python run by `{callee}(...)`: {f['message']}")
+                    self.writes.update(inner["writes"])
+                    self.reads.update(inner["reads"])
+        if not writes and not known and self.s.near_cs:
+            self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` runs a command the analysis "
+                                "cannot resolve, in a program that uses the control system")
+
+    # ---- files and secrets -------------------------------------------------------------------
+    def classify(self, text: str | None, complete: bool = True) -> str:
+        if text is None:
+            return "unknown"
+        prefix = text.split("\x00", 1)[0]
+        if model.SECRET_PATH.search(prefix) or any(prefix.startswith(p) or prefix + "/" == p for p in self.protected):
+            return "protected"
+        if not prefix:
+            return "unknown"
+        if prefix.startswith(("/", "~", "\\")) or prefix == ".." or prefix.startswith("../") or "/../" in prefix:
+            return "outside"
+        return "inside"
+
+    def path_texts(self, values: frozenset) -> list[tuple[str | None, bool]]:
+        out: list[tuple[str | None, bool]] = []
+        for v in values:
+            if v[0] == "s":
+                out.append((v[1], v[2]))
+            elif v[0] == "po":
+                out.append((v[1], v[1] is not None and "\x00" not in v[1]))
+            else:
+                out.append((None, False))
+        return out or [(None, False)]
+
+    def file_target(self, node: Any, callee: Any, values: frozenset, writing: bool, quiet_unknown: bool = False) -> None:
+        for text, complete in self.path_texts(values):
+            where = self.classify(text, complete)
+            shown = (text or "").replace("\x00", "…")
+            if where == "protected":
+                verb = "writes" if writing else "reads"
+                self.add("secrets-access", HIGH, node, f"`{callee}(...)` {verb} {shown!r}, a configuration or secrets path")
+            elif not writing:
+                continue
+            elif where == "outside":
+                self.add("file-write", MEDIUM, node, f"`{callee}(...)` writes {shown!r}, outside the execution folder")
+            elif where == "unknown" and not quiet_unknown:
+                self.add("file-write", LOW, node, f"`{callee}(...)` writes a file whose path the analysis cannot "
+                         "resolve (it may be outside the execution folder)")
+
+    def open_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
+        mode_values = args[1] if len(args) > 1 else kwargs.get("mode" if path != "os.open" else "flags", EMPTY)
+        if path == "os.open":
+            writing = True
+        elif not mode_values:
+            writing = False
+        else:
+            writing = any(not (v[0] == "s" and v[2]) or any(ch in v[1] for ch in "wax+") for v in mode_values)
+        target = args[0] if args else kwargs.get("file", EMPTY)
+        self.file_target(node, callee, target, writing)
+
+    def path_method(self, node: Any, callee: Any, text: str | None, name: str, args: list, kwargs: dict) -> None:
+        if name in model.PATH_WRITE_METHODS:
+            self.file_target(node, callee, frozenset({("po", text)}), True)
+        elif name == "open":
+            mode_values = args[0] if args else kwargs.get("mode", EMPTY)
+            writing = bool(mode_values) and any(not (v[0] == "s" and v[2]) or any(c in v[1] for c in "wax+")
+                                                for v in mode_values)
+            self.file_target(node, callee, frozenset({("po", text)}), writing)
+        elif name in FILE_READ_METHODS:
+            self.file_target(node, callee, frozenset({("po", text)}), False)
+
+    def secrets_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
+        if path in ("os.getenv", "os.environ.get", "os.getenvb", "os.environ.setdefault", "os.environ.pop"):
+            for v in args[0] if args else EMPTY:
+                if v[0] == "s" and model.SECRET_ENV.search(v[1]):
+                    self.add("secrets-access", HIGH, node, f"reads the secret environment variable {v[1]!r}")
+        elif path in ("os.environ.copy", "os.environ.items", "os.environ.keys", "os.environ.values"):
+            self.add("secrets-access", MEDIUM, node, f"reads the whole environment: `{callee}(...)`")
+        elif path in ("builtins.dict", "builtins.print", "builtins.str", "builtins.repr", "json.dumps", "json.dump",
+                      "builtins.list", "pprint.pprint"):
+            if any(v[0] == "p" and v[1] in ("os.environ", "os.environb") for a in args for v in a):
+                self.add("secrets-access", MEDIUM, node, f"reads the whole environment: `{callee}(...)`")

@@ -1,0 +1,803 @@
+"""Pass 2: abstract evaluation of the events of pass 1 until nothing changes.
+
+Abstract values are small tuples:
+  ("p", path)              something reached from an import or a builtin: "epics.caput", "epics.PV()"
+  ("f", fid)               a function or lambda of the program
+  ("m", fid, self_value)   a method bound to an instance of a class of the program
+  ("c", cid) / ("i", cid)  a class of the program / one of its instances
+  ("k", key)               a container (list, dict, namespace ...) whose members are tracked together
+  ("ka", key, name)        a method of a container (append, get, ...)
+  ("s", text, complete)    a string (complete=False: only the constant parts are known, "\\x00" between)
+  ("po", text|None)        a pathlib path
+  ("u", name)              something the analysis cannot resolve (name: the last attribute, if any)
+  ("d", reason)            the result of dynamic access on or near the control system
+  ("g",)                   the dict returned by globals()
+  ("const",)               anything else: numbers, booleans, results of ordinary operations
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+from typing import Any
+
+from . import model
+from .collect import Collected, Scope
+
+CONST = ("const",)
+UNK = ("u", None)
+EMPTY: frozenset = frozenset()
+BUILTIN_NAMES = frozenset(dir(builtins))
+MAX_STRINGS = 16
+MAX_PATH = 240
+CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "popleft", "setdefault", "__getitem__"})
+CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
+CONTAINER_MUTATORS = frozenset({"append", "add", "insert", "appendleft", "setdefault"})
+CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
+
+
+def norm(path: str) -> str:
+    """Canonical spelling of a path (model.ALIASES), applied until stable."""
+    for _ in range(4):
+        cut = len(path)
+        end = cut
+        for sep in ".([":
+            i = path.find(sep)
+            if 0 <= i < end:
+                end = i
+        if path[:end] not in _ALIAS_ROOTS:
+            return path
+        found = None
+        i = len(path)
+        while i > 0:
+            pre = path[:i]
+            hit = model.ALIASES.get(pre)
+            if hit is not None and hit != pre:
+                found = hit + path[i:]
+                break
+            i = _prev_cut(path, i)
+        if found is None:
+            return path
+        path = found
+    return path
+
+
+def _prev_cut(path: str, i: int) -> int:
+    j = i - 1
+    while j > 0:
+        ch = path[j]
+        if ch in ".([":
+            return j
+        if path[j - 1] in ")]":
+            return j
+        j -= 1
+    return 0
+
+
+_ALIAS_ROOTS = frozenset(k.split(".", 1)[0].split("(", 1)[0] for k in model.ALIASES)
+
+
+class Solver:
+    def __init__(self, c: Collected, outer: "Solver | None" = None) -> None:
+        self.c = c
+        self.outer = outer  # for code analysed inside exec("..."): names fall back to the outer module
+        self.changed = False
+        self.memo: dict[int, frozenset] = {}
+        self.containers: dict[Any, set] = {}
+        self.attr_table: dict[str, set] = {}
+        self.near_cs = False
+        self.returns_memo: dict[int, frozenset] = {}
+        self.in_progress: set[int] = set()
+        self.hook = None  # the checker's on_call, called for every call
+        self.kernel_names_used: set[str] = set()
+        self.read_keys: set = set()
+        self.stale = False
+
+    # ---- fixpoint ----------------------------------------------------------------------------
+    def solve(self, checker: Any = None, max_rounds: int = 12) -> bool:
+        """Rounds over all events until one round reads no binding that changes after the read.
+
+        Such a round saw final values everywhere, so it is a fixpoint, and the findings the checker
+        collected during it are the answer (the checker is reset at the start of every round).
+        """
+        for _imp_node, path in self.c.imports:
+            if model.cs_root(path):
+                self.near_cs = True
+        for scope_stars in self._all_star_scopes():
+            if any(model.cs_root(m) for m in scope_stars):
+                self.near_cs = True
+        for _ in range(max_rounds):
+            near_before = self.near_cs
+            self.stale = False
+            self.read_keys = set()
+            self.memo = {}
+            self.returns_memo = {}
+            if checker is not None:
+                checker.reset()
+                self.hook = checker.on_call
+            self.run_events()
+            self.hook = None
+            if not self.stale and self.near_cs == near_before:
+                return True
+        return False
+
+    def _all_star_scopes(self) -> list[list[str]]:
+        return [self.c.module.stars] + [f.scope.stars for f in self.c.funcs]
+
+    def run_events(self) -> None:
+        ev = self.ev
+        for event in self.c.events:
+            kind = event[0]
+            if kind == "c":
+                ev(event[2], event[1])
+            elif kind == "b":
+                scope = event[1]
+                self.add(scope.bind, event[2], self.spec(event[3], scope))
+            elif kind == "a":
+                scope, target, spec = event[1], event[2], event[3]
+                values = self.spec(spec, scope)
+                for recv in ev(target.value, scope):
+                    k = recv[0]
+                    if k in ("i", "u", "c", "f", "m") or (k == "p" and not model.cs_root(recv[1])):
+                        self.add(self.attr_table, target.attr, values)
+                    elif k == "k":
+                        self.add(self.containers, recv[1], values)
+            else:
+                scope, target, spec = event[1], event[2], event[3]
+                values = self.spec(spec, scope)
+                for recv in ev(target.value, scope):
+                    if recv[0] == "k":
+                        self.add(self.containers, recv[1], values)
+
+    def get(self, table: dict, key: Any) -> Any:
+        """Reads a binding table and remembers the read (see solve)."""
+        self.read_keys.add((id(table), key))
+        return table.get(key, EMPTY)
+
+    def add(self, table: dict, key: Any, values: Any) -> None:
+        if not values:
+            return
+        cur = table.get(key)
+        if cur is None:
+            cur = table[key] = set()
+        before = len(cur)
+        strings = 0
+        for v in values:
+            if v[0] == "s":
+                strings += 1
+                if strings > MAX_STRINGS:
+                    continue
+            cur.add(v)
+        if len(cur) != before:
+            self.changed = True
+            if (id(table), key) in self.read_keys:
+                self.stale = True
+
+    # ---- specs -------------------------------------------------------------------------------
+    def spec(self, spec: tuple, scope: Scope) -> frozenset:
+        kind = spec[0]
+        if kind == "expr":
+            return self.ev(spec[1], scope)
+        if kind == "expr_in":
+            return self.ev(spec[1], spec[2])
+        if kind == "elem":
+            return self.elements(self.spec(spec[1], scope))
+        if kind == "item":
+            inner = spec[1]
+            if inner[0] == "expr" and type(inner[1]) in (ast.Tuple, ast.List):
+                elts = inner[1].elts
+                i = spec[2]
+                if i < len(elts) and not any(type(e) is ast.Starred for e in elts):
+                    return self.ev(elts[i], scope)
+            return self.elements(self.spec(inner, scope))
+        if kind == "value_of_container":
+            return self.spec(spec[1], scope)
+        if kind == "import":
+            path = norm(spec[1])
+            return frozenset({("p", path)})
+        if kind == "value":
+            return frozenset({spec[1]})
+        return frozenset({UNK})
+
+    # ---- names -------------------------------------------------------------------------------
+    def lookup(self, scope: Scope, name: str) -> frozenset:
+        s = scope
+        if name in s.globals:
+            return self._module_name(name)
+        if name in s.nonlocals:
+            p = s.parent
+            while p is not None:
+                if p.kind == "function" and name in p.locals:
+                    return frozenset(self.get(p.bind, name))
+                p = p.parent
+            return self._module_name(name)
+        if name in s.locals:
+            if s.kind == "module":
+                return self._module_name(name)
+            return frozenset(self.get(s.bind, name))
+        p = s.parent
+        while p is not None:
+            if p.kind == "module":
+                break
+            if p.kind != "class" and name in p.locals and name not in p.globals:
+                return frozenset(self.get(p.bind, name))
+            p = p.parent
+        return self._module_name(name)
+
+    def _module_name(self, name: str) -> frozenset:
+        m = self.c.module
+        if name in m.locals:
+            values = self.get(m.bind, name)
+            if values:
+                return frozenset(values)
+        return self.free(name)
+
+    def free(self, name: str) -> frozenset:
+        out = set()
+        for mod in self.c.module.stars:
+            out.add(("p", norm(f"{mod}.{name}")))
+        if self.outer is not None:
+            out.update(self.outer._module_name(name))
+        kernel = model.KERNEL_NAMES.get(name)
+        if kernel is not None and name not in BUILTIN_NAMES:
+            self.near_cs = True
+            self.kernel_names_used.add(name)
+            out.add(("p", kernel))
+        elif name in BUILTIN_NAMES:
+            out.add(("p", "builtins." + name))
+        if not out:
+            out.add(UNK)
+        return frozenset(out)
+
+    # ---- expressions -------------------------------------------------------------------------
+    def ev(self, node: Any, scope: Scope) -> frozenset:
+        key = id(node)
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        handler = _EV.get(type(node))
+        result = handler(self, node, scope) if handler is not None else frozenset({CONST})
+        self.memo[key] = result
+        return result
+
+    def ev_name(self, node: Any, scope: Scope) -> frozenset:
+        return self.lookup(scope, node.id)
+
+    def ev_constant(self, node: Any, scope: Scope) -> frozenset:
+        v = node.value
+        if isinstance(v, str):
+            return frozenset({("s", v[:4000], True)})
+        return frozenset({CONST})
+
+    def ev_attribute(self, node: Any, scope: Scope) -> frozenset:
+        out = set()
+        name = node.attr
+        for v in self.ev(node.value, scope):
+            out.update(self.attr(v, name))
+        return frozenset(out)
+
+    def attr(self, v: tuple, name: str) -> set:
+        k = v[0]
+        if k == "p":
+            path = v[1]
+            if len(path) > MAX_PATH:
+                root = path.split(".", 1)[0]
+                return {("p", root + ".<deep>")}
+            if path == "pathlib.Path" and name in ("home", "cwd"):
+                return {("p", "pathlib.Path." + name)}
+            return {("p", norm(f"{path}.{name}"))}
+        if k == "i":
+            return self.inst_attr(v[1], name, v)
+        if k == "c":
+            return self.class_attr(v[1], name)
+        if k == "k":
+            out = {("ka", v[1], name)}
+            if name not in CONTAINER_METHODS_RETURNING_MEMBERS and name not in CONTAINER_METHODS_RETURNING_SELF:
+                out.update(self.get(self.containers, v[1]))  # SimpleNamespace-like objects
+            return out
+        if k == "d":
+            return {v}
+        if k == "po":
+            return {("pom", v[1], name)}
+        if k in ("s", "const", "ka", "pom"):
+            return {CONST} if name not in ("format", "join", "replace", "strip") else {("smeth", v, name)}
+        out = {("u", name)}
+        out.update(self.get(self.attr_table, name))
+        return out
+
+    def class_chain(self, cid: int, seen: set | None = None) -> list:
+        """The class and its local base classes (method resolution, roughly), then path bases."""
+        seen = seen or set()
+        if cid in seen:
+            return []
+        seen.add(cid)
+        info = self.c.classes[cid]
+        chain: list = [("c", cid)]
+        for b in info.bases:
+            for bv in self.ev(b, info.outer):
+                if bv[0] == "c":
+                    chain.extend(self.class_chain(bv[1], seen))
+                elif bv[0] == "p":
+                    chain.append(bv)
+        return chain
+
+    def class_attr(self, cid: int, name: str) -> set:
+        out: set = set()
+        for entry in self.class_chain(cid):
+            if entry[0] == "c":
+                values = self.get(self.c.classes[entry[1]].scope.bind, name)
+                if values:
+                    out.update(values)
+                    break
+            else:
+                out.add(("p", norm(f"{entry[1]}.{name}")))
+        return out
+
+    def inst_attr(self, cid: int, name: str, inst: tuple) -> set:
+        out: set = set()
+        for entry in self.class_chain(cid):
+            if entry[0] == "c":
+                values = self.get(self.c.classes[entry[1]].scope.bind, name)
+                if values:
+                    for val in values:
+                        if val[0] == "f" and self.c.funcs[val[1]].kind in ("method", "classmethod"):
+                            out.add(("m", val[1], inst if self.c.funcs[val[1]].kind == "method" else ("c", cid)))
+                        else:
+                            out.add(val)
+                    break
+            else:
+                out.add(("p", norm(f"{entry[1]}().{name}")))
+        out.update(self.get(self.attr_table, name))
+        if not out:
+            out.add(("u", name))
+        return out
+
+    def ev_subscript(self, node: Any, scope: Scope) -> frozenset:
+        keys = self.ev(node.slice, scope)
+        const_keys = [k[1] for k in keys if k[0] == "s" and k[2]]
+        computed = any(k[0] != "s" or not k[2] for k in keys)
+        out = set()
+        for v in self.ev(node.value, scope):
+            k = v[0]
+            if k == "k":
+                out.update(self.get(self.containers, v[1]) or {UNK})
+            elif k == "p":
+                path = v[1]
+                if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
+                    base = None if path == "sys.modules" else path[: -len(".__dict__")]
+                    for key in const_keys:
+                        out.add(("p", norm(key if base is None else f"{base}.{key}")))
+                    if computed:
+                        out.add(("d", f"`{_src(node)}` looks a name up with a computed key"))
+                elif path == "os.environ":
+                    out.add(("s", "", False))
+                else:
+                    out.add(("p", norm(path + "[]")))
+            elif k == "g":
+                for key in const_keys:
+                    out.update(self._module_name(key))
+                if computed:
+                    out.add(("d", f"`{_src(node)}` looks a global up with a computed key"))
+            elif k == "d":
+                out.add(v)
+            elif k in ("u", "i", "f", "m"):
+                out.add(UNK)
+            else:
+                out.add(CONST)
+        return frozenset(out)
+
+    def elements(self, values: frozenset) -> frozenset:
+        out = set()
+        for v in values:
+            k = v[0]
+            if k == "k":
+                out.update(self.get(self.containers, v[1]))
+            elif k == "p":
+                out.add(("p", norm(v[1] + "[]")))
+            elif k == "d":
+                out.add(v)
+            elif k in ("u", "i", "f", "m", "ka"):
+                out.add(UNK)
+            else:
+                out.add(CONST)
+        return frozenset(out) if out else frozenset({UNK})
+
+    def container(self, node: Any, members: Any) -> frozenset:
+        key = id(node)
+        self.add(self.containers, key, members)
+        if key not in self.containers:
+            self.containers[key] = set()
+        return frozenset({("k", key)})
+
+    def ev_seq(self, node: Any, scope: Scope) -> frozenset:
+        members: set = set()
+        for e in node.elts:
+            if type(e) is ast.Starred:
+                members.update(self.elements(self.ev(e.value, scope)))
+            else:
+                members.update(self.ev(e, scope))
+        return self.container(node, members)
+
+    def ev_dict(self, node: Any, scope: Scope) -> frozenset:
+        members: set = set()
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                members.update(self.elements(self.ev(v, scope)))
+            else:
+                members.update(self.ev(v, scope))
+        return self.container(node, members)
+
+    def ev_comp(self, node: Any, scope: Scope) -> frozenset:
+        inner = self.c.node_scope.get(id(node), scope)
+        if type(node) is ast.DictComp:
+            members = self.ev(node.value, inner)
+        else:
+            members = self.ev(node.elt, inner)
+        return self.container(node, members)
+
+    def ev_lambda(self, node: Any, scope: Scope) -> frozenset:
+        inner = self.c.node_scope.get(id(node))
+        return frozenset({("f", inner.owner)}) if inner is not None else frozenset({UNK})
+
+    def ev_union(self, *parts: frozenset) -> frozenset:
+        out: set = set()
+        for p in parts:
+            out.update(p)
+        return frozenset(out)
+
+    def ev_ifexp(self, node: Any, scope: Scope) -> frozenset:
+        self.ev(node.test, scope)
+        return self.ev_union(self.ev(node.body, scope), self.ev(node.orelse, scope))
+
+    def ev_boolop(self, node: Any, scope: Scope) -> frozenset:
+        return self.ev_union(*(self.ev(v, scope) for v in node.values))
+
+    def ev_passthrough(self, node: Any, scope: Scope) -> frozenset:
+        return self.ev(node.value, scope)
+
+    def ev_joinedstr(self, node: Any, scope: Scope) -> frozenset:
+        parts = []
+        complete = True
+        for v in node.values:
+            if type(v) is ast.Constant and isinstance(v.value, str):
+                parts.append(v.value)
+            else:
+                complete = False
+                parts.append("\x00")
+                self.ev(v.value, scope)
+        return frozenset({("s", "".join(parts)[:4000], complete)})
+
+    def ev_binop(self, node: Any, scope: Scope) -> frozenset:
+        left = self.ev(node.left, scope)
+        right = self.ev(node.right, scope)
+        out: set = set()
+        op = type(node.op)
+        for lv in left:
+            if lv[0] == "s" and op is ast.Add:
+                for rv in right:
+                    if rv[0] == "s":
+                        out.add(("s", (lv[1] + rv[1])[:4000], lv[2] and rv[2]))
+                    else:
+                        out.add(("s", lv[1] + "\x00", False))
+            elif lv[0] == "s" and op is ast.Mod:
+                out.add(("s", lv[1], False))
+            elif lv[0] == "po" and op is ast.Div:
+                for rv in right:
+                    text = rv[1] if rv[0] == "s" else "\x00"
+                    base = lv[1]
+                    out.add(("po", None if base is None else f"{base}/{text}"))
+        if not out:
+            if any(v[0] == "s" for v in right) and op is ast.Add:
+                out.add(("s", "\x00", False))
+            else:
+                out.add(CONST)
+        return frozenset(out)
+
+    def ev_call(self, node: Any, scope: Scope) -> frozenset:
+        fvals = self.ev(node.func, scope)
+        args = []
+        for a in node.args:
+            if type(a) is ast.Starred:
+                args.append(self.elements(self.ev(a.value, scope)))
+            else:
+                args.append(self.ev(a, scope))
+        kwargs: dict[str | None, frozenset] = {}
+        for kw in node.keywords:
+            val = self.ev(kw.value, scope)
+            if kw.arg is None:
+                kwargs[None] = kwargs.get(None, EMPTY) | self.elements(val)
+            else:
+                kwargs[kw.arg] = val
+        out: set = set()
+        for f in fvals:
+            out.update(self.apply(f, node, scope, args, kwargs))
+        if self.hook is not None:
+            self.hook(node, scope, fvals, args, kwargs)
+        return frozenset(out) if out else frozenset({UNK})
+
+    # ---- calls -------------------------------------------------------------------------------
+    def apply(self, f: tuple, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+        k = f[0]
+        if k == "p":
+            special = _SPECIAL.get(f[1])
+            if special is not None:
+                return special(self, node, scope, args, kwargs)
+            path = f[1]
+            if len(path) > MAX_PATH:
+                return {("p", path.split(".", 1)[0] + ".<deep>")}
+            return {("p", norm(path + "()"))}
+        if k == "f":
+            return self.call_function(f[1], None, args, kwargs)
+        if k == "m":
+            return self.call_function(f[1], f[2], args, kwargs)
+        if k == "c":
+            inst = ("i", f[1])
+            for m in self.class_attr(f[1], "__init__"):
+                if m[0] == "f":
+                    self.call_function(m[1], inst, args, kwargs)
+            return {inst}
+        if k == "ka":
+            return self.container_method(f[1], f[2], args, kwargs)
+        if k == "d":
+            return {f}
+        if k == "pom":
+            if f[2] in ("joinpath", "with_name", "with_suffix", "resolve", "absolute", "expanduser"):
+                return {("po", f[1])}
+            return {CONST}
+        if k == "smeth":
+            base = f[1]
+            return {("s", base[1], False)}
+        if k == "u":
+            return {UNK}
+        return {CONST}
+
+    def call_function(self, fid: int, self_value: tuple | None, args: list, kwargs: dict) -> set:
+        info = self.c.funcs[fid]
+        table = info.scope.bind
+        params = info.params
+        offset = 0
+        if self_value is not None and params:
+            self.add(table, params[0], (self_value,))
+            offset = 1
+        for i, values in enumerate(args):
+            j = i + offset
+            if j < len(params):
+                self.add(table, params[j], values)
+            elif info.vararg:
+                key = ("varargs", fid)
+                self.add(self.containers, key, values)
+                self.add(table, info.vararg, (("k", key),))
+        for name, values in kwargs.items():
+            if name is not None and name in params:
+                self.add(table, name, values)
+            elif info.kwarg:
+                key = ("kwargs", fid)
+                self.add(self.containers, key, values)
+                self.add(table, info.kwarg, (("k", key),))
+            elif name is None:
+                for p in params[offset:]:
+                    self.add(table, p, values)
+        return set(self.returns(fid))
+
+    def returns(self, fid: int) -> frozenset:
+        got = self.returns_memo.get(fid)
+        if got is not None:
+            return got
+        if fid in self.in_progress:
+            return frozenset({UNK})
+        info = self.c.funcs[fid]
+        self.in_progress.add(fid)
+        try:
+            out: set = set()
+            for r in info.returns:
+                out.update(self.ev(r, info.scope))
+            if info.is_gen or not out:
+                out.add(UNK)
+        finally:
+            self.in_progress.discard(fid)
+        result = frozenset(out)
+        self.returns_memo[fid] = result
+        return result
+
+    def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
+        if name in CONTAINER_MUTATORS:
+            for values in args[-1:]:
+                self.add(self.containers, key, values)
+            return {CONST}
+        if name in CONTAINER_BULK_MUTATORS:
+            for values in args:
+                self.add(self.containers, key, self.elements(values))
+            for values in kwargs.values():
+                self.add(self.containers, key, values)
+            return {CONST}
+        if name in CONTAINER_METHODS_RETURNING_MEMBERS:
+            out = set(self.get(self.containers, key))
+            if name in ("get", "pop", "setdefault") and len(args) > 1:
+                out.update(args[1])
+            return out or {UNK}
+        if name in CONTAINER_METHODS_RETURNING_SELF:
+            return {("k", key)}
+        return {CONST}
+
+
+def _src(node: Any) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # noqa: BLE001
+        return "..."
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _const_str(values: frozenset) -> list[str]:
+    return [v[1] for v in values if v[0] == "s" and v[2]]
+
+
+# ---- builtins and library functions that move values -----------------------------------------
+def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if len(args) < 2:
+        return {UNK}
+    out: set = set()
+    names = _const_str(args[1])
+    for obj in args[0]:
+        for n in names:
+            out.update(s.attr(obj, n))
+    if len(names) < len(args[1]):
+        out.add(("d", f"`{_src(node)}` reads an attribute whose name is computed"))
+    if len(args) > 2:
+        out.update(args[2])
+    return out
+
+
+def _sp_import(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    values = args[0] if args else kwargs.get("name", EMPTY)
+    names = _const_str(values)
+    out: set = set()
+    for n in names:
+        if model.cs_root(n):
+            s.near_cs = True
+        root = n if node.func and _is_import_module(node) else n.split(".", 1)[0]
+        out.add(("p", norm(root)))
+    if len(names) < len(values) or not values:
+        out.add(("d", f"`{_src(node)}` imports a module whose name is computed"))
+    return out
+
+
+def _is_import_module(node: Any) -> bool:
+    f = node.func
+    return (type(f) is ast.Attribute and f.attr == "import_module") or (type(f) is ast.Name and f.id == "import_module")
+
+
+def _sp_first(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    return set(args[0]) if args else {UNK}
+
+
+def _sp_partial(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # functools.partial(f, ...) calls f later with those arguments.
+    if not args:
+        return {UNK}
+    for f in args[0]:
+        s.apply(f, node, scope, args[1:], kwargs)
+    return set(args[0])
+
+
+def _sp_container_of_elements(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    members: set = set()
+    for a in args:
+        members.update(s.elements(a))
+    for v in kwargs.values():
+        members.update(v)
+    return set(s.container(node, members))
+
+
+def _sp_element(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    return set(s.elements(args[0])) if args else {UNK}
+
+
+def _sp_namespace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    members: set = set()
+    for v in kwargs.values():
+        members.update(v)
+    for a in args:
+        members.update(s.elements(a))
+    return set(s.container(node, members))
+
+
+def _sp_vars(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if not args:
+        return {("g",)}
+    out: set = set()
+    for v in args[0]:
+        if v[0] == "p":
+            out.add(("p", v[1] + ".__dict__"))
+        else:
+            out.add(UNK)
+    return out
+
+
+def _sp_globals(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    return {("g",)}
+
+
+def _sp_path(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if not args:
+        return {("po", ".")}
+    out: set = set()
+    for v in args[0]:
+        if v[0] == "s":
+            out.add(("po", v[1] if v[2] else v[1].split("\x00", 1)[0] + "\x00"))
+        elif v[0] == "po":
+            out.add(v)
+        else:
+            out.add(("po", None))
+    return out
+
+
+def _sp_path_home(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    return {("po", "~" if "home" in _src(node.func) else ".")}
+
+
+def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if not args:
+        return {CONST}
+    out: set = set()
+    for first in args[0]:
+        if first[0] == "s":
+            rest_complete = all(any(v[0] == "s" and v[2] for v in a) for a in args[1:])
+            tail = "/".join(next((v[1] for v in a if v[0] == "s"), "\x00") for a in args[1:])
+            out.add(("s", first[1] + ("/" + tail if tail else ""), first[2] and rest_complete))
+        else:
+            out.add(("s", "\x00", False))
+    return out
+
+
+def _sp_expanduser(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    out = {v if v[0] in ("s", "po") else CONST for v in args[0]} if args else set()
+    return out or {CONST}
+
+
+def _sp_map(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if args:
+        elems = [s.elements(a) for a in args[1:]]
+        for f in args[0]:
+            s.apply(f, node, scope, elems, {})
+    return {UNK}
+
+
+def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # threading.Thread(target=f, args=(...)) and friends call f.
+    for key in ("target", "function", "fn", "callback", "func"):
+        for f in kwargs.get(key, EMPTY):
+            s.apply(f, node, scope, [s.elements(kwargs.get("args", frozenset({UNK})))], {})
+    return {("p", "threading.Thread()")}
+
+
+_EV = {
+    ast.Name: Solver.ev_name, ast.Constant: Solver.ev_constant, ast.Attribute: Solver.ev_attribute,
+    ast.Subscript: Solver.ev_subscript, ast.Call: Solver.ev_call, ast.List: Solver.ev_seq, ast.Tuple: Solver.ev_seq,
+    ast.Set: Solver.ev_seq, ast.Dict: Solver.ev_dict, ast.ListComp: Solver.ev_comp, ast.SetComp: Solver.ev_comp,
+    ast.GeneratorExp: Solver.ev_comp, ast.DictComp: Solver.ev_comp, ast.Lambda: Solver.ev_lambda,
+    ast.IfExp: Solver.ev_ifexp, ast.BoolOp: Solver.ev_boolop, ast.NamedExpr: Solver.ev_passthrough,
+    ast.Await: Solver.ev_passthrough, ast.Starred: Solver.ev_passthrough, ast.JoinedStr: Solver.ev_joinedstr,
+    ast.BinOp: Solver.ev_binop,
+}
+
+_SPECIAL = {
+    "builtins.getattr": _sp_getattr, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
+    "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
+    "builtins.globals": _sp_globals, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
+    "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
+    "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
+    "builtins.sorted": _sp_container_of_elements, "builtins.reversed": _sp_container_of_elements,
+    "builtins.dict": _sp_namespace, "builtins.zip": _sp_container_of_elements,
+    "builtins.enumerate": _sp_container_of_elements, "builtins.filter": _sp_container_of_elements,
+    "builtins.iter": _sp_container_of_elements, "builtins.next": _sp_element, "builtins.map": _sp_map,
+    "types.SimpleNamespace": _sp_namespace, "collections.namedtuple": _sp_namespace,
+    "collections.OrderedDict": _sp_namespace, "collections.defaultdict": _sp_namespace,
+    "collections.deque": _sp_container_of_elements, "copy.copy": _sp_first, "copy.deepcopy": _sp_first,
+    "typing.cast": lambda s, n, sc, a, k: set(a[1]) if len(a) > 1 else {UNK},
+    "pathlib.Path": _sp_path, "pathlib.PurePath": _sp_path, "pathlib.PosixPath": _sp_path,
+    "pathlib.Path.home": _sp_path_home, "pathlib.Path.cwd": _sp_path_home, "os.path.join": _sp_join,
+    "os.path.expanduser": _sp_expanduser, "os.path.abspath": _sp_expanduser, "os.path.realpath": _sp_expanduser,
+    "os.path.normpath": _sp_expanduser, "os.fspath": _sp_expanduser, "builtins.str": _sp_expanduser,
+    "threading.Thread": _sp_call_target, "threading.Timer": _sp_call_target,
+    "multiprocessing.Process": _sp_call_target,
+}

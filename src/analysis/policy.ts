@@ -1,0 +1,78 @@
+import { approvalRequired, type Config } from '../config.js';
+import type { AnalysisReport } from './analyzer.js';
+
+/** What the policy decided about analysed code; the analysis worker routes on it. */
+export interface PolicyDecision {
+  /** The kernel mode the code needs: write_access when it writes to the control system. */
+  readonly mode: 'read_only' | 'write_access';
+  readonly approvalRequired: boolean;
+  /** Why approval is (not) required, for the approver and the audit record. */
+  readonly approvalReason: string;
+  /** A safety refusal: terminal, never regenerated around. */
+  readonly refusal?: { readonly errorType: string; readonly message: string };
+  /** A code error: regenerate with it in the error chain. `line` and `column` are 1-based, as CPython
+   * prints them (`SyntaxError.lineno`, `SyntaxError.offset`); 0 when CPython names no position. */
+  readonly codeError?: {
+    readonly errorType: 'syntax';
+    readonly message: string;
+    readonly line: number;
+    readonly column: number;
+  };
+}
+
+/** The refusal message for writes while `control_system.writes_enabled` is false (Osprey's wording). */
+export const WRITES_BLOCKED = 'EPICS writes blocked by configuration';
+
+/**
+ * Turns an analysis report into a decision, in this order:
+ * 1. a syntax error → `codeError` (regenerate);
+ * 2. writes while `control_system.writes_enabled` is false → `refusal` writes_disabled (terminal);
+ * 3. mode: write_access when the code writes, else read_only;
+ * 4. approval: the approval modes (`approvalRequired(config, hasWrites)`), OR the chosen mode's
+ *    `requires_approval` unless approval is disabled globally, OR — our addition — high-risk findings
+ *    (process spawning, ctypes, exec/eval, secrets, unresolvable dynamic access) whenever approval
+ *    for Python execution is on at all (mode epics_writes included): Osprey fails such code outright;
+ *    we let a person look instead, and the read-only kernel's run-time guard still refuses spawns and
+ *    ctypes. With approval disabled (globally or for python_execution) nothing asks.
+ */
+export function decidePolicy(report: AnalysisReport, config: Config): PolicyDecision {
+  const mode = report.hasWrites ? 'write_access' : 'read_only';
+  const approval = decideApproval(report, config, mode);
+  if (!report.syntaxOk) {
+    const e = report.syntaxError;
+    return {
+      mode,
+      ...approval,
+      codeError: {
+        errorType: 'syntax',
+        message: e ? `${e.errorName ?? 'SyntaxError'}: ${e.message}` : 'SyntaxError',
+        line: e?.line ?? 0,
+        column: e && e.line > 0 ? e.column + 1 : 0,
+      },
+    };
+  }
+  if (report.hasWrites && !config.control_system.writes_enabled) {
+    return { mode, ...approval, refusal: { errorType: 'writes_disabled', message: WRITES_BLOCKED } };
+  }
+  return { mode, ...approval };
+}
+
+function decideApproval(
+  report: AnalysisReport,
+  config: Config,
+  mode: 'read_only' | 'write_access',
+): { approvalRequired: boolean; approvalReason: string } {
+  const base = approvalRequired(config, report.hasWrites);
+  if (base.required) return { approvalRequired: true, approvalReason: base.reason };
+  const { global_mode, capabilities } = config.approval;
+  if (global_mode !== 'disabled' && config.execution.modes[mode].requires_approval) {
+    return { approvalRequired: true, approvalReason: `The ${mode} execution mode requires approval` };
+  }
+  const py = capabilities.python_execution;
+  const pythonApprovalOn = global_mode !== 'disabled' && (global_mode === 'all_capabilities' || py.enabled);
+  if (report.risk === 'high' && pythonApprovalOn && py.mode !== 'disabled') {
+    const rules = [...new Set(report.findings.filter((f) => f.severity === 'high').map((f) => f.rule))].join(', ');
+    return { approvalRequired: true, approvalReason: `High-risk operations need a person's review (${rules})` };
+  }
+  return { approvalRequired: false, approvalReason: base.reason };
+}
