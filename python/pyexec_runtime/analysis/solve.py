@@ -783,7 +783,8 @@ _EV = {
 _SPECIAL = {
     "builtins.getattr": _sp_getattr, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
-    "builtins.globals": _sp_globals, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
+    "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
+    "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
     "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
     "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
     "builtins.sorted": _sp_container_of_elements, "builtins.reversed": _sp_container_of_elements,

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createAnalyzer } from '../../../src/analysis/index.js';
+import { parseConfig } from '../../../src/config.js';
+
+const analyzer = createAnalyzer(parseConfig({}));
+after(() => analyzer.close());
+
+const cases: Array<{ name: string; code: string; rule: string; severity: string; line: number }> = [
+  {
+    name: 'subprocess through an alias',
+    code: 'from subprocess import run as r\nr(["ls"])\n',
+    rule: 'process-spawn',
+    severity: 'high',
+    line: 2,
+  },
+  { name: 'os.system', code: 'import os\nos.system("ls")\n', rule: 'process-spawn', severity: 'high', line: 2 },
+  { name: 'ctypes import', code: 'import ctypes\n', rule: 'ctypes', severity: 'high', line: 1 },
+  { name: 'exec', code: 'exec("x = 1")\n', rule: 'dynamic-code', severity: 'high', line: 1 },
+  { name: 'eval through a variable', code: 'e = eval\ne("1 + 1")\n', rule: 'dynamic-code', severity: 'high', line: 2 },
+  { name: '__import__', code: 'm = __import__("json")\n', rule: 'dynamic-import', severity: 'medium', line: 1 },
+  {
+    name: 'file write outside the execution folder',
+    code: 'open("/etc/motd", "w").write("x")\n',
+    rule: 'file-write',
+    severity: 'medium',
+    line: 1,
+  },
+  {
+    name: 'pathlib write under the home folder',
+    code: 'from pathlib import Path\n(Path.home() / "x.txt").write_text("x")\n',
+    rule: 'file-write',
+    severity: 'medium',
+    line: 2,
+  },
+  { name: 'socket', code: 'import socket\ns = socket.socket()\n', rule: 'network', severity: 'medium', line: 2 },
+  {
+    name: 'HTTP client',
+    code: 'import urllib.request\nurllib.request.urlopen("http://x")\n',
+    rule: 'network',
+    severity: 'medium',
+    line: 2,
+  },
+  {
+    name: 'a secret environment variable',
+    code: 'import os\nk = os.environ["OPENAI_API_KEY"]\n',
+    rule: 'secrets-access',
+    severity: 'high',
+    line: 2,
+  },
+  {
+    name: 'the service config file',
+    code: 'cfg = open("../config.yml").read()\n',
+    rule: 'secrets-access',
+    severity: 'high',
+    line: 1,
+  },
+  {
+    name: 'the whole environment',
+    code: 'import os\nenv = dict(os.environ)\n',
+    rule: 'secrets-access',
+    severity: 'medium',
+    line: 2,
+  },
+];
+
+describe('risky operations', () => {
+  for (const c of cases) {
+    it(`flags ${c.name} as ${c.rule} (${c.severity})`, async () => {
+      const r = await analyzer.analyze(c.code);
+      const f = r.findings.find((x) => x.rule === c.rule);
+      assert.ok(f, JSON.stringify(r.findings));
+      assert.equal(f.severity, c.severity);
+      assert.equal(f.line, c.line);
+      assert.equal(r.risk, c.severity === 'high' ? 'high' : 'medium');
+      assert.equal(r.hasWrites, false, 'a risky operation is not a control-system write');
+    });
+  }
+
+  it('leaves ordinary look-alikes alone: model.eval(), urlopen-named locals, relative file writes', async () => {
+    const code = [
+      'class M:',
+      '    def eval(self):',
+      '        return 1',
+      'def urlopen(x):',
+      '    return x',
+      'M().eval()',
+      'urlopen("a")',
+      'with open("out/data.csv", "w") as fh:',
+      '    fh.write("1")',
+      'import os',
+      'home = os.environ.get("HOME")',
+      "results = {'ok': True}",
+    ].join('\n');
+    const r = await analyzer.analyze(code);
+    assert.deepEqual(r.findings, []);
+    assert.equal(r.risk, 'low');
+  });
+
+  it('warns (low) when `results` is never assigned, and not when it is', async () => {
+    const missing = await analyzer.analyze('x = 1\n');
+    assert.equal(missing.assignsResults, false);
+    assert.ok(missing.findings.some((f) => f.rule === 'results-missing' && f.severity === 'low'));
+    assert.equal(missing.risk, 'low');
+    const present = await analyzer.analyze('results = {"x": 1}\n');
+    assert.equal(present.assignsResults, true);
+    assert.ok(!present.findings.some((f) => f.rule.startsWith('results')));
+  });
+});
