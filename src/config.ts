@@ -11,18 +11,20 @@ import { ConfigError } from './errors.js';
  * environment. `z.input<typeof Config>` is what operators write, `Config` what the code receives.
  */
 
-const ModeConfig = z.object({
-  /** Jupyter kernelspec name for this mode. */
-  kernel_name: z.string(),
-  /** Whether code in this mode may write to the control system. */
-  allows_writes: z.boolean(),
-  /** Whether this mode always needs a person's approval (Osprey key; the approval section decides too). */
-  requires_approval: z.boolean().default(false),
-  /** Osprey: name of a gateway under `execution.epics.gateways`. */
-  gateway: z.string().optional(),
-  /** Extra environment for the kernel or subprocess of this mode. */
-  environment: z.record(z.string(), z.string()).default({}),
-});
+/** One execution mode; defaults differ per mode (see modeConfig below). */
+const modeConfig = (defaults: { kernel_name: string; allows_writes: boolean; requires_approval: boolean }) =>
+  z.object({
+    /** Jupyter kernelspec name for this mode. */
+    kernel_name: z.string().default(defaults.kernel_name),
+    /** Whether code in this mode may write to the control system. */
+    allows_writes: z.boolean().default(defaults.allows_writes),
+    /** Whether this mode always needs a person's approval (Osprey key; the approval section decides too). */
+    requires_approval: z.boolean().default(defaults.requires_approval),
+    /** Osprey: name of a gateway under `execution.epics.gateways`. */
+    gateway: z.string().optional(),
+    /** Extra environment for the kernel or subprocess of this mode. */
+    environment: z.record(z.string(), z.string()).default({}),
+  });
 
 const PatternList = z.array(z.string()).default([]);
 const PatternSet = z
@@ -92,12 +94,16 @@ export const Config = z.object({
       python_env_path: z.string().optional(),
       modes: z
         .object({
-          read_only: ModeConfig.prefault({ kernel_name: 'python3-epics-readonly', allows_writes: false }),
-          write_access: ModeConfig.prefault({
+          read_only: modeConfig({
+            kernel_name: 'python3-epics-readonly',
+            allows_writes: false,
+            requires_approval: false,
+          }).prefault({}),
+          write_access: modeConfig({
             kernel_name: 'python3-epics-write',
             allows_writes: true,
             requires_approval: true,
-          }),
+          }).prefault({}),
         })
         .prefault({}),
       container: z
@@ -221,7 +227,15 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Expands `${VAR}` / `${VAR:-default}` in every string of a parsed YAML document. */
 export function expandEnv(value: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
-  if (typeof value === 'string') return value.replace(VAR, (_m, name: string, def?: string) => env[name] ?? def ?? '');
+  if (typeof value === 'string') {
+    const expanded = value.replace(VAR, (_m, name: string, def?: string) => env[name] ?? def ?? '');
+    // A value that is one whole `${VAR}` takes the YAML type of what it expands to (a port stays a number).
+    if (expanded !== value && /^\$\{[^}]+\}$/.test(value) && expanded !== '') {
+      const typed: unknown = parseYaml(expanded);
+      if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
+    }
+    return expanded;
+  }
   if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)]));

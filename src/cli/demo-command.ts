@@ -135,7 +135,7 @@ export async function demoCommand(
             source: 'pyexec demo',
           });
           say(`  [${r.key}] approved by demo-approver`);
-          res = await client.wait(r.requestId, { timeoutMs: 120_000 });
+          res = await client.wait(r.requestId, { timeoutMs: 120_000, onEvent });
         }
         if (res.kind !== 'finished') {
           failures++;

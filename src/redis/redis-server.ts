@@ -63,6 +63,8 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
       dir,
       '--appendonly',
       options.appendOnly ? 'yes' : 'no',
+      '--appendfsync',
+      options.appendOnly ? 'always' : 'everysec',
       '--maxmemory-policy',
       'noeviction',
       '--protected-mode',

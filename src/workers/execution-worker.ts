@@ -4,6 +4,7 @@ import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
 import { ExecutionJob } from '../queues/execution.js';
 import { parseJob } from '../queues/job-id.js';
+import type { PolicyDecision } from './analysis-worker.js';
 import {
   finishRequest,
   regenerateOrFail,
@@ -14,9 +15,21 @@ import {
   withTiming,
 } from './stage-runtime.js';
 
-/** Checks that what is about to run is exactly what the analysis saw and the approver approved. */
-function verifyApproval(env: ExecutionJob): string | null {
+/**
+ * Checks that what is about to run is exactly what the analysis saw and the approver approved.
+ * The policy is recomputed from the code itself (`recheck`), so job data that claims "no approval
+ * needed" or a read-only mode for code that writes cannot bypass the hold.
+ */
+function verifyApproval(env: ExecutionJob, rechecked: PolicyDecision | null): string | null {
   if (sha256(env.code) !== env.codeSha256) return 'the code does not match the sha256 recorded at generation';
+  if (rechecked) {
+    if (rechecked.refusal) return rechecked.refusal.message;
+    if (rechecked.codeError) return 'the code no longer parses';
+    if (rechecked.mode !== env.analysis.mode)
+      return `the code needs ${rechecked.mode}, but the job was analysed as ${env.analysis.mode}`;
+    if (rechecked.approvalRequired && !env.analysis.approvalRequired)
+      return 'the policy requires approval for this code, but the job skipped the hold';
+  }
   if (!env.analysis.approvalRequired) return null;
   const a = env.approval;
   if (a?.decision !== 'approved') return 'approval is required but the job carries no approval';
@@ -34,7 +47,11 @@ function verifyApproval(env: ExecutionJob): string | null {
  * that ends as `failed` with detail `needs_review`, never silently re-run.
  */
 export function createExecutionProcessor(
-  deps: StageDeps & { executors: Partial<Record<'local' | 'container', Executor>> },
+  deps: StageDeps & {
+    executors: Partial<Record<'local' | 'container', Executor>>;
+    /** Recomputes the policy from the code (the analyzer and policy of the analysis stage). */
+    recheck?: (code: string) => Promise<PolicyDecision>;
+  },
 ): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
     runStage(
@@ -44,7 +61,7 @@ export function createExecutionProcessor(
       job,
       signal,
       async ({ env, startedAt, signal, log }) => {
-        const mismatch = verifyApproval(env);
+        const mismatch = verifyApproval(env, deps.recheck ? await deps.recheck(env.code) : null);
         if (mismatch) {
           const refused = withTiming(
             withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }),

@@ -122,27 +122,35 @@ export class Fleet {
           generator: this.options.generator ?? (await createCodeGenerator(config, { logger: this.options.logger })),
         });
       case 'analysis': {
-        // Loaded on demand: a process that runs no analysis never starts the analyzer's helper.
-        const analysis =
-          this.options.analyzer && this.options.decidePolicy ? undefined : await import('../analysis/index.js');
-        const analyzer = this.options.analyzer ?? analysis!.createAnalyzer(config);
-        this.cleanups.push(async () => analyzer.close?.());
-        return createAnalysisProcessor({
-          ...deps,
-          analyzer,
-          decidePolicy: this.options.decidePolicy ?? analysis!.decidePolicy,
-        });
+        const { analyzer, decidePolicy } = await this.analysis();
+        return createAnalysisProcessor({ ...deps, analyzer, decidePolicy });
       }
       case 'approval':
         return createApprovalProcessor({ ...deps, approvals: this.approvals });
       case 'execution': {
         const executors = this.options.executors ?? this.defaultExecutors();
         for (const ex of Object.values(executors)) this.cleanups.push(async () => ex?.close?.());
-        return createExecutionProcessor({ ...deps, executors });
+        const { analyzer, decidePolicy } = await this.analysis();
+        const recheck = async (code: string) => decidePolicy(await analyzer.analyze(code), config);
+        return createExecutionProcessor({ ...deps, executors, recheck });
       }
       case 'result':
         return createResultProcessor(deps);
     }
+  }
+
+  private analysisParts: Promise<{ analyzer: Analyzer; decidePolicy: DecidePolicy }> | undefined;
+
+  /** One analyzer per process, shared by the analysis stage and the execution stage's re-check. */
+  private analysis(): Promise<{ analyzer: Analyzer; decidePolicy: DecidePolicy }> {
+    this.analysisParts ??= (async () => {
+      // Loaded on demand: a process that runs neither stage never starts the analyzer's helper.
+      const mod = this.options.analyzer && this.options.decidePolicy ? undefined : await import('../analysis/index.js');
+      const analyzer = this.options.analyzer ?? mod!.createAnalyzer(this.options.config);
+      this.cleanups.push(async () => analyzer.close?.());
+      return { analyzer, decidePolicy: this.options.decidePolicy ?? mod!.decidePolicy };
+    })();
+    return this.analysisParts;
   }
 
   private defaultExecutors(): Partial<Record<'local' | 'container', Executor>> {

@@ -177,6 +177,22 @@ describe('configuration', () => {
     });
   });
 
+  it('gives a value that is one whole variable the YAML type of its expansion', () => {
+    const c = parseConfig(
+      { pyexec: { metrics_port: '${PORT:-9464}', redis: { prefix: '${P:-x}' } } },
+      { PORT: '9500' },
+    );
+    assert.equal(c.pyexec.metrics_port, 9500);
+    assert.equal(parseConfig({ pyexec: { metrics_port: '${PORT:-9464}' } }, {}).pyexec.metrics_port, 9464);
+    assert.equal(c.pyexec.redis.prefix, 'x');
+  });
+
+  it('loads the shipped config.yml', () => {
+    const c = loadConfig('config.yml', {});
+    assert.equal(c.execution.code_generator, 'mock');
+    assert.equal(c.pyexec.metrics_port, 9464);
+  });
+
   it('resolves execution_root against the config file folder', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-cfg-'));
     const file = path.join(dir, 'config.yml');
