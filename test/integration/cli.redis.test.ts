@@ -4,8 +4,8 @@
  * analysis alone.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
@@ -79,6 +79,32 @@ describe('pyexec command', () => {
     );
     assert.ok(stages.find((x) => x.stage === 'execution')!.completed >= 1);
     assert.ok(stages.every((x) => x.workers >= 1));
+  });
+
+  it('up runs the fleet; submit finds it without flags; SIGTERM stops it cleanly', async () => {
+    const stateDir = path.join(scratch, 'up-state');
+    const env = { ...process.env, PYEXEC_LOG_LEVEL: 'warn', PYEXEC_STATE_DIR: stateDir, PYEXEC_METRICS_PORT: '0', PYEXEC_EXECUTION_ROOT: path.join(scratch, 'up-runs') };
+    const up = spawn('node', [bin, 'up', '--no-ioc'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        up.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('pyexec is up')) resolve();
+        });
+        up.once('exit', (code) => reject(new Error(`up exited early (${code}): ${out}`)));
+      });
+      assert.ok(existsSync(path.join(stateDir, 'up.json')));
+      const r = await pyexec(['submit', '-', '--wait', '--json'], { input: JSON.stringify(sampleRequest()), env: { PYEXEC_STATE_DIR: stateDir } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).status, 'succeeded');
+      const exit = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+      up.kill('SIGTERM');
+      assert.equal(await exit, 0);
+      assert.equal(existsSync(path.join(stateDir, 'up.json')), false, 'the state file is removed on shutdown');
+    } finally {
+      if (up.exitCode === null) up.kill('SIGKILL');
+    }
   });
 
   it('submit refuses an invalid request with a clear error and exit code 2', async () => {

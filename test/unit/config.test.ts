@@ -183,7 +183,7 @@ describe('configuration', () => {
       { PORT: '9500' },
     );
     assert.equal(c.pyexec.metrics_port, 9500);
-    assert.equal(parseConfig({ pyexec: { metrics_port: '${PORT:-9464}' } }, {}).pyexec.metrics_port, 9464);
+    assert.equal(parseConfig({ pyexec: { metrics_port: port } }, {}).pyexec.metrics_port, 9464);
     assert.equal(c.pyexec.redis.prefix, 'x');
   });
 
