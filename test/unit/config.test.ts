@@ -178,10 +178,8 @@ describe('configuration', () => {
   });
 
   it('gives a value that is one whole variable the YAML type of its expansion', () => {
-    const c = parseConfig(
-      { pyexec: { metrics_port: '${PORT:-9464}', redis: { prefix: '${P:-x}' } } },
-      { PORT: '9500' },
-    );
+    const port = '$' + '{PORT:-9464}';
+    const c = parseConfig({ pyexec: { metrics_port: port, redis: { prefix: '$' + '{P:-x}' } } }, { PORT: '9500' });
     assert.equal(c.pyexec.metrics_port, 9500);
     assert.equal(parseConfig({ pyexec: { metrics_port: port } }, {}).pyexec.metrics_port, 9464);
     assert.equal(c.pyexec.redis.prefix, 'x');
