@@ -34,8 +34,42 @@ export class Metrics {
   });
   readonly queueJobs = new Gauge({
     name: 'pyexec_queue_jobs',
-    help: 'Jobs per queue and state (refreshed at scrape time)',
+    help: 'Jobs per queue and state: waiting, active, delayed (retry backoff), held (approval-hold, awaiting a person), failed. Queue-wide, refreshed at scrape time; aggregate with max by (queue, state)',
     labelNames: ['queue', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly queueOldestWaiting = new Gauge({
+    name: 'pyexec_queue_oldest_waiting_seconds',
+    help: 'Age of the oldest job waiting for a worker, per queue (0 when none waits); refreshed at scrape time',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+  readonly approvalOverdue = new Gauge({
+    name: 'pyexec_approval_overdue_jobs',
+    help: 'Held jobs whose approval deadline has passed but that no approval-hold worker has settled yet',
+    registers: [this.registry],
+  });
+  readonly stalledJobs = new Counter({
+    name: 'pyexec_stalled_jobs_total',
+    help: 'Jobs that ended in BullMQ failed state (worker died, lock lost), by stage and what was done: requeued (read-only execution), needs_review (execution that may have written), failed',
+    labelNames: ['stage', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly interruptedJobs = new Counter({
+    name: 'pyexec_shutdown_interrupted_jobs_total',
+    help: 'Running jobs interrupted because the shutdown grace period ended, by stage',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  readonly workerSlots = new Gauge({
+    name: 'pyexec_worker_slots',
+    help: "This process's job slots (worker concurrency) per stage, and how many are busy",
+    labelNames: ['stage', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({
+    name: 'pyexec_ready',
+    help: 'Whether this process is ready to take jobs (same checks as /readyz): 1 ready, 0 not',
     registers: [this.registry],
   });
   readonly generatorTokens = new Counter({

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         first = REFUSALS[0]
         meta.update(success=False, error_kind="refused", error_type=first["error_type"], error_name=first["error_name"], error=first["message"])
     meta["refusals"] = REFUSALS
+    meta["limits_skipped"] = limits.SKIPPED
     meta["stdout"] = out.getvalue()
     meta["stderr"] = err.getvalue()
     meta["end_time"] = time.time()

@@ -1,6 +1,6 @@
 """The simulated accelerator: a caproto soft IOC on loopback.
 
-    python -m pyexec_runtime.sim_ioc --port 5064 [--ready-file F]
+    python -m pyexec_runtime.sim_ioc --port 5064 [--read-only-port 5074] [--ready-file F]
 
 PVs (all floats unless noted):
   DEVICE:PV:SETPOINT, DEVICE:PV:READBACK (follows the setpoint), DEVICE:STATUS (int),
@@ -8,6 +8,11 @@ PVs (all floats unless noted):
   MAG:HCM1:CURRENT:SP / :RB (magnet setpoints and readbacks, A).
 The server binds 127.0.0.1 only; the port is per instance (EPICS_CA_SERVER_PORT), so parallel
 tests do not collide.
+
+`--read-only-port` serves the same PVs a second time on another port with access security: every
+channel is granted READ only, and a write request is answered with ECA_NOWTACCESS. It plays the part
+of a read-only Channel Access gateway: read-only kernels point at it, so a write that got past the
+in-process guard is still refused at the IOC.
 """
 from __future__ import annotations
 
@@ -17,7 +22,11 @@ import os
 import sys
 import time
 
-from caproto.server import PVGroup, pvproperty, run
+import asyncio
+
+import caproto as ca
+from caproto.asyncio.server import Context, VirtualCircuit
+from caproto.server import PVGroup, pvproperty
 
 
 class Accelerator(PVGroup):
@@ -57,9 +66,52 @@ class Accelerator(PVGroup):
         await instance.write(500.0 + 2.0 * math.sin(time.time() / 60.0))
 
 
+class ReadOnlyCircuit(VirtualCircuit):
+    """A circuit of the read-only endpoint: READ access on every channel, writes refused."""
+
+    async def _process_command(self, command):
+        if isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
+            cid = self.circuit.channels_sid[command.sid].cid
+            return [ca.ErrorResponse(command, cid, status=ca.CAStatus.ECA_NOWTACCESS, error_message="read-only endpoint")]
+        to_send = await super()._process_command(command)
+        return [
+            ca.AccessRightsResponse(cid=c.cid, access_rights=ca.AccessRights.READ) if isinstance(c, ca.AccessRightsResponse) else c
+            for c in to_send or []
+        ]
+
+
+class ReadOnlyContext(Context):
+    CircuitClass = ReadOnlyCircuit
+
+    @property
+    def startup_methods(self):
+        # The read-write context already runs the PV groups' scans; running them twice would
+        # double every simulated update.
+        return {}
+
+
+async def serve(pvdb: dict, port: int, read_only_port: int | None, ready_file: str | None) -> None:
+    contexts = [Context(pvdb, ["127.0.0.1"])]
+    contexts[0].ca_server_port = port
+    if read_only_port:
+        ro = ReadOnlyContext(pvdb, ["127.0.0.1"])
+        ro.ca_server_port = read_only_port
+        contexts.append(ro)
+    started: list[int] = []
+
+    async def startup(async_lib):
+        started.append(1)
+        if ready_file and len(started) == len(contexts):
+            with open(ready_file, "w") as fh:
+                fh.write(str(os.getpid()))
+
+    await asyncio.gather(*(ctx.run(log_pv_names=False, startup_hook=startup) for ctx in contexts))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=int(os.environ.get("EPICS_CA_SERVER_PORT", "5064")))
+    parser.add_argument("--read-only-port", type=int, default=None)
     parser.add_argument("--ready-file")
     args = parser.parse_args()
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
@@ -67,13 +119,10 @@ def main() -> None:
     os.environ.setdefault("EPICS_CAS_BEACON_ADDR_LIST", "127.0.0.1")
     os.environ["EPICS_CAS_AUTO_BEACON_ADDR_LIST"] = "NO"
     ioc = Accelerator(prefix="")
-
-    async def startup(async_lib):
-        if args.ready_file:
-            with open(args.ready_file, "w") as fh:
-                fh.write(str(os.getpid()))
-
-    run(ioc.pvdb, interfaces=["127.0.0.1"], log_pv_names=False, startup_hook=startup)
+    try:
+        asyncio.run(serve(ioc.pvdb, args.port, args.read_only_port, args.ready_file))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ export interface OpsServerOptions {
   readonly ready: () => Promise<Record<string, boolean>>;
   /** Refreshes gauges that are read at scrape time (queue depths). */
   readonly beforeScrape?: () => Promise<void>;
+  /** Exposition text appended to the registry's (families prom-client does not own, e.g. bullmq_job_count). */
+  readonly extraMetrics?: () => Promise<string>;
 }
 
 /** `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz` (can take work) of one process. */
@@ -39,9 +41,9 @@ export async function startOpsServer(
       // A scrape still answers with what it has when Redis is away.
     }
     for (const s of PROCESS_STATES) options.metrics.processState.set({ state: s }, s === options.state() ? 1 : 0);
-    return reply
-      .header('content-type', options.metrics.registry.contentType)
-      .send(await options.metrics.registry.metrics());
+    const extra = await options.extraMetrics?.().catch(() => '');
+    const text = await options.metrics.registry.metrics();
+    return reply.header('content-type', options.metrics.registry.contentType).send(extra ? `${text}${extra}` : text);
   });
   await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
   const addr = app.server.address();

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Analyzer } from '../analysis/analyzer.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
+import { ExecutorUnavailableError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
 import { LocalExecutor } from '../executors/local-executor.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
@@ -17,7 +18,9 @@ import { RequestStore, TERMINAL } from '../store/request-store.js';
 import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { createExecutionProcessor } from './execution-worker.js';
+import { FleetPresence } from './fleet-presence.js';
 import { createGenerationProcessor } from './generation-worker.js';
+import { bullmqExposition, refreshQueueMetrics } from './queue-metrics.js';
 import { createResultProcessor } from './result-worker.js';
 import { finishRequest, type StageDeps } from './stage-runtime.js';
 
@@ -35,6 +38,28 @@ export interface FleetOptions {
   readonly decidePolicy?: DecidePolicy;
   readonly executors?: Partial<Record<'local' | 'container', Executor>>;
   readonly metrics?: Metrics;
+  /**
+   * Export the queue-wide gauges (pyexec_queue_jobs, oldest waiting job, overdue approvals) of all
+   * five queues at each scrape. They are the same for every process, so one process per fleet
+   * exports them: `pyexec exporter`, or `pyexec up`. @defaultValue true when this process runs every stage
+   */
+  readonly queueMetrics?: boolean;
+  /** Also export BullMQ's own `bullmq_job_count` family. @defaultValue same as queueMetrics */
+  readonly bullmqMetrics?: boolean;
+}
+
+/** A dependency that can say whether it is usable now (an executor with kernels, ...). */
+interface MaybeReady {
+  ready?(): Promise<boolean>;
+}
+
+/** Resolves to `fallback` if `promise` has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -48,6 +73,11 @@ export class Fleet {
   private readonly cleanups: Array<() => Promise<unknown>> = [];
   private closing: Promise<void> | undefined;
   private readonly running = new Map<string, { stage: Stage; jobId: string }>();
+  /** Readiness checks beyond Redis, by name (e.g. `executor`). */
+  private readonly readiness = new Map<string, () => Promise<boolean>>();
+  private presence: FleetPresence | undefined;
+  /** On any exit, running code is interrupted: a detached Python process must not outlive us. */
+  private readonly onExit = () => this.interruptRunning('the worker process exited');
 
   private constructor(
     readonly options: FleetOptions,
@@ -107,9 +137,14 @@ export class Fleet {
       this.cleanups.push(() => worker.close(true));
       await this.watchFailures(stage, prefix, deps);
     }
+    process.on('exit', this.onExit);
     await this.watchCancellations(prefix);
+    const slots = Object.fromEntries(stages.map((s) => [s, config.pyexec.concurrency[s]]));
+    this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state);
+    this.cleanups.push(() => this.presence!.stop());
     if ((this.options.metricsPort ?? config.pyexec.metrics_port) !== null) await this.serveOps();
     this.state = 'running';
+    await this.presence.refresh();
     logger.info({ stages, metricsPort: this.metricsPort }, 'fleet process running');
   }
 
@@ -129,6 +164,12 @@ export class Fleet {
         return createApprovalProcessor({ ...deps, approvals: this.approvals });
       case 'execution': {
         const executors = this.options.executors ?? this.defaultExecutors();
+        // Ready while at least one executor is usable (one without a check counts as usable).
+        this.readiness.set('executor', async () => {
+          const found = Object.values(executors).filter((e): e is Executor => e !== undefined);
+          const ok = await Promise.all(found.map((e) => (e as MaybeReady).ready?.() ?? true));
+          return ok.some(Boolean);
+        });
         for (const ex of Object.values(executors)) this.cleanups.push(async () => ex?.close?.());
         const { analyzer, decidePolicy } = await this.analysis();
         const recheck = async (code: string) => decidePolicy(await analyzer.analyze(code), config);
@@ -207,6 +248,9 @@ export class Fleet {
   private async reap(stage: Stage, jobId: string, deps: StageDeps): Promise<void> {
     const job = await Job.fromId(this.queues[stage], jobId);
     if (!job || (await job.getState()) !== 'failed') return;
+    // Every process that runs this stage hears the event; the first one acts (and counts).
+    const claim = await this.redis.set(this.queues[stage].toKey(`${jobId}:reaped`), '1', 'EX', 86_400, 'NX');
+    if (claim !== 'OK') return;
     const parsed = Envelope.safeParse(job.data);
     const requestId = parsed.success ? parsed.data.requestId : (job.data as { requestId?: unknown })?.requestId;
     if (typeof requestId !== 'string') return;
@@ -226,6 +270,8 @@ export class Fleet {
     const mode = (job.data as { analysis?: { mode?: string } }).analysis?.mode;
     if (stage === 'execution' && mode === 'read_only' && (jobId.match(/-requeue/g)?.length ?? 0) < 2) {
       log.warn('read-only execution stalled; re-queued');
+      this.metrics.stalledJobs.inc({ stage, action: 'requeued' });
+      this.metrics.retries.inc({ stage, error_class: 'stalled' });
       await deps.queues.execution.add(
         'execution',
         { ...job.data, enqueuedAt: Date.now() },
@@ -234,6 +280,7 @@ export class Fleet {
       return;
     }
     const needsReview = stage === 'execution';
+    this.metrics.stalledJobs.inc({ stage, action: needsReview ? 'needs_review' : 'failed' });
     log.error(
       { failedReason: job.failedReason },
       needsReview ? 'execution stalled; needs review' : 'job failed; ending request',
@@ -282,35 +329,101 @@ export class Fleet {
       metrics: this.metrics,
       port: this.options.metricsPort ?? this.options.config.pyexec.metrics_port,
       state: () => this.state,
-      ready: async () => ({ redis: (await this.redis.ping().catch(() => 'down')) === 'PONG' }),
+      ready: () => this.readinessChecks(),
       beforeScrape: () => this.refreshQueueGauges(),
+      ...((this.options.bullmqMetrics ?? this.exportsQueueMetrics())
+        ? { extraMetrics: () => this.whenRedisUp(bullmqExposition(this.queues, STAGES), '') }
+        : {}),
     };
     const server = await startOpsServer(opts);
     this.metricsPort = server.port;
     this.cleanups.unshift(() => server.close());
   }
 
+  /** Redis answers, and each stage dependency is usable. */
+  async readinessChecks(): Promise<Record<string, boolean>> {
+    const checks: Record<string, boolean> = {
+      redis: await this.whenRedisUp(
+        this.redis.ping().then((r) => r === 'PONG'),
+        false,
+      ),
+    };
+    for (const [name, check] of this.readiness)
+      checks[name] = await within(
+        check().catch(() => false),
+        2000,
+        false,
+      );
+    return checks;
+  }
+
+  /** Worker commands wait out a lost connection; what a scrape or probe asks must not wait. */
+  private whenRedisUp<T>(work: Promise<T>, fallback: T): Promise<T> {
+    if (this.redis.status !== 'ready') {
+      work.catch(() => {});
+      return Promise.resolve(fallback);
+    }
+    return within(work, 2000, fallback);
+  }
+
+  private exportsQueueMetrics(): boolean {
+    return this.options.queueMetrics ?? STAGES.every((s) => (this.options.stages ?? STAGES).includes(s));
+  }
+
+  /** Scrape-time gauges: this process's job slots, and the queue-wide gauges where it exports them. */
   async refreshQueueGauges(): Promise<void> {
-    for (const stage of STAGES) {
-      const counts = await this.queues[stage].getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
-      for (const [state, n] of Object.entries(counts))
-        this.metrics.queueJobs.set({ queue: QueueName[stage], state }, n);
+    for (const [stage, worker] of this.workers) {
+      const busy = [...this.running.values()].filter((r) => r.stage === stage).length;
+      this.metrics.workerSlots.set({ stage, state: 'total' }, worker.concurrency);
+      this.metrics.workerSlots.set({ stage, state: 'busy' }, busy);
+    }
+    this.metrics.ready.set(
+      Object.values(await this.readinessChecks()).every(Boolean) && this.state === 'running' ? 1 : 0,
+    );
+    if (this.exportsQueueMetrics()) {
+      await this.whenRedisUp(refreshQueueMetrics(this.redis, this.queues, STAGES, this.metrics), undefined);
     }
   }
 
-  /** Stops taking jobs and lets running ones finish within `graceMs`, then closes everything. */
+  /**
+   * Aborts every running job through its AbortSignal. An execution gets an ExecutorUnavailableError
+   * that says the code may have started: write-capable code then ends as `needs_review` and is
+   * never re-run; read-only code is retried by BullMQ on another worker. Other stages are retried.
+   */
+  private interruptRunning(reason: string): void {
+    for (const [stage, worker] of this.workers) {
+      const n = [...this.running.values()].filter((r) => r.stage === stage).length;
+      if (n === 0) continue;
+      this.metrics.interruptedJobs.inc({ stage }, n);
+      const error = stage === 'execution' ? new ExecutorUnavailableError(reason, { started: true }) : new Error(reason);
+      // BullMQ passes the reason to AbortController.abort as is; executors throw `signal.reason`.
+      worker.cancelAllJobs(error as unknown as string);
+    }
+  }
+
+  /**
+   * Drains, then closes every connection. From the first moment the state is `draining` (readiness
+   * false) and no new job is taken; running jobs get `graceMs` to finish. Those still running a
+   * short settle time before the end (a quarter of the grace, 5 s at most) are interrupted (see
+   * interruptRunning) so that each ends or is re-queued before the process goes. `graceMs` 0
+   * closes at once and leaves running jobs to BullMQ's stall detection and the reaper.
+   */
   async close(graceMs = 0): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'draining';
       const logger = this.options.logger;
-      if (graceMs > 0) {
-        const drained = Promise.allSettled([...this.workers.values()].map((w) => w.close()));
-        const timedOut = await Promise.race([
-          drained.then(() => false),
-          new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
-        ]);
-        if (timedOut) logger.warn({ graceMs }, 'grace period over; closing by force');
+      await this.presence?.refresh();
+      if (graceMs > 0 && this.workers.size > 0) {
+        const drained = Promise.allSettled([...this.workers.values()].map((w) => w.close())).then(() => true);
+        const settleMs = Math.min(5000, Math.floor(graceMs / 4));
+        if (!(await within(drained, graceMs - settleMs, false))) {
+          logger.warn({ graceMs, running: this.running.size }, 'grace period over; interrupting running jobs');
+          this.interruptRunning('the worker was shut down before the job finished (grace period over)');
+          if (!(await within(drained, settleMs, false)))
+            logger.warn('interrupted jobs did not settle; closing by force');
+        }
       }
+      process.off('exit', this.onExit);
       for (const step of [...this.cleanups].reverse()) {
         try {
           await step();

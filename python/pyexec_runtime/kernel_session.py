@@ -1,0 +1,119 @@
+"""The kernel side of one pyexec request in a pooled Jupyter kernel.
+
+pyexec's container executor runs three cells in a leased kernel:
+
+1. `begin(spec)` (silent): checks the kernel's mode, installs the channel limits, puts `context` and
+   `approval_payload` in the user namespace, and moves to the request's working folder;
+2. the request's code, as sent (its outputs are the notebook's outputs);
+3. `finish()` (silent): classifies the outcome by exception class (a PyexecRefusal, raised or
+   caught, is a safety refusal), serialises `results`, renders open figures, and publishes it all
+   as one `application/vnd.pyexec.run+json` display message.
+
+Nothing goes through the file system, so a kernel in another container needs no shared volume.
+`startup()` runs once per kernel, before its first request (IPKernelApp.exec_lines, kernel.py).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+from . import errors, guard, limits
+from .capture import figure_pngs, results_json
+
+RUN_MIME = "application/vnd.pyexec.run+json"
+_state: dict[str, Any] = {}
+
+
+class Context(dict):
+    """capability_context_data, readable as context['key'] or context.key."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def startup() -> str:
+    """Warm the kernel (imports) and install the guard of its mode before any user code."""
+    for name in ("numpy", "pandas", "matplotlib", "matplotlib.pyplot", "epics"):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - optional packages
+            pass
+    mode = guard.install(os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only")
+    _state["mode"] = mode
+    return mode
+
+
+def begin(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    mode = guard.installed_mode()
+    if spec.get("mode") != mode:
+        raise RuntimeError(f"pyexec: this kernel runs {mode}, the request needs {spec.get('mode')}")
+    if _state.get("begun"):
+        raise RuntimeError("pyexec: this kernel already ran a request; it must be recycled first")
+    _state["begun"] = True
+    errors.REFUSALS.clear()
+    limits.SKIPPED.clear()
+    lim = spec.get("limits")
+    if lim:
+        limits.install(lim["database"], bool(lim.get("allow_unlisted", True)), lim.get("on_violation", "error"))
+    ns = _shell().user_ns
+    ns.pop("results", None)
+    ns["context"] = Context(spec.get("context") or {})
+    ns["approval_payload"] = spec.get("approval_payload")
+    folder = spec.get("folder")
+    if not (folder and os.path.isdir(folder)):
+        folder = tempfile.mkdtemp(prefix="pyexec-run-")
+    os.chdir(folder)
+    sys.last_type = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
+    _state["started"] = True
+
+
+def _outcome() -> dict[str, Any]:
+    exc = getattr(sys, "last_value", None) if _state.get("started") else None
+    meta: dict[str, Any] = {"success": exc is None, "execution_mode": _state.get("mode")}
+    if exc is not None:
+        if isinstance(exc, errors.PyexecRefusal):
+            kind, etype = "refused", exc.error_type
+        elif isinstance(exc, SyntaxError):
+            kind, etype = "code", "syntax"
+        else:
+            kind, etype = "code", "runtime"
+        meta.update(
+            error_kind=kind,
+            error_type=etype,
+            error_name=type(exc).__name__,
+            error=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+    if errors.REFUSALS:
+        # A refusal counts even when the code caught it and went on.
+        first = errors.REFUSALS[0]
+        meta.update(success=False, error_kind="refused", error_type=first["error_type"], error_name=first["error_name"], error=first["message"])
+    return meta
+
+
+def finish() -> None:
+    from IPython.display import publish_display_data
+
+    meta = _outcome()
+    results_meta, text = results_json(_shell().user_ns) if meta["success"] else ({}, None)
+    meta.update(results_meta)
+    meta["refusals"] = list(errors.REFUSALS)
+    meta["limits_skipped"] = list(limits.SKIPPED)
+    meta["figures"] = [base64.b64encode(png).decode("ascii") for png in figure_pngs()]
+    meta["results_json"] = text
+    publish_display_data({RUN_MIME: meta})

@@ -1,0 +1,83 @@
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Stage } from '../queues/envelope.js';
+
+/** One worker process as `pyexec status` sees it. */
+export interface PresenceEntry {
+  readonly host: string;
+  readonly pid: number;
+  /** Job slots (worker concurrency) for the stage. */
+  readonly slots: number;
+  readonly state: string;
+  readonly seenAt: number;
+}
+
+/** A process counts as present while its last heartbeat is younger than this. */
+export const PRESENCE_TTL_MS = 30_000;
+const HEARTBEAT_MS = 10_000;
+
+const keyOf = (prefix: string, stage: Stage) => `${prefix}:fleet:${stage}`;
+
+/**
+ * Each worker process announces itself per stage in a sorted set (member: host, pid, slots; score:
+ * last heartbeat). `pyexec status` reads who is there and their capacity without CLIENT LIST,
+ * which managed Redis services often disable. A process that dies drops out after PRESENCE_TTL_MS.
+ */
+export class FleetPresence {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly members = new Map<Stage, string>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly slots: Partial<Record<Stage, number>>,
+    private readonly state: () => string,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => this.beat().catch(() => {}), HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    const now = Date.now();
+    const multi = this.redis.multi();
+    for (const [stage, slots] of Object.entries(this.slots) as [Stage, number][]) {
+      const member = JSON.stringify({ host: hostname(), pid: process.pid, slots, state: this.state() });
+      const previous = this.members.get(stage);
+      if (previous && previous !== member) multi.zrem(keyOf(this.prefix, stage), previous);
+      this.members.set(stage, member);
+      multi.zadd(keyOf(this.prefix, stage), now, member);
+      multi.zremrangebyscore(keyOf(this.prefix, stage), 0, now - PRESENCE_TTL_MS);
+    }
+    await multi.exec();
+  }
+
+  /** Re-announces at once (a state change such as draining). */
+  refresh(): Promise<void> {
+    return this.beat().catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    const multi = this.redis.multi();
+    for (const [stage, member] of this.members) multi.zrem(keyOf(this.prefix, stage), member);
+    await multi.exec();
+  }
+}
+
+/** The worker processes present for a stage. */
+export async function presentWorkers(redis: Redis, prefix: string, stage: Stage): Promise<PresenceEntry[]> {
+  const raw = await redis.zrangebyscore(keyOf(prefix, stage), Date.now() - PRESENCE_TTL_MS, '+inf', 'WITHSCORES');
+  const out: PresenceEntry[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    try {
+      const m = JSON.parse(raw[i]!) as Omit<PresenceEntry, 'seenAt'>;
+      out.push({ ...m, seenAt: Number(raw[i + 1]) });
+    } catch {
+      // Not ours; ignore.
+    }
+  }
+  return out;
+}
