@@ -29,7 +29,8 @@ export const WRITES_BLOCKED = 'EPICS writes blocked by configuration';
  * 2. writes while `control_system.writes_enabled` is false → `refusal` writes_disabled (terminal);
  * 3. mode: write_access when the code writes, else read_only;
  * 4. approval: the approval modes (`approvalRequired(config, hasWrites)`), OR the chosen mode's
- *    `requires_approval` unless approval is disabled globally, OR — our addition — high-risk findings
+ *    `requires_approval` unless approval for Python execution is off (globally, `enabled: false`
+ *    or mode `disabled`), OR — our addition — high-risk findings
  *    (process spawning, ctypes, exec/eval, secrets, unresolvable dynamic access) whenever approval
  *    for Python execution is on at all (mode epics_writes included): Osprey fails such code outright;
  *    we let a person look instead, and the read-only kernel's run-time guard still refuses spawns and
@@ -65,12 +66,16 @@ function decideApproval(
   const base = approvalRequired(config, report.hasWrites);
   if (base.required) return { approvalRequired: true, approvalReason: base.reason };
   const { global_mode, capabilities } = config.approval;
-  if (global_mode !== 'disabled' && config.execution.modes[mode].requires_approval) {
+  const py = capabilities.python_execution;
+  const pythonApprovalOn =
+    global_mode !== 'disabled' && (global_mode === 'all_capabilities' || py.enabled) && py.mode !== 'disabled';
+  // An operator who turned approval for Python execution off (globally, for the capability, or
+  // with mode `disabled`) gets no hold: the explicit setting wins over the mode's default.
+  if (!pythonApprovalOn) return { approvalRequired: false, approvalReason: base.reason };
+  if (config.execution.modes[mode].requires_approval) {
     return { approvalRequired: true, approvalReason: `The ${mode} execution mode requires approval` };
   }
-  const py = capabilities.python_execution;
-  const pythonApprovalOn = global_mode !== 'disabled' && (global_mode === 'all_capabilities' || py.enabled);
-  if (report.risk === 'high' && pythonApprovalOn && py.mode !== 'disabled') {
+  if (report.risk === 'high') {
     const rules = [...new Set(report.findings.filter((f) => f.severity === 'high').map((f) => f.rule))].join(', ');
     return { approvalRequired: true, approvalReason: `High-risk operations need a person's review (${rules})` };
   }

@@ -51,13 +51,25 @@ describe('policy', () => {
       assert.equal(d.approvalRequired, true);
       assert.equal(d.refusal, undefined);
     });
-    it("asks for approval through write_access's requires_approval even when the python mode is disabled", () => {
+    it('asks nobody when the python approval mode is disabled: the explicit setting wins over the mode default', () => {
       const d = decidePolicy(
         report({ hasWrites: true }),
         config({ ...writesOn, approval: { capabilities: { python_execution: { mode: 'disabled' } } } }),
       );
+      assert.equal(d.approvalRequired, false);
+      assert.equal(d.mode, 'write_access');
+    });
+    it("asks for approval through a mode's requires_approval when the approval mode would not", () => {
+      const d = decidePolicy(
+        report({ hasWrites: false }),
+        config({
+          ...writesOn,
+          approval: { capabilities: { python_execution: { mode: 'epics_writes' } } },
+          execution: { modes: { read_only: { requires_approval: true } } },
+        }),
+      );
       assert.equal(d.approvalRequired, true);
-      assert.match(d.approvalReason, /write_access/);
+      assert.match(d.approvalReason, /read_only/);
     });
     it('asks nobody when approval is disabled globally', () => {
       const d = decidePolicy(
