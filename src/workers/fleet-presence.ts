@@ -41,6 +41,7 @@ export class FleetPresence {
   }
 
   private async beat(): Promise<void> {
+    if (Object.keys(this.slots).length === 0) return;
     const now = Date.now();
     const multi = this.redis.multi();
     for (const [stage, slots] of Object.entries(this.slots) as [Stage, number][]) {
@@ -61,6 +62,7 @@ export class FleetPresence {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    if (this.members.size === 0) return;
     const multi = this.redis.multi();
     for (const [stage, member] of this.members) multi.zrem(keyOf(this.prefix, stage), member);
     await multi.exec();
