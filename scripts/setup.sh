@@ -49,7 +49,12 @@ fi
 want=$(sha package-lock.json)
 if [ ! -d node_modules ] || [ "$(cat node_modules/.pyexec-stamp 2>/dev/null)" != "$want" ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Some npm 11 set-ups write lock files without other platforms' optional packages, which makes
+  # `npm ci` refuse the lock; `npm install` then installs the same locked versions.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/pyexec-npm-ci.log; then
+    log "npm ci refused the lock file ($(grep -m1 -o 'can only install.*in sync' /tmp/pyexec-npm-ci.log || echo see /tmp/pyexec-npm-ci.log)); npm install instead"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
   echo "$want" > node_modules/.pyexec-stamp
 fi
 log "ready"
