@@ -104,6 +104,11 @@ export class Metrics {
     buckets: [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 14_400, 86_400],
     registers: [this.registry],
   });
+  readonly approvalHeldJobs = new Gauge({
+    name: 'pyexec_approval_held_jobs',
+    help: 'Jobs waiting for an approval decision (refreshed at scrape time)',
+    registers: [this.registry],
+  });
   readonly processState = new Gauge({
     name: 'pyexec_process_state',
     help: 'Named process state: 1 for the current state',

@@ -1,0 +1,118 @@
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { Metrics } from '../metrics.js';
+import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
+import { createRedis, keyPrefix } from '../redis/connection.js';
+import { ApprovalFeed } from './approval-feed.js';
+import { ApprovalService } from './approval-service.js';
+import { buildApproverApp } from './approver-app.js';
+import { TokenAuthenticator } from './tokens.js';
+
+export interface ApproverApiOptions {
+  readonly config: Config;
+  readonly redisUrl: string;
+  /** Port to listen on; 0 picks a free one. @defaultValue config.pyexec.approver.port (8470) */
+  readonly port?: number;
+  /** Interface to bind. @defaultValue config.pyexec.approver.host ("127.0.0.1") */
+  readonly host?: string;
+  /** @defaultValue a silent logger */
+  readonly logger?: Logger;
+  /**
+   * Where decision counters and the time-to-decision histogram go. Pass the process's registry
+   * (e.g. the fleet's in `pyexec up`) so its `/metrics` shows them. @defaultValue a private registry
+   */
+  readonly metrics?: Metrics;
+  /**
+   * Also answer `GET /metrics` (Prometheus text, no token; refreshes `pyexec_approval_held_jobs`)
+   * on the API's port: for a standalone `pyexec approver serve`. @defaultValue false
+   */
+  readonly serveMetrics?: boolean;
+}
+
+export interface ApproverApi {
+  /** Base URL, e.g. `http://127.0.0.1:8470`. */
+  readonly url: string;
+  readonly port: number;
+  readonly app: FastifyInstance;
+  readonly approvals: ApprovalService;
+  /** Idempotent: ends live streams, stops listening, closes the Redis connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the approver HTTP API and web page on its own Redis connections: one for commands and a
+ * dedicated one for the live event stream. Fails (and leaves nothing open) when Redis is unreachable
+ * or the port is taken. With no tokens configured every `/api` call is refused (fail closed).
+ */
+export async function startApproverApi(options: ApproverApiOptions): Promise<ApproverApi> {
+  const { config } = options;
+  const logger = (options.logger ?? silentLogger()).child({ component: 'approver-api' });
+  const prefix = keyPrefix(config.pyexec.redis.prefix);
+  const metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'close step failed');
+      }
+    }
+  };
+  try {
+    const redis: Redis = createRedis(options.redisUrl, 'producer');
+    cleanups.push(async () => redis.disconnect());
+    await redis.connect();
+    const queues: QueueSet = createQueueSet(redis, prefix, config);
+    cleanups.push(() => queues.close());
+    const approvals = new ApprovalService(redis, prefix, queues.approval, {
+      retentionSeconds: config.pyexec.retention.finished_seconds,
+      metrics,
+    });
+    const feedConnection = createRedis(options.redisUrl, 'worker');
+    cleanups.push(async () => feedConnection.disconnect());
+    const feed = await ApprovalFeed.start(feedConnection, prefix);
+    cleanups.push(() => feed.close());
+
+    const auth = new TokenAuthenticator(config.pyexec.approver.tokens);
+    if (auth.size === 0)
+      logger.warn('no approver tokens configured (pyexec.approver.tokens): every API call will be refused');
+    const app = buildApproverApp({
+      desk: approvals,
+      auth,
+      logger,
+      feed,
+      ...(options.serveMetrics
+        ? {
+            extraRoutes: (a: FastifyInstance) =>
+              a.get('/metrics', async (_req, reply) => {
+                await approvals.refreshHeldGauge().catch(() => undefined);
+                return reply
+                  .header('content-type', metrics.registry.contentType)
+                  .send(await metrics.registry.metrics());
+              }),
+          }
+        : {}),
+    });
+    cleanups.push(() => app.close());
+    const host = options.host ?? config.pyexec.approver.host;
+    await app.listen({ port: options.port ?? config.pyexec.approver.port, host });
+    const addr = app.server.address();
+    const port = addr && typeof addr === 'object' ? addr.port : (options.port ?? config.pyexec.approver.port);
+    const url = `http://${urlHost(host)}:${port}`;
+    logger.info({ url, tokens: auth.size }, 'approver API listening');
+    let closing: Promise<void> | undefined;
+    return { url, port, app, approvals, close: () => (closing ??= closeAll()) };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** The host part of a URL that reaches a server bound to `host`. */
+export function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}

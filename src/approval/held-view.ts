@@ -1,0 +1,107 @@
+import type { ApprovalRecord, Finding } from '../queues/envelope.js';
+import type { PythonExecutionRequest } from '../request.js';
+import type { HeldJob, HeldJobDetail, HoldStatus } from './approval-service.js';
+
+type Severity = Finding['severity'];
+const RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3 };
+
+/** A held job in a list: enough to pick one, without the code. */
+export interface HeldSummaryView {
+  readonly holdJobId: string;
+  readonly requestId: string;
+  readonly threadId: string;
+  readonly taskObjective: string;
+  readonly userQuery: string;
+  readonly mode: 'read_only' | 'write_access';
+  readonly risk: string;
+  readonly approvalReason: string;
+  readonly findingCount: number;
+  readonly lineCount: number;
+  readonly codeSha256: string;
+  readonly deadline: number;
+  readonly heldAt: number;
+  readonly attempt: number;
+}
+
+/** One numbered line of the code, with the indexes of the findings that point at it. */
+export interface CodeLineView {
+  readonly number: number;
+  readonly text: string;
+  readonly findings: readonly number[];
+  /** The highest severity among those findings; null for a line without findings. */
+  readonly severity: Severity | null;
+}
+
+/** Everything an approver is shown before deciding, and what a decision must echo back. */
+export interface HeldDetailView extends HeldSummaryView {
+  readonly status: HoldStatus;
+  readonly request: PythonExecutionRequest;
+  readonly code: string;
+  readonly lines: readonly CodeLineView[];
+  /** Findings in the analyzer's order; `index` is what `lines[].findings` refers to. */
+  readonly findings: ReadonlyArray<Finding & { readonly index: number }>;
+  readonly hasWrites: boolean;
+  readonly hasReads: boolean;
+  readonly analyzer: string;
+  /** Send these back with an approval: the API refuses it when the job changed since. */
+  readonly analysisSha256: string;
+  readonly decision: ApprovalRecord | null;
+}
+
+export function heldSummary(h: HeldJob): HeldSummaryView {
+  return {
+    holdJobId: h.holdJobId,
+    requestId: h.requestId,
+    threadId: h.threadId,
+    taskObjective: h.taskObjective,
+    userQuery: h.userQuery,
+    mode: h.mode,
+    risk: h.risk,
+    approvalReason: h.analysis.approvalReason,
+    findingCount: h.analysis.findings.length,
+    lineCount: splitLines(h.code).length,
+    codeSha256: h.codeSha256,
+    deadline: h.deadline,
+    heldAt: h.heldAt,
+    attempt: h.attempt,
+  };
+}
+
+export function heldDetail(h: HeldJobDetail): HeldDetailView {
+  return {
+    ...heldSummary(h),
+    status: h.status,
+    request: h.request,
+    code: h.code,
+    lines: numberLines(h.code, h.analysis.findings),
+    findings: h.analysis.findings.map((f, index) => ({ ...f, index })),
+    hasWrites: h.analysis.hasWrites,
+    hasReads: h.analysis.hasReads,
+    analyzer: h.analysis.analyzer,
+    analysisSha256: h.analysisSha256,
+    decision: h.decision,
+  };
+}
+
+/** Numbers the lines (from 1) and attaches each finding to its line; line 0 means the whole program. */
+export function numberLines(code: string, findings: readonly Finding[]): CodeLineView[] {
+  const lines = splitLines(code).map((text, i) => ({
+    number: i + 1,
+    text,
+    findings: [] as number[],
+    severity: null as Severity | null,
+  }));
+  findings.forEach((f, index) => {
+    const line = lines[f.line - 1];
+    if (!line) return;
+    line.findings.push(index);
+    if (line.severity === null || RANK[f.severity] > RANK[line.severity]) line.severity = f.severity;
+  });
+  return lines;
+}
+
+function splitLines(code: string): string[] {
+  const lines = code.split(/\r\n|\r|\n/);
+  if (lines.length > 1 && lines.at(-1) === '') lines.pop();
+  return lines;
+}
