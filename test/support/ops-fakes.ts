@@ -95,7 +95,11 @@ export class RecordingExecutor implements Executor {
       await new Promise<void>((resolve, reject) => {
         if (signal.aborted) return reject(signal.reason);
         const timer = setTimeout(resolve, sleep);
-        signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     }
     const base = { stdout: '', stderr: '', durationMs: Date.now() - t0 };
