@@ -116,6 +116,26 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly kernels = new Gauge({
+    name: 'pyexec_kernels',
+    help: 'Kernels of the container pool, by mode and state (idle, leased, recycling), as this process last saw them',
+    labelNames: ['mode', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly kernelLeaseWait = new Histogram({
+    name: 'pyexec_kernel_lease_wait_seconds',
+    help: 'Time a request waited for a kernel lease, by mode and outcome (leased, timeout, aborted)',
+    labelNames: ['mode', 'outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 120],
+    registers: [this.registry],
+  });
+  readonly kernelReplacements = new Counter({
+    name: 'pyexec_kernel_replacements_total',
+    help: 'Kernels reset (restart) or replaced (a new kernel) before reuse, by mode, action and reason (after_use, expired_lease, abandoned_reset)',
+    labelNames: ['mode', 'action', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'pyexec_' });
   }

@@ -1,0 +1,250 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { KernelConnection } from '@jupyterlab/services';
+import { ExecutorUnavailableError } from '../errors.js';
+import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
+import type { KernelLease, KernelPool } from './kernel-pool.js';
+import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
+
+/** The limits database as the kernels receive it (control_system.limits_checking, loaded). */
+export interface KernelLimits {
+  readonly database: Record<string, unknown>;
+  readonly allow_unlisted: boolean;
+  readonly on_violation: 'error' | 'skip';
+}
+
+export interface JupyterExecutorOptions {
+  readonly pool: KernelPool;
+  /** Characters kept per output stream. @defaultValue 1000000 */
+  readonly maxOutputBytes?: number;
+  /** After a timeout's interrupt, how long the kernel has to come back idle. @defaultValue 3000 */
+  readonly interruptGraceMs?: number;
+  readonly limits?: KernelLimits | null;
+}
+
+/** The run record `kernel_session.finish()` publishes (application/vnd.pyexec.run+json). */
+interface RunRecord {
+  success: boolean;
+  error_kind?: 'code' | 'refused';
+  error_type?: string;
+  error_name?: string;
+  error?: string;
+  traceback?: string;
+  results_missing?: boolean;
+  results_save_error?: string;
+  results_json?: string | null;
+  figures?: string[];
+  refusals?: unknown[];
+  limits_skipped?: unknown[];
+}
+
+const RUN_MIME = 'application/vnd.pyexec.run+json';
+const SETUP_MS = 30_000;
+
+/**
+ * The `container` method: the code runs in a leased kernel of the pool, as one notebook cell,
+ * between two silent cells of pyexec_runtime.kernel_session (set-up; results, figures and the
+ * classification of the outcome). Everything comes back over the websocket, and the outcome is
+ * written into the execution folder as the local method does (results.json, figures/,
+ * execution_metadata.json, plus kernel_outputs.json: the cell's nbformat outputs).
+ *
+ * Infrastructure failures throw ExecutorUnavailableError: `started: false` while the code cannot
+ * have run (no kernel free, set-up failed), `started: true` once it may have (the kernel died).
+ */
+export class JupyterExecutor implements Executor {
+  readonly method = 'container' as const;
+  constructor(private readonly options: JupyterExecutorOptions) {}
+
+  async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
+    const started = Date.now();
+    const lease = await this.options.pool.acquire(task.mode, signal);
+    let kernel: KernelConnection | undefined;
+    try {
+      const run = AbortSignal.any([signal, lease.lost]);
+      try {
+        kernel = await lease.connect();
+      } catch (err) {
+        throw new ExecutorUnavailableError(
+          `cannot connect to kernel ${lease.kernelId} on ${lease.server.name}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      const cell = (code: string, silent: boolean, timeoutMs: number, recordMime?: string) =>
+        runCell(kernel!, code, {
+          timeoutMs,
+          signal: run,
+          silent,
+          maxOutputChars: this.options.maxOutputBytes ?? 1_000_000,
+          interruptGraceMs: this.options.interruptGraceMs ?? 3000,
+          interrupt: () => lease.server.interruptKernel(lease.kernelId),
+          ...(recordMime ? { recordMime } : {}),
+        });
+      const spec = {
+        mode: task.mode,
+        folder: path.resolve(task.executionFolder),
+        context: task.request.capability_context_data ?? {},
+        approval_payload: task.approvalPayload ?? null,
+        limits: task.mode === 'write_access' ? (this.options.limits ?? null) : null,
+      };
+      const begin = await cell(
+        `import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.begin(${JSON.stringify(JSON.stringify(spec))}); del _pyexec_s`,
+        true,
+        SETUP_MS,
+      );
+      this.throwIfCancelled(signal, begin);
+      if (begin.status !== 'ok') {
+        throw new ExecutorUnavailableError(
+          `kernel set-up failed (${begin.status}): ${begin.error ? `${begin.error.ename}: ${begin.error.evalue}` : 'no reply'}`,
+        );
+      }
+      const main = await cell(task.code, false, task.timeoutMs);
+      this.throwIfCancelled(signal, main);
+      if (main.status === 'died' || main.status === 'aborted') {
+        throw new ExecutorUnavailableError(
+          `kernel ${lease.kernelId} on ${lease.server.name} died while running the code`,
+          { started: true, cause: run.reason },
+        );
+      }
+      if (main.status === 'timeout') {
+        await this.writeFiles(task.executionFolder, main, null, []);
+        return {
+          status: 'code_error',
+          errorType: 'timeout',
+          errorName: 'TimeoutError',
+          message: `Python execution timed out after ${task.timeoutMs / 1000} seconds (kernel interrupted${main.interrupted ? '' : ', then restarted'})`,
+          traceback: '',
+          stdout: main.stdout,
+          stderr: main.stderr,
+          durationMs: Date.now() - started,
+        };
+      }
+      const finish = await cell(
+        'import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.finish(); del _pyexec_s',
+        true,
+        SETUP_MS,
+        RUN_MIME,
+      );
+      this.throwIfCancelled(signal, finish);
+      const record = finish.records[0] as RunRecord | undefined;
+      if (finish.status !== 'ok' || !record) {
+        throw new ExecutorUnavailableError(`kernel ${lease.kernelId} did not report the run (${finish.status})`, {
+          started: true,
+        });
+      }
+      const figures = await this.writeFiles(task.executionFolder, main, record, record.figures ?? []);
+      return this.outcome(lease, main, record, figures, Date.now() - started);
+    } finally {
+      kernel?.dispose();
+      await lease.release().catch(() => {});
+    }
+  }
+
+  private throwIfCancelled(signal: AbortSignal, cell: CellResult): void {
+    if (signal.aborted && cell.status === 'aborted')
+      throw signal.reason instanceof Error ? signal.reason : new Error('execution cancelled');
+  }
+
+  /** results.json, figures/figure_NN.png (displayed images, then open figures), metadata, outputs. */
+  private async writeFiles(
+    folder: string,
+    main: CellResult,
+    record: RunRecord | null,
+    openFigures: string[],
+  ): Promise<string[]> {
+    await mkdir(path.join(folder, 'figures'), { recursive: true });
+    const displayed = main.outputs.flatMap((o) =>
+      (o.output_type === 'display_data' || o.output_type === 'execute_result') &&
+      typeof o.data['image/png'] === 'string'
+        ? [o.data['image/png'] as string]
+        : [],
+    );
+    const figures: string[] = [];
+    for (const b64 of [...displayed, ...openFigures]) {
+      const file = path.join(folder, 'figures', `figure_${String(figures.length + 1).padStart(2, '0')}.png`);
+      await writeFile(file, Buffer.from(b64, 'base64'));
+      figures.push(file);
+    }
+    if (record?.results_json) await writeFile(path.join(folder, 'results.json'), record.results_json, 'utf8');
+    const { results_json: _r, figures: _f, ...meta } = record ?? { success: false, error_type: 'timeout' };
+    await writeFile(
+      path.join(folder, 'execution_metadata.json'),
+      JSON.stringify({ ...meta, figures, execution_method: 'container' }),
+      'utf8',
+    );
+    const outputs: NotebookOutput[] = main.outputs;
+    await writeFile(
+      path.join(folder, 'kernel_outputs.json'),
+      JSON.stringify({ execution_count: main.executionCount, outputs }),
+      'utf8',
+    );
+    return figures;
+  }
+
+  private outcome(
+    lease: KernelLease,
+    main: CellResult,
+    record: RunRecord,
+    figures: string[],
+    durationMs: number,
+  ): ExecutionOutcome {
+    const { stdout, stderr } = main;
+    if (record.error_kind === 'refused') {
+      return {
+        status: 'refused',
+        errorType: record.error_type ?? 'refused',
+        message: record.error ?? 'refused',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    if (!record.success || main.status === 'error') {
+      const name = record.error_name ?? main.error?.ename ?? 'Error';
+      const message = record.error ?? main.error?.evalue ?? '';
+      return {
+        status: 'code_error',
+        errorType: record.error_type ?? 'runtime',
+        errorName: name,
+        message: `${name}: ${message}`,
+        traceback: main.error?.traceback.join('\n') ?? record.traceback ?? '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    if (record.results_missing) {
+      return {
+        status: 'code_error',
+        errorType: 'missing_results',
+        errorName: 'MissingResults',
+        message:
+          "Code executed successfully but did not create the required 'results' dictionary. Assign a dictionary to `results`, e.g. results = {'key': value}",
+        traceback: '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    if (record.results_save_error || !record.results_json) {
+      return {
+        status: 'code_error',
+        errorType: 'results_serialization',
+        errorName: 'ResultsSerializationError',
+        message: `results could not be saved as JSON: ${record.results_save_error ?? 'no results'}`,
+        traceback: '',
+        stdout,
+        stderr,
+        durationMs,
+      };
+    }
+    return {
+      status: 'ok',
+      results: JSON.parse(record.results_json) as unknown,
+      stdout,
+      stderr,
+      figures,
+      durationMs,
+      kernel: `${lease.server.name}/${lease.kernelId}`,
+    };
+  }
+}

@@ -1,0 +1,166 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { ExecutorUnavailableError } from '../errors.js';
+import { pythonExecutable, pythonPackageDir, scrubbedEnv } from '../python-env.js';
+import { freePort } from '../redis/redis-server.js';
+import type { ExecutionMode } from './executor.js';
+import type { KernelModes } from './pool-config.js';
+
+const run = promisify(execFile);
+
+/** The jupyter_server configuration shared by spawned servers and the kernel image (deploy/kernel/). */
+export const jupyterServerConfigFile = path.join(pythonPackageDir, 'pyexec_runtime', 'jupyter_server_config.py');
+
+/** A Jupyter server of the pool, spawned or listed in the config. */
+export interface JupyterServerRef {
+  readonly name: string;
+  readonly url: string;
+  readonly token: string;
+  readonly modes: readonly ExecutionMode[];
+}
+
+export interface SpawnedJupyterServer extends JupyterServerRef {
+  readonly pid: number | undefined;
+  /** Stops the server (its kernels with it) and removes its folder. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface SpawnJupyterServerOptions {
+  /** Kernel names and environment per mode (config `execution.modes`). */
+  modes: KernelModes;
+  /** Modes this server runs kernels for. @defaultValue both */
+  serve?: readonly ExecutionMode[];
+  python?: string;
+  /** Where kernels start (and relative paths resolve). @defaultValue a private temporary folder */
+  rootDir?: string;
+  startupTimeoutMs?: number;
+}
+
+/**
+ * Starts a Jupyter server on a free loopback port with pyexec's kernelspecs (installed into a
+ * private prefix by `pyexec_runtime.kernelspecs`, the same module the kernel image runs) and
+ * pyexec's jupyter_server_config.py. The token is read from a file that is deleted once the
+ * server answers, so it is in neither the server's command line nor its kernels' environment.
+ */
+export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Promise<SpawnedJupyterServer> {
+  const python = pythonExecutable(options.python);
+  const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-jupyter-'));
+  const rootDir = options.rootDir ?? path.join(dir, 'work');
+  mkdirSync(rootDir, { recursive: true });
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  const env = scrubbedEnv({});
+  try {
+    await run(
+      python,
+      [
+        '-m',
+        'pyexec_runtime.kernelspecs',
+        'install',
+        '--prefix',
+        dir,
+        '--python',
+        python,
+        '--modes-json',
+        JSON.stringify(options.modes),
+      ],
+      {
+        env,
+        timeout: 30_000,
+      },
+    );
+  } catch (err) {
+    cleanup();
+    throw new ExecutorUnavailableError(`cannot install kernelspecs with ${python}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const port = await freePort();
+  const token = randomBytes(24).toString('hex');
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, token, { mode: 0o600 });
+  const serverEnv = {
+    ...env,
+    JUPYTER_PATH: path.join(dir, 'share', 'jupyter'),
+    JUPYTER_CONFIG_DIR: path.join(dir, 'config'),
+    JUPYTER_DATA_DIR: path.join(dir, 'data'),
+    JUPYTER_RUNTIME_DIR: path.join(dir, 'runtime'),
+    JUPYTER_TOKEN_FILE: tokenFile,
+    JUPYTER_PLATFORM_DIRS: '1',
+  };
+  const args = [
+    '-m',
+    'jupyter_server',
+    '--config',
+    jupyterServerConfigFile,
+    '--no-browser',
+    `--ServerApp.ip=127.0.0.1`,
+    `--ServerApp.port=${port}`,
+    '--ServerApp.port_retries=0',
+    `--ServerApp.root_dir=${rootDir}`,
+  ];
+  if (process.getuid?.() === 0) args.push('--allow-root');
+  const child: ChildProcess = spawn(python, args, {
+    env: serverEnv,
+    cwd: rootDir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  const url = `http://127.0.0.1:${port}/`;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (child.exitCode === null && child.signalCode === null) {
+      // SIGTERM: jupyter_server shuts its kernels down before it exits.
+      child.kill('SIGTERM');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => child.kill('SIGKILL'), 8000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    cleanup();
+  };
+  const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stop();
+      throw new ExecutorUnavailableError(
+        `Jupyter server exited at start (${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-2000)}`,
+      );
+    }
+    try {
+      const res = await fetch(`${url}api/status`, {
+        headers: { Authorization: `token ${token}` },
+        signal: AbortSignal.timeout(2000),
+      });
+      if (res.ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new ExecutorUnavailableError(
+        `Jupyter server on port ${port} did not answer within ${options.startupTimeoutMs ?? 60_000} ms: ${stderr.trim().slice(-2000)}`,
+      );
+    }
+    await sleep(100);
+  }
+  rmSync(tokenFile, { force: true });
+  return {
+    name: `local:${port}`,
+    url,
+    token,
+    modes: options.serve ?? ['read_only', 'write_access'],
+    pid: child.pid,
+    stop,
+  };
+}
