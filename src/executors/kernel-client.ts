@@ -11,6 +11,22 @@ console.debug = (...args: unknown[]) => {
   debug(...args);
 };
 
+/**
+ * A kernel connection whose reconnects never reject. When the server auto-restarts a dead kernel,
+ * @jupyterlab/services reconnects from a floating promise; disposing the connection meanwhile
+ * (as the executor does once the request has failed) would reject it unhandled and end the
+ * process. Whether the connection works is judged by the pool, not by this promise.
+ */
+class PoolKernelConnection extends KernelConnection {
+  override async reconnect(): Promise<void> {
+    try {
+      await super.reconnect();
+    } catch {
+      // Disconnected: the kernel is being disposed or is gone; the pool resets it.
+    }
+  }
+}
+
 /** Thrown by a REST call when the server answered 404: the kernel is gone (the server is fine). */
 export class KernelGoneError extends Error {}
 
@@ -96,7 +112,7 @@ export class JupyterServerClient {
   async connect(id: string, timeoutMs: number): Promise<KernelConnection> {
     const model = await this.call('get kernel', () => KernelAPI.getKernelModel(id, this.quick));
     if (!model) throw new KernelGoneError(`kernel ${id} is gone from ${this.ref.name}`);
-    const kernel = new KernelConnection({ model, serverSettings: this.quick, handleComms: false });
+    const kernel = new PoolKernelConnection({ model, serverSettings: this.quick, handleComms: false });
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

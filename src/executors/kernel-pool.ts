@@ -83,6 +83,16 @@ export class KernelPool {
     return pool;
   }
 
+  /** The pool's id: the part of its Redis keys that processes sharing it have in common. */
+  get id(): string {
+    return this.options.poolId;
+  }
+
+  /** The client of a server of the pool, by name. */
+  serverClient(name: string): JupyterServerClient | undefined {
+    return this.clients.get(name);
+  }
+
   private get settings(): KernelPoolSettings {
     return this.options.settings;
   }

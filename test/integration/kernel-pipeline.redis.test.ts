@@ -1,0 +1,241 @@
+/**
+ * The whole pipeline on the `container` method: a real Redis, Jupyter servers pyexec spawns, and
+ * a real soft IOC. Covers what unit tests cannot: an approved write reaching the IOC through the
+ * approval hold, a kernel that dies under a request (retried on a fresh kernel by BullMQ), a
+ * limits violation ending the request as refused, the request's notebook with its outputs, a
+ * dead worker's lease expiring and its kernel being reset before reuse, and a server that does
+ * not answer being skipped.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { createExecutors, type ExecutorSet } from '../../src/executors/index.js';
+import { LeaseStore } from '../../src/executors/kernel-leases.js';
+import type { KernelPool } from '../../src/executors/kernel-pool.js';
+import { runCell } from '../../src/executors/kernel-run.js';
+import { silentLogger } from '../../src/logger.js';
+import { pythonExecutable } from '../../src/python-env.js';
+import { keyPrefix } from '../../src/redis/connection.js';
+import { freePort } from '../../src/redis/redis-server.js';
+import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
+import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
+
+const exec = promisify(execFile);
+let ioc: SoftIocWithReadOnly;
+let dir: string;
+let bed: TestBed | undefined;
+let set: ExecutorSet | undefined;
+
+before(async () => {
+  ioc = await startIocWithReadOnlyPort();
+  dir = mkdtempSync(path.join(tmpdir(), 'pyexec-kpipe-'));
+  writeFileSync(
+    path.join(dir, 'limits.json'),
+    JSON.stringify({ 'DEVICE:PV:SETPOINT': { min_value: 0, max_value: 50 } }),
+  );
+});
+after(async () => {
+  await ioc?.stop();
+  await stopRedis();
+  rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await bed?.close();
+  await set?.close();
+  bed = undefined;
+  set = undefined;
+});
+
+/** A fleet whose execution stage runs on kernels of a pool this test process spawns. */
+async function fleet(overrides: Record<string, unknown> = {}, pool: Record<string, unknown> = {}) {
+  bed = await testBed({
+    ...overrides,
+    execution: {
+      execution_method: 'container',
+      modes: iocModes(ioc),
+      container: {
+        pool: { spares_per_mode: 1, lease_wait_ms: 60_000, reap_interval_ms: 500, lease_ttl_ms: 2000, ...pool },
+      },
+      ...(overrides['execution'] as Record<string, unknown>),
+    },
+    control_system: { writes_enabled: true, limits_checking: { enabled: true, database_path: 'limits.json' } },
+    pyexec: { config_dir: dir },
+  });
+  set = await createExecutors(bed.config, {
+    redisUrl: bed.redisUrl,
+    prefix: keyPrefix(bed.config.pyexec.redis.prefix),
+    logger: silentLogger(),
+  });
+  const f = await bed.startFleet({ executors: set.executors });
+  return { bed, set, fleet: f };
+}
+
+async function waitWhole(pool: KernelPool, mode: 'read_only' | 'write_access', total: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const s = (await pool.stats())[mode];
+    if (s.total === total && s.idle === total) return;
+    await sleep(100);
+  }
+  assert.fail(`the ${mode} pool did not come back to ${total} idle kernels: ${JSON.stringify(await pool.stats())}`);
+}
+
+describe('pipeline on the container method', () => {
+  it('runs an approved write: held, approved, and the PV changes at the IOC', async () => {
+    await ioc.caput('DEVICE:PV:SETPOINT', 10);
+    const code =
+      "import epics\nold = epics.caget('DEVICE:PV:SETPOINT')\nepics.caput('DEVICE:PV:SETPOINT', old + 1, wait=True)\nresults = {'old_value': old}";
+    const { fleet: f } = await fleet({
+      approval: {
+        global_mode: 'selective',
+        capabilities: { python_execution: { enabled: true, mode: 'epics_writes' } },
+      },
+      execution: { generators: { mock: { code } } },
+    });
+    const { requestId } = await bed!.client.submit(sampleRequest());
+    const held = await bed!.client.wait(requestId, { timeoutMs: 60_000, returnOnApproval: true });
+    assert.equal(held.kind, 'approval_required');
+    if (held.kind !== 'approval_required') return;
+    assert.equal(await ioc.caget('DEVICE:PV:SETPOINT'), 10, 'nothing is written before the approval');
+    await f.approvals.decide(held.holdJobId, { decision: 'approved', approver: 'alice' });
+    const done = await bed!.client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind === 'finished' && done.response.status, 'succeeded', JSON.stringify(done));
+    assert.equal(done.kind === 'finished' && done.response.execution_mode, 'write_access');
+    assert.equal(await ioc.caget('DEVICE:PV:SETPOINT'), 11);
+  });
+
+  it('retries a request whose kernel died (os._exit) on a fresh kernel, and the pool is whole again', async () => {
+    const marker = path.join(dir, `died-once-${Date.now()}`);
+    const code = [
+      'import os',
+      `marker = ${JSON.stringify(marker)}`,
+      'first = not os.path.exists(marker)',
+      'if first:',
+      "    open(marker, 'w').close()",
+      '    os._exit(1)',
+      "results = {'pid': os.getpid()}",
+    ].join('\n');
+    const { set: s } = await fleet({ execution: { generators: { mock: { code } } } }, { spares_per_mode: 2 });
+    const { requestId } = await bed!.client.submit(sampleRequest());
+    const done = await bed!.client.wait(requestId, { timeoutMs: 120_000 });
+    assert.equal(done.kind === 'finished' && done.response.status, 'succeeded', JSON.stringify(done));
+    assert.equal(
+      done.kind === 'finished' && done.response.generation_attempt,
+      1,
+      'an infrastructure error is retried, not regenerated',
+    );
+    assert.ok(readFileSync(marker, 'utf8') === '', 'the first run got as far as the marker');
+    await waitWhole(s.pool!, 'read_only', 2);
+  });
+
+  it('ends a limits violation as rejected, with no write at the IOC', async () => {
+    await ioc.caput('DEVICE:PV:SETPOINT', 10);
+    const code = "import epics\nepics.caput('DEVICE:PV:SETPOINT', 99, wait=True)\nresults = {}";
+    await fleet({ execution: { generators: { mock: { code } } } });
+    const { requestId } = await bed!.client.submit(sampleRequest());
+    const done = await bed!.client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind, 'finished');
+    if (done.kind !== 'finished') return;
+    assert.equal(done.response.status, 'rejected');
+    assert.equal(done.response.detail, 'limits_violation');
+    assert.equal(done.response.generation_attempt, 1, 'a refusal is never regenerated around');
+    assert.equal(await ioc.caget('DEVICE:PV:SETPOINT'), 10);
+  });
+
+  it('writes a valid nbformat v4 notebook with the code and its outputs', async () => {
+    const code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nprint('plotted')\nresults = {'n': 3}";
+    await fleet({ execution: { generators: { mock: { code } } } });
+    const { requestId } = await bed!.client.submit(sampleRequest());
+    const done = await bed!.client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind === 'finished' && done.response.status, 'succeeded', JSON.stringify(done));
+    if (done.kind !== 'finished') return;
+    const nbPath = done.response.notebook_path!;
+    const check = await exec(pythonExecutable(), [
+      '-c',
+      'import sys, nbformat; nb = nbformat.read(sys.argv[1], as_version=4); nbformat.validate(nb); print(nb.nbformat)',
+      nbPath,
+    ]);
+    assert.match(check.stdout, /^4/);
+    const nb = JSON.parse(readFileSync(nbPath, 'utf8'));
+    const codeCell = nb.cells.find(
+      (c: { cell_type: string; source: string[] }) => c.cell_type === 'code' && c.source.join('').includes('plt.plot'),
+    );
+    assert.ok(codeCell, 'the code cell');
+    const kinds = codeCell.outputs.map((o: { output_type: string; data?: Record<string, unknown> }) =>
+      o.data?.['image/png'] ? 'image' : o.output_type,
+    );
+    assert.ok(kinds.includes('stream'), `outputs: ${kinds}`);
+    assert.ok(kinds.includes('image'), `outputs: ${kinds}`);
+  });
+});
+
+describe('kernel pool upkeep', () => {
+  it('resets the kernel of a dead worker once its lease expires, before anyone reuses it', async () => {
+    const { set: s } = await fleet({}, { spares_per_mode: 1 });
+    const pool = s.pool!;
+    await waitWhole(pool, 'read_only', 1);
+    // A worker claims the kernel, leaves state in it, and dies without releasing or renewing.
+    const redis = new Redis(bed!.redisUrl);
+    try {
+      const store = new LeaseStore(redis, keyPrefix(bed!.config.pyexec.redis.prefix), pool.id);
+      const key = await store.claim('read_only', 'dead-lease', 'dead-worker', 1000);
+      assert.ok(key);
+      const record = (await store.get(key))!;
+      const kernel = await pool.serverClient(record.server)!.connect(record.kernelId, 30_000);
+      const left = await runCell(kernel, 'dead_worker_was_here = 1', {
+        timeoutMs: 10_000,
+        signal: new AbortController().signal,
+        maxOutputChars: 1000,
+        interruptGraceMs: 1000,
+        interrupt: async () => {},
+      });
+      kernel.dispose();
+      assert.equal(left.status, 'ok');
+    } finally {
+      redis.disconnect();
+    }
+    await waitWhole(pool, 'read_only', 1);
+    const out = await s.executors.container!.execute(
+      kernelTask("results = {'seen': 'dead_worker_was_here' in globals()}", 'read_only'),
+      new AbortController().signal,
+    );
+    assert.deepEqual(out.status === 'ok' && out.results, { seen: false });
+  });
+
+  it('skips a server that does not answer and serves requests from the others', async () => {
+    const port = await freePort();
+    const jupyter = await import('../../src/executors/jupyter-server.js');
+    const { kernelModes } = await import('../../src/executors/pool-config.js');
+    bed = await testBed({ execution: { execution_method: 'container', modes: iocModes(ioc) } });
+    const server = await jupyter.spawnJupyterServer({ modes: kernelModes(bed.config), serve: ['read_only'] });
+    try {
+      (bed.config.execution.container as Record<string, unknown>)['pool'] = {
+        servers: [
+          { url: `http://127.0.0.1:${port}/`, token: 'x', modes: ['read_only'], name: 'gone' },
+          { url: server.url, token: server.token, modes: ['read_only'], name: 'up' },
+        ],
+        spares_per_mode: 1,
+      };
+      set = await createExecutors(bed.config, {
+        redisUrl: bed.redisUrl,
+        prefix: keyPrefix(bed.config.pyexec.redis.prefix),
+        logger: silentLogger(),
+      });
+      assert.equal(await set.ready(), true);
+      const out = await set.executors.container!.execute(
+        kernelTask("results = {'ok': True}", 'read_only'),
+        new AbortController().signal,
+      );
+      assert.equal(out.status === 'ok' && out.kernel?.startsWith('up/'), true, JSON.stringify(out));
+    } finally {
+      await set?.close();
+      set = undefined;
+      await server.stop();
+    }
+  });
+});
