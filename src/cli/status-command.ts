@@ -3,10 +3,17 @@ import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
 import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
+import { FAILURE_OUTCOMES, presentWorkers, recentOutcomes } from '../workers/fleet-presence.js';
+
+/** The window of `failure_rate_15m`. */
+const FAILURE_WINDOW_MINUTES = 15;
 
 /**
- * `pyexec status [id]`: per-stage queue depths, active workers and the oldest waiting job, or one
- * request's record. Exits non-zero when Redis is unreachable.
+ * `pyexec status [id]`: per stage, the queue depth (waiting, active, delayed or held, failed), the
+ * worker processes that take jobs and their capacity (job slots), the oldest waiting job, and the
+ * failure rate of the last 15 minutes (failed and needs-review outcomes over finished jobs, from
+ * every worker); or one request's record. Reads O(1) per queue: no job is listed. Exits non-zero
+ * when Redis is unreachable.
  */
 export async function statusCommand(
   requestId: string | undefined,
@@ -41,28 +48,37 @@ export async function statusCommand(
     for (const stage of STAGES) {
       const q = queues[stage];
       const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
-      const workers = await q.getWorkersCount();
       const oldest = (await q.getJobs(['waiting', 'prioritized'], 0, 0, true))[0];
-      const finished = (counts['completed'] ?? 0) + (counts['failed'] ?? 0);
+      const workers = await presentWorkers(redis, prefix, stage);
+      const outcomes = await recentOutcomes(redis, prefix, stage, FAILURE_WINDOW_MINUTES);
+      const finished = Object.entries(outcomes)
+        .filter(([o]) => o !== 'retry')
+        .reduce((n, [, v]) => n + v, 0);
+      const failures = FAILURE_OUTCOMES.reduce((n, o) => n + (outcomes[o] ?? 0), 0);
       rows.push({
         stage,
         queue: QueueName[stage],
         waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0),
         active: counts['active'] ?? 0,
-        delayed: counts['delayed'] ?? 0,
+        // In the approval hold, delayed jobs are held for a person until their deadline.
+        [stage === 'approval' ? 'held' : 'delayed']: counts['delayed'] ?? 0,
         failed: counts['failed'] ?? 0,
         completed: counts['completed'] ?? 0,
-        workers,
+        workers: workers.filter((w) => w.state === 'running').length,
+        draining_workers: workers.filter((w) => w.state === 'draining').length,
+        capacity: workers.filter((w) => w.state === 'running').reduce((n, w) => n + w.slots, 0),
         oldest_waiting_seconds: oldest ? Math.round((Date.now() - oldest.timestamp) / 1000) : null,
-        failure_rate: finished ? (counts['failed'] ?? 0) / finished : 0,
+        finished_last_15m: finished,
+        failure_rate_15m: finished ? failures / finished : 0,
       });
     }
     if (opts.json) out.write(`${JSON.stringify({ stages: rows }, null, 2)}\n`);
     else {
-      out.write('stage        waiting  active  delayed  failed  workers  oldest-wait\n');
+      out.write('stage        waiting  active  delayed/held  failed  workers  capacity  oldest-wait  fail-rate(15m)\n');
       for (const r of rows) {
+        const delayed = 'held' in r ? r.held : r.delayed;
         out.write(
-          `${r.stage.padEnd(12)} ${String(r.waiting).padStart(7)} ${String(r.active).padStart(7)} ${String(r.delayed).padStart(8)} ${String(r.failed).padStart(7)} ${String(r.workers).padStart(8)}  ${r.oldest_waiting_seconds ?? '-'}\n`,
+          `${r.stage.padEnd(12)} ${String(r.waiting).padStart(7)} ${String(r.active).padStart(7)} ${String(delayed).padStart(13)} ${String(r.failed).padStart(7)} ${String(r.workers).padStart(8)} ${String(r.capacity).padStart(9)}  ${(r.oldest_waiting_seconds === null ? '-' : `${r.oldest_waiting_seconds}s`).padStart(11)}  ${r.finished_last_15m ? `${(r.failure_rate_15m * 100).toFixed(1)}%` : '-'}\n`,
         );
       }
     }

@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Stage } from '../queues/envelope.js';
 
 /** One worker process as `pyexec status` sees it. */
 export interface PresenceEntry {
+  /** One per Fleet (a process may embed more than one). */
+  readonly id: string;
   readonly host: string;
   readonly pid: number;
   /** Job slots (worker concurrency) for the stage. */
@@ -26,6 +29,7 @@ const keyOf = (prefix: string, stage: Stage) => `${prefix}:fleet:${stage}`;
 export class FleetPresence {
   private timer: NodeJS.Timeout | undefined;
   private readonly members = new Map<Stage, string>();
+  private readonly id = randomUUID().slice(0, 8);
 
   constructor(
     private readonly redis: Redis,
@@ -45,7 +49,7 @@ export class FleetPresence {
     const now = Date.now();
     const multi = this.redis.multi();
     for (const [stage, slots] of Object.entries(this.slots) as [Stage, number][]) {
-      const member = JSON.stringify({ host: hostname(), pid: process.pid, slots, state: this.state() });
+      const member = JSON.stringify({ id: this.id, host: hostname(), pid: process.pid, slots, state: this.state() });
       const previous = this.members.get(stage);
       if (previous && previous !== member) multi.zrem(keyOf(this.prefix, stage), previous);
       this.members.set(stage, member);
@@ -82,4 +86,33 @@ export async function presentWorkers(redis: Redis, prefix: string, stage: Stage)
     }
   }
   return out;
+}
+
+/** Stage outcomes counted as failures in `pyexec status` (BullMQ's own final failures are `error`). */
+export const FAILURE_OUTCOMES = ['failed', 'needs_review', 'error'] as const;
+const OUTCOME_BUCKET_MS = 60_000;
+const outcomesKey = (prefix: string, stage: Stage, bucket: number) => `${prefix}:fleet:${stage}:outcomes:${bucket}`;
+
+/** Counts one finished job of a stage by outcome, in a per-minute hash kept for an hour. */
+export async function recordOutcome(redis: Redis, prefix: string, stage: Stage, outcome: string): Promise<void> {
+  const key = outcomesKey(prefix, stage, Math.floor(Date.now() / OUTCOME_BUCKET_MS));
+  await redis.multi().hincrby(key, outcome, 1).expire(key, 3600).exec();
+}
+
+/** A stage's outcomes over the last `minutes` minutes, summed across every worker process. */
+export async function recentOutcomes(
+  redis: Redis,
+  prefix: string,
+  stage: Stage,
+  minutes = 15,
+): Promise<Record<string, number>> {
+  const now = Math.floor(Date.now() / OUTCOME_BUCKET_MS);
+  const multi = redis.multi();
+  for (let i = 0; i < minutes; i++) multi.hgetall(outcomesKey(prefix, stage, now - i));
+  const totals: Record<string, number> = {};
+  for (const [, hash] of (await multi.exec()) ?? []) {
+    for (const [k, v] of Object.entries((hash ?? {}) as Record<string, string>))
+      totals[k] = (totals[k] ?? 0) + Number(v);
+  }
+  return totals;
 }

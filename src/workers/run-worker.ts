@@ -18,7 +18,7 @@ import { RequestStore, TERMINAL } from '../store/request-store.js';
 import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { createExecutionProcessor } from './execution-worker.js';
-import { FleetPresence } from './fleet-presence.js';
+import { FleetPresence, recordOutcome } from './fleet-presence.js';
 import { createGenerationProcessor } from './generation-worker.js';
 import { bullmqExposition, refreshQueueMetrics } from './queue-metrics.js';
 import { createResultProcessor } from './result-worker.js';
@@ -133,6 +133,18 @@ export class Fleet {
       worker.on('active', (job) => this.running.set(String(job.data?.requestId), { stage, jobId: String(job.id) }));
       worker.on('completed', (job) => this.running.delete(String(job.data?.requestId)));
       worker.on('failed', (job) => job && this.running.delete(String(job.data?.requestId)));
+      // Outcomes per stage for `pyexec status` (failure rate): the processor's return value (the
+      // result stage returns the request's status, which is not its own: it counts as `ok`), or
+      // `retry` / `error` when BullMQ retries or gives up on a thrown error.
+      const outcome = (o: string) => recordOutcome(this.redis, prefix, stage, o).catch(() => {});
+      worker.on('completed', (job) =>
+        outcome(stage !== 'result' && typeof job.returnvalue === 'string' ? job.returnvalue : 'ok'),
+      );
+      worker.on('failed', (job, err) =>
+        outcome(
+          job && job.attemptsMade < (job.opts.attempts ?? 1) && err.name !== 'UnrecoverableError' ? 'retry' : 'error',
+        ),
+      );
       this.workers.set(stage, worker);
       this.cleanups.push(() => worker.close(true));
       await this.watchFailures(stage, prefix, deps);
