@@ -117,6 +117,18 @@ program
   });
 
 program
+  .command('exporter')
+  .description(
+    "serve the fleet's queue-wide metrics (pyexec_queue_jobs, bullmq_job_count, oldest waiting job, overdue approvals) on /metrics: run one per fleet; alerts and KEDA read it",
+  )
+  .action(async () => {
+    const config = resolveConfig(globals());
+    const redisUrl = requireRedisUrl(globals(), config);
+    const fleet = await Fleet.start({ config, redisUrl, stages: [], logger, queueMetrics: true, bullmqMetrics: true });
+    onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
+  });
+
+program
   .command('submit')
   .description('submit a request (JSON, from a file or stdin) and optionally wait for its response')
   .argument('[file]', 'request JSON file, or - for stdin', '-')
