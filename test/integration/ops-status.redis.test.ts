@@ -78,7 +78,8 @@ describe('pyexec status', () => {
     );
     assert.equal(row('approval').held, 1);
     assert.equal(row('generation').waiting, 1);
-    assert.ok(row('generation').oldest_waiting_seconds !== null && row('generation').oldest_waiting_seconds >= 0);
+    const age = row('generation').oldest_waiting_seconds;
+    assert.ok(age !== null && age >= 0);
     assert.equal(row('execution').oldest_waiting_seconds, null);
     assert.equal(row('execution').workers, 2);
     assert.equal(row('execution').capacity, 6);
