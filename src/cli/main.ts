@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ApprovalService } from '../approval/approval-service.js';
 import { PyexecClient } from '../client/pyexec-client.js';
 import type { Config } from '../config.js';
 import { ServiceError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { STAGES, type Stage } from '../queues/envelope.js';
-import { createQueueSet } from '../queues/queue-set.js';
-import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
 import { Fleet } from '../workers/run-worker.js';
+import { registerApprovalsCommands } from './approvals-command.js';
 import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
 import { demoCommand } from './demo-command.js';
 import { statusCommand } from './status-command.js';
@@ -51,24 +49,6 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
     return await fn(client, config);
   } finally {
     await client.close();
-  }
-}
-
-async function withApprovals<T>(fn: (approvals: ApprovalService) => Promise<T>): Promise<T> {
-  const config = resolveConfig(globals());
-  const redis = createRedis(requireRedisUrl(globals(), config), 'producer');
-  await waitReady(redis);
-  const prefix = keyPrefix(config.pyexec.redis.prefix);
-  const queues = createQueueSet(redis, prefix, config);
-  try {
-    return await fn(
-      new ApprovalService(redis, prefix, queues.approval, {
-        retentionSeconds: config.pyexec.retention.finished_seconds,
-      }),
-    );
-  } finally {
-    await queues.close();
-    redis.disconnect();
   }
 }
 
@@ -205,99 +185,7 @@ program
     });
   });
 
-const approvals = program.command('approvals').description('list, show, approve and reject held jobs');
-approvals
-  .command('list')
-  .option('--json', 'print JSON')
-  .action(async (o: { json?: boolean }) =>
-    withApprovals(async (a) => {
-      const held = await a.listHeld();
-      print(
-        held.map(({ code: _c, ...h }) => h),
-        o.json,
-        () =>
-          held.length === 0
-            ? 'no held jobs'
-            : held
-                .map(
-                  (h) =>
-                    `${h.holdJobId}  ${h.mode}  risk ${h.risk}  deadline ${new Date(h.deadline).toISOString()}  ${h.taskObjective.slice(0, 60)}`,
-                )
-                .join('\n'),
-      );
-    }),
-  );
-approvals
-  .command('show')
-  .argument('<holdJobId>')
-  .option('--json', 'print JSON')
-  .action(async (id: string, o: { json?: boolean }) =>
-    withApprovals(async (a) => {
-      const h = await a.show(id);
-      print(h, o.json, () =>
-        [
-          `held job ${h.holdJobId} (request ${h.requestId})`,
-          `task: ${h.taskObjective}`,
-          `mode: ${h.mode}, risk: ${h.risk}, deadline: ${new Date(h.deadline).toISOString()}`,
-          `reason: ${h.analysis.approvalReason}`,
-          `code sha256: ${h.codeSha256}`,
-          '',
-          ...h.code.split('\n').map((l, i) => `${String(i + 1).padStart(4)}  ${l}`),
-          '',
-          'findings:',
-          ...h.analysis.findings.map((f) => `  line ${f.line}:${f.column}  [${f.severity}] ${f.rule}: ${f.message}`),
-          ...(h.decision ? [`decision: ${h.decision.decision} by ${h.decision.approver}`] : []),
-        ].join('\n'),
-      );
-    }),
-  );
-approvals
-  .command('approve')
-  .argument('<holdJobId>')
-  .option('--approver <name>', 'who approves', process.env['USER'] ?? 'cli')
-  .option('--payload <json>', 'a JSON object that reaches the execution and the response')
-  .action(async (id: string, o: { approver: string; payload?: string }) =>
-    withApprovals(async (a) => {
-      const payload = o.payload ? (JSON.parse(o.payload) as Record<string, unknown>) : undefined;
-      const r = await a.decide(id, {
-        decision: 'approved',
-        approver: o.approver,
-        source: 'cli',
-        ...(payload ? { payload } : {}),
-      });
-      process.stdout.write(`approved ${id} (code sha256 ${r.codeSha256})\n`);
-    }),
-  );
-approvals
-  .command('reject')
-  .argument('<holdJobId>')
-  .requiredOption('--reason <text>', 'why')
-  .option('--approver <name>', 'who rejects', process.env['USER'] ?? 'cli')
-  .action(async (id: string, o: { approver: string; reason: string }) =>
-    withApprovals(async (a) => {
-      await a.decide(id, { decision: 'rejected', approver: o.approver, reason: o.reason, source: 'cli' });
-      process.stdout.write(`rejected ${id}\n`);
-    }),
-  );
-approvals
-  .command('audit')
-  .option('--json', 'print JSON')
-  .action(async (o: { json?: boolean }) =>
-    withApprovals(async (a) => {
-      const log = await a.auditLog();
-      print(
-        log,
-        o.json,
-        () =>
-          log
-            .map(
-              (e) =>
-                `${new Date(e.decidedAt).toISOString()}  ${e.decision}  ${e.approver}  ${e.holdJobId}  ${e.codeSha256.slice(0, 12)}`,
-            )
-            .join('\n') || 'no decisions',
-      );
-    }),
-  );
+registerApprovalsCommands(program, globals);
 
 program
   .command('analyze')
