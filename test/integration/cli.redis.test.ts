@@ -83,7 +83,13 @@ describe('pyexec command', () => {
 
   it('up runs the fleet; submit finds it without flags; SIGTERM stops it cleanly', async () => {
     const stateDir = path.join(scratch, 'up-state');
-    const env = { ...process.env, PYEXEC_LOG_LEVEL: 'warn', PYEXEC_STATE_DIR: stateDir, PYEXEC_METRICS_PORT: '0', PYEXEC_EXECUTION_ROOT: path.join(scratch, 'up-runs') };
+    const env = {
+      ...process.env,
+      PYEXEC_LOG_LEVEL: 'warn',
+      PYEXEC_STATE_DIR: stateDir,
+      PYEXEC_METRICS_PORT: '0',
+      PYEXEC_EXECUTION_ROOT: path.join(scratch, 'up-runs'),
+    };
     const up = spawn('node', [bin, 'up', '--no-ioc'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let out = '';
@@ -95,7 +101,10 @@ describe('pyexec command', () => {
         up.once('exit', (code) => reject(new Error(`up exited early (${code}): ${out}`)));
       });
       assert.ok(existsSync(path.join(stateDir, 'up.json')));
-      const r = await pyexec(['submit', '-', '--wait', '--json'], { input: JSON.stringify(sampleRequest()), env: { PYEXEC_STATE_DIR: stateDir } });
+      const r = await pyexec(['submit', '-', '--wait', '--json'], {
+        input: JSON.stringify(sampleRequest()),
+        env: { PYEXEC_STATE_DIR: stateDir },
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).status, 'succeeded');
       const exit = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
