@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { InvalidRequestError } from '../errors.js';
 import { executionFolderFor } from '../executors/execution-folder.js';
-import type { EnvelopeInput } from '../queues/envelope.js';
+import { ApprovalJob } from '../queues/approval.js';
+import type { EnvelopeInput, Finding } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
@@ -29,6 +30,14 @@ export interface ApprovalRequired {
   readonly mode: string;
   readonly risk: string;
   readonly codeSha256: string;
+  /** What the approver is shown, read from the held job (absent if it is already gone). */
+  readonly view?: {
+    readonly taskObjective: string;
+    readonly code: string;
+    readonly analysisSha256: string;
+    readonly approvalReason: string;
+    readonly findings: readonly Finding[];
+  };
 }
 
 export type WaitResult =
@@ -169,7 +178,7 @@ export class PyexecClient {
           if (options.returnOnApproval && ev.status === 'awaiting_approval' && ev.data?.['holdJobId']) {
             // Held now, unless a later event already moved it on.
             const snap = await this.store.get(requestId);
-            if (snap?.status === 'awaiting_approval' && snap.hold) return this.approvalOf(requestId, ev.data);
+            if (snap?.status === 'awaiting_approval' && snap.hold) return await this.approvalOf(requestId, ev.data);
           }
         }
       }
@@ -179,7 +188,17 @@ export class PyexecClient {
     }
   }
 
-  private approvalOf(requestId: string, data: Record<string, unknown>): ApprovalRequired {
+  private async approvalOf(requestId: string, data: Record<string, unknown>): Promise<ApprovalRequired> {
+    const held = ApprovalJob.safeParse((await this.queues.approval.getJob(String(data['holdJobId'])))?.data);
+    const view = held.success
+      ? {
+          taskObjective: held.data.request.task_objective,
+          code: held.data.code,
+          analysisSha256: held.data.analysis.reportSha256,
+          approvalReason: held.data.analysis.approvalReason,
+          findings: held.data.analysis.findings,
+        }
+      : undefined;
     return {
       kind: 'approval_required',
       requestId,
@@ -189,6 +208,7 @@ export class PyexecClient {
       mode: String(data['mode'] ?? ''),
       risk: String(data['risk'] ?? ''),
       codeSha256: String(data['codeSha256'] ?? ''),
+      ...(view ? { view } : {}),
     };
   }
 

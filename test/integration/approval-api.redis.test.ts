@@ -317,6 +317,13 @@ describe('producer side', () => {
     assert.equal(interrupt.approval.mode, shown.mode);
     assert.equal(interrupt.approval.risk, shown.risk);
     assert.equal(interrupt.approval.deadline, shown.deadline);
+    assert.equal(interrupt.approval.view?.code, shown.code);
+    assert.equal(interrupt.approval.view?.analysisSha256, shown.analysisSha256);
+    assert.equal(interrupt.approval.view?.approvalReason, shown.approvalReason);
+    assert.deepEqual(
+      interrupt.approval.view?.findings,
+      shown.findings.map(({ index: _i, ...f }) => f),
+    );
 
     await client.approve(shown.holdJobId, {
       codeSha256: shown.codeSha256,
