@@ -57,4 +57,33 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.pyexec-stamp 2>/dev/null)" !=
   fi
   echo "$want" > node_modules/.pyexec-stamp
 fi
+# --- Deploy validation tools (issue #7: deploy/, docker-compose.yml) -----------------------------
+# kubernetes-validate, check-jsonschema (compose-spec) and KEDA's CRD types from PyPI into their own
+# virtualenv, and promtool unpacked from Debian's prometheus package (the daemon is neither
+# installed nor started). test/integration/ops-deploy.test.ts runs them; none needs a Docker
+# engine or the network at validation time. PYEXEC_DEPLOY_TOOLS=0 skips this block.
+if [ "${PYEXEC_DEPLOY_TOOLS:-1}" = 1 ]; then
+  tools=.venv/deploy-tools
+  want=$(sha deploy/validate/requirements.txt)
+  if [ "$(cat "$stamp_dir/deploy-tools" 2>/dev/null)" != "$want" ] || [ ! -x "$tools/bin/kubernetes-validate" ]; then
+    log "deploy validation tools (pip install -r deploy/validate/requirements.txt)"
+    [ -x "$tools/bin/python" ] || python3 -m venv "$tools"
+    "$tools/bin/python" -m pip install -q --disable-pip-version-check -r deploy/validate/requirements.txt
+    echo "$want" > "$stamp_dir/deploy-tools"
+  fi
+  if [ ! -x "$tools/bin/promtool" ]; then
+    log "promtool (from Debian's prometheus package)"
+    deb_dir=$(mktemp -d)
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    if ! (cd "$deb_dir" && apt-get download prometheus >/dev/null 2>&1); then
+      $SUDO apt-get update -qq
+      (cd "$deb_dir" && apt-get download prometheus >/dev/null)
+    fi
+    dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"
+    cp "$deb_dir/root/usr/bin/promtool" "$tools/bin/promtool"
+    rm -rf "$deb_dir"
+  fi
+fi
+# --- end of deploy validation tools ----------------------------------------------------------------
+
 log "ready"
