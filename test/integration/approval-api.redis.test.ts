@@ -51,20 +51,23 @@ afterEach(async () => {
 });
 
 /** Config overrides: every program needs approval, the mock generator writes `code`, tokens for the API. */
-function overrides(code: string) {
+function overrides(code: string, pyexec: Record<string, unknown> = {}) {
   return {
     approval: { global_mode: 'selective', capabilities: { python_execution: { enabled: true, mode: 'all_code' } } },
     execution: {
       generators: { mock: { code } },
       modes: { read_only: { environment: ioc.env }, write_access: { environment: ioc.env } },
     },
-    pyexec: { approver: { tokens: TOKENS } },
+    pyexec: { approver: { tokens: TOKENS }, ...pyexec },
   };
 }
 
 /** A fleet (optionally without some stages), the API, and clients for alice, bob and victor. */
-async function setUp(code: string, options: { stages?: Stage[]; metrics?: Metrics } = {}) {
-  bed = await testBed(overrides(code));
+async function setUp(
+  code: string,
+  options: { stages?: Stage[]; metrics?: Metrics; pyexec?: Record<string, unknown> } = {},
+) {
+  bed = await testBed(overrides(code, options.pyexec));
   const fleet = await bed.startFleet(options.stages ? { stages: options.stages } : {});
   api = await startApproverApi({
     config: bed.config,
@@ -211,6 +214,21 @@ describe('rejecting and expiring over HTTP', () => {
     );
   });
 
+  it("gives a hold the configured deadline, and caps a request's own deadline at the maximum", async () => {
+    const { alice: client } = await setUp("results = {'v': 1}\n", {
+      pyexec: { approval: { default_timeout_seconds: 600, max_timeout_seconds: 900 } },
+    });
+    const [plain, asked] = await Promise.all([hold(), hold({ approval_timeout_seconds: 86_400 })]);
+    const window = async (holdJobId: string) => {
+      const h = await client.show(holdJobId);
+      return h.deadline - h.heldAt;
+    };
+    const p = await window(plain.holdJobId);
+    const a = await window(asked.holdJobId);
+    assert.ok(p > 590_000 && p <= 600_000, `default deadline window ${p} ms`);
+    assert.ok(a > 890_000 && a <= 900_000, `capped deadline window ${a} ms`);
+  });
+
   it('a decision on an unknown or already-decided job is a clear error', async () => {
     const { alice: a, bob: b } = await setUp("results = {'v': 1}\n");
     await assert.rejects(
@@ -336,6 +354,31 @@ describe('producer side', () => {
     assert.equal(res.kind, 'finished');
     assert.equal(res.kind === 'finished' && res.response.status, 'succeeded');
     assert.deepEqual(res.kind === 'finished' && res.response.results, { payload: { ok: 1 } });
+  });
+});
+
+describe('live events', () => {
+  it('streams an event when a job is held and when it is decided, and closing the API ends open streams', async () => {
+    const { alice: client } = await setUp("results = {'v': 1}\n");
+    const res = await rawFetch('/api/events', { headers: { authorization: `Bearer ${victor.token}` } });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}: ${text}`);
+        text += value;
+      }
+    };
+    await until(/event: ready/);
+    const { holdJobId } = await hold();
+    await until(new RegExp(`event: hold\\ndata: \\{"holdJobId":"${holdJobId}","event":"(added|delayed)"`));
+    await client.reject(holdJobId, { reason: 'no' });
+    await until(new RegExp(`"holdJobId":"${holdJobId}","event":"(waiting|active|completed)"`));
+    await api!.close();
+    for (;;) if ((await reader.read()).done) break;
   });
 });
 
