@@ -87,7 +87,7 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
       ...(options.serveMetrics
         ? {
             extraRoutes: (a: FastifyInstance) =>
-              a.get('/metrics', async (_req, reply) => {
+              a.get('/metrics', { config: { public: true } }, async (_req, reply) => {
                 await approvals.refreshHeldGauge().catch(() => undefined);
                 return reply
                   .header('content-type', metrics.registry.contentType)

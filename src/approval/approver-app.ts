@@ -25,7 +25,7 @@ export interface ApproverAppOptions {
   readonly logger: Logger;
   /** Live events for `/api/events`; without it the stream only sends keep-alives. */
   readonly feed?: ApprovalEventSource;
-  /** Extra unauthenticated routes (e.g. `/metrics` of a standalone approver process). */
+  /** Extra routes (e.g. `/metrics` of a standalone approver process); mark them `config: { public: true }` to serve them without a token. */
   readonly extraRoutes?: (app: FastifyInstance) => void;
   /** Keep-alive comment interval of `/api/events`. @defaultValue 15000 */
   readonly keepAliveMs?: number;
@@ -65,6 +65,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     approver: ApproverIdentity | null;
   }
+  interface FastifyContextConfig {
+    /** Served without a token (the page, its assets, health, metrics). Every other route needs one. */
+    public?: boolean;
+  }
 }
 
 /**
@@ -81,8 +85,9 @@ export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
   app.addHook('onSend', async (_req, reply) => {
     reply.headers(SECURITY_HEADERS);
   });
+  // Default deny, decided on the matched route (not the raw URL, whose %-escapes the router decodes).
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/api/')) return;
+    if (req.routeOptions.config?.public) return;
     req.approver = auth.authenticate(req.headers.authorization);
     if (!req.approver) {
       logger.warn(
@@ -109,9 +114,11 @@ export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
 
   for (const [route, asset] of Object.entries(ASSETS)) {
     const body = readFileSync(new URL(asset.file, WEB));
-    app.get(route, async (_req, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(body));
+    app.get(route, { config: { public: true } }, async (_req, reply) =>
+      reply.type(asset.type).header('cache-control', 'no-cache').send(body),
+    );
   }
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
   options.extraRoutes?.(app);
 
   app.get('/api/whoami', async (req) => req.approver);

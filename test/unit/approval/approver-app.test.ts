@@ -119,6 +119,20 @@ describe('approver API', () => {
       assert.equal(desk.decisions.length, 0);
     });
 
+    it('refuses percent-encoded and odd spellings of API paths too (auth follows the matched route)', async () => {
+      for (const [method, url] of [
+        ['GET', '/%61pi/held'],
+        ['POST', '/%61pi/held/req-approval-1/approve'],
+        ['GET', '/api/held/'],
+        ['GET', '/./api/held'],
+        ['GET', '/no-such-route'],
+      ] as const) {
+        const res = await app.inject({ method, url, ...(method === 'POST' ? { payload: approveBody } : {}) });
+        assert.equal(res.statusCode, 401, `${method} ${url}: ${res.body}`);
+      }
+      assert.equal(desk.decisions.length, 0);
+    });
+
     it('still serves the page (it holds no data), with a strict content security policy', async () => {
       const res = await app.inject({ method: 'GET', url: '/' });
       assert.equal(res.statusCode, 200);
