@@ -11,8 +11,8 @@ c.ServerApp.kernel_websocket_connection_class = "pyexec_runtime.jupyter_ws.NoDel
 
 # Output is bounded by pyexec itself; the server must not drop IOPub messages silently
 # ("IOPub data rate exceeded").
-c.ServerApp.iopub_data_rate_limit = 1.0e10
-c.ServerApp.iopub_msg_rate_limit = 1.0e6
+c.ZMQChannelsWebsocketConnection.iopub_data_rate_limit = 1.0e10
+c.ZMQChannelsWebsocketConnection.iopub_msg_rate_limit = 1.0e6
 
 # Pooled kernels idle by design between leases: never cull them, never shut the server down for
 # inactivity.
@@ -20,6 +20,11 @@ c.MappingKernelManager.cull_idle_timeout = 0
 c.MappingKernelManager.cull_busy = False
 c.MappingKernelManager.cull_connected = False
 c.ServerApp.shutdown_no_activity_timeout = 0
+
+# Only pyexec's kernelspecs (`--KernelSpecManager.allowed_kernelspecs=<name>` per mode on the
+# command line): no unguarded stock `python3` kernel on a server that runs pyexec's code.
+c.ServerApp.kernel_spec_manager_class = "pyexec_runtime.jupyter_ws.AllowedOnlyKernelSpecManager"
+c.KernelSpecManager.ensure_native_kernel = False
 
 # A kernel that dies is restarted by the server; pyexec notices and recycles it.
 c.KernelManager.autorestart = True

@@ -22,6 +22,9 @@ import tempfile
 import traceback
 from typing import Any
 
+from IPython import get_ipython
+from IPython.display import publish_display_data
+
 from . import errors, guard, limits
 from .capture import figure_pngs, results_json
 
@@ -40,8 +43,6 @@ class Context(dict):
 
 
 def _shell() -> Any:
-    from IPython import get_ipython
-
     return get_ipython()
 
 
@@ -107,8 +108,6 @@ def _outcome() -> dict[str, Any]:
 
 
 def finish() -> None:
-    from IPython.display import publish_display_data
-
     meta = _outcome()
     results_meta, text = results_json(_shell().user_ns) if meta["success"] else ({}, None)
     meta.update(results_meta)

@@ -39,6 +39,8 @@ export interface SpawnJupyterServerOptions {
   /** Where kernels start (and relative paths resolve). @defaultValue a private temporary folder */
   rootDir?: string;
   startupTimeoutMs?: number;
+  /** More jupyter_server command-line options (benchmarks compare configurations with it). */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -103,7 +105,10 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
     '--ServerApp.port_retries=0',
     `--ServerApp.root_dir=${rootDir}`,
   ];
+  for (const mode of ['read_only', 'write_access'] as const)
+    args.push(`--KernelSpecManager.allowed_kernelspecs=${options.modes[mode].kernel_name}`);
   if (process.getuid?.() === 0) args.push('--allow-root');
+  args.push(...(options.extraArgs ?? []));
   const child: ChildProcess = spawn(python, args, {
     env: serverEnv,
     cwd: rootDir,

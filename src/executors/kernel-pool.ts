@@ -15,6 +15,7 @@ import type { KernelModes, KernelPoolSettings } from './pool-config.js';
 /** A kernel held by one request. Release it in `finally`; it is reset before anyone else gets it. */
 export interface KernelLease {
   readonly kernelKey: string;
+  readonly leaseId: string;
   readonly kernelId: string;
   readonly mode: ExecutionMode;
   readonly server: JupyterServerClient;
@@ -56,6 +57,8 @@ export class KernelPool {
   private readonly clients = new Map<string, JupyterServerClient>();
   private readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly background = new Set<Promise<unknown>>();
+  /** Websockets opened when this process warmed a kernel, handed to the next lease of it here. */
+  private readonly connections = new Map<string, KernelConnection>();
   private readonly log: Logger;
   private reaper: NodeJS.Timeout | undefined;
   private reaping: Promise<void> | undefined;
@@ -176,11 +179,12 @@ export class KernelPool {
     let released = false;
     return {
       kernelKey: record.key,
+      leaseId,
       kernelId: record.kernelId,
       mode: record.mode,
       server: client,
       lost: lost.signal,
-      connect: () => client.connect(record.kernelId, this.settings.kernel_start_timeout_ms),
+      connect: () => this.connect(record, client),
       release: async () => {
         if (released) return;
         released = true;
@@ -193,6 +197,21 @@ export class KernelPool {
     };
   }
 
+  /** The websocket this process opened when it warmed the kernel, if still good; else a new one. */
+  private async connect(record: KernelRecord, client: JupyterServerClient): Promise<KernelConnection> {
+    const cached = this.connections.get(record.key);
+    this.connections.delete(record.key);
+    if (cached && !cached.isDisposed && cached.connectionStatus === 'connected' && cached.status === 'idle')
+      return cached;
+    cached?.dispose();
+    return client.connect(record.kernelId, this.settings.kernel_start_timeout_ms);
+  }
+
+  private dropConnection(key: string): void {
+    this.connections.get(key)?.dispose();
+    this.connections.delete(key);
+  }
+
   private inBackground(p: Promise<unknown>): void {
     const tracked = p.catch((err) => this.log.error({ err: (err as Error).message }, 'background kernel work failed'));
     this.background.add(tracked);
@@ -202,11 +221,14 @@ export class KernelPool {
   /** Restarts a kernel this process holds the lock of, then offers it again; replaces it if it is gone. */
   private async reset(record: KernelRecord, client: JupyterServerClient, token: string, reason: string): Promise<void> {
     try {
+      this.dropConnection(record.key);
       await client.restartKernel(record.kernelId);
+      await this.warm(client, record.kernelId);
       this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'restart', reason });
       await this.store.ready(record.key, record.mode, token);
     } catch (err) {
       if (err instanceof KernelGoneError) {
+        this.dropConnection(record.key);
         await this.store.remove(record.key, record.mode);
         await this.startKernel(client, record.mode);
         this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'replace', reason });
@@ -225,10 +247,22 @@ export class KernelPool {
 
   private async startKernel(client: JupyterServerClient, mode: ExecutionMode): Promise<void> {
     const id = await client.startKernel(this.options.modes[mode].kernel_name);
-    // Warm: a lease should find the kernel answering, its start-up imports done.
-    const kernel = await client.connect(id, this.settings.kernel_start_timeout_ms);
-    kernel.dispose();
+    await this.warm(client, id);
     await this.store.register(client.name, id, mode);
+  }
+
+  /**
+   * Waits for the kernel's first kernel_info reply: the server answers a start or a restart as soon
+   * as the process runs, but the kernel replies only once its start-up (imports, guard) is done.
+   * A lease must find it warm.
+   */
+  private async warm(client: JupyterServerClient, id: string): Promise<void> {
+    const key = LeaseStore.kernelKey(client.name, id);
+    this.dropConnection(key);
+    const kernel = await client.connect(id, this.settings.kernel_start_timeout_ms);
+    // Kept for the next lease of this kernel in this process: it saves the websocket handshake.
+    if (this.closing) kernel.dispose();
+    else this.connections.set(key, kernel);
   }
 
   /** Starts the kernels missing on each server that answers (under the provision lock). */
@@ -254,6 +288,7 @@ export class KernelPool {
         for (const r of records) {
           if (!running.has(r.kernelId) && r.created < listedAt) {
             this.log.warn({ server: client.name, kernelId: r.kernelId }, 'kernel gone from its server; dropping it');
+            this.dropConnection(r.key);
             await this.store.remove(r.key, r.mode);
           }
         }
@@ -326,6 +361,7 @@ export class KernelPool {
         sleep(this.settings.kernel_start_timeout_ms, undefined, { signal: timeout.signal }).catch(() => {}),
       ]);
       timeout.abort();
+      for (const key of [...this.connections.keys()]) this.dropConnection(key);
       if (this.options.privatePool) await this.store.destroy();
     })();
     return this.closing;
