@@ -8,10 +8,10 @@
 #       environment nor on disk
 #   PYEXEC_KERNEL_MODES_JSON   optional: {"read_only": {"kernel_name", "environment"}, "write_access": {...}}
 #   PYEXEC_KERNEL_NAMES        kernelspecs the server may start (default: both defaults)
-#   PYEXEC_JUPYTER_PORT        port (default 8888)
+#   JUPYTER_PORT               port (default 8888)
 #   EPICS_CA_ADDR_LIST, EPICS_CA_SERVER_PORT, ...  inherited by kernels unless a mode sets them
 set -eu
-port="${PYEXEC_JUPYTER_PORT:-8888}"
+port="${JUPYTER_PORT:-8888}"
 names="${PYEXEC_KERNEL_NAMES:-python3-epics-readonly python3-epics-write}"
 
 if [ -n "${PYEXEC_KERNEL_MODES_JSON:-}" ]; then
