@@ -23,9 +23,9 @@ const alice = createToken('alice', 'approver');
 const bob = createToken('bob', 'approver');
 const CODE = `from epics import caget, caput
 
-before = caget('MAG:HCM1:CURRENT:SP')
-caput('MAG:HCM1:CURRENT:SP', 1.25, wait=True)
-results = {'before': before, 'after': caget('MAG:HCM1:CURRENT:SP', use_monitor=False), 'payload': approval_payload}
+before = caget('MAG:HCM1:CURRENT:SP', timeout=30)
+caput('MAG:HCM1:CURRENT:SP', 1.25, wait=True, timeout=30)
+results = {'before': before, 'after': caget('MAG:HCM1:CURRENT:SP', use_monitor=False, timeout=30), 'payload': approval_payload}
 `;
 const CAPUT_LINE = 4;
 
@@ -72,7 +72,21 @@ describe('the approver web page', { skip }, () => {
   }
   const item = (holdJobId: string) => page.locator(`[data-testid="held-item"][data-hold-job-id="${holdJobId}"]`);
 
-  it('lists a held job, shows its findings, updates live, and approving it in the browser releases it', async () => {
+  it('lists a held job, shows its findings, updates live, and approving it in the browser releases it', async (t) => {
+    try {
+      await scenario();
+    } catch (err) {
+      t.diagnostic(
+        `page text at failure:\n${await page
+          .locator('body')
+          .textContent()
+          .catch(() => '(none)')}`,
+      );
+      throw err;
+    }
+  });
+
+  async function scenario() {
     const first = await hold({ task_objective: 'Ramp HCM1 to 1.25 A' });
 
     await page.goto(api.url);
@@ -93,7 +107,7 @@ describe('the approver web page', { skip }, () => {
     assert.equal(await page.getByTestId('mode').textContent(), 'write_access');
     const risky = page.locator(`tr[data-testid="finding-line"][data-line="${CAPUT_LINE}"]`);
     await risky.waitFor();
-    assert.match((await risky.textContent()) ?? '', /caput\('MAG:HCM1:CURRENT:SP', 1\.25, wait=True\)/);
+    assert.match((await risky.textContent()) ?? '', /caput\('MAG:HCM1:CURRENT:SP', 1\.25, wait=True/);
     assert.match((await risky.getAttribute('class')) ?? '', /\bfinding\b/);
     assert.equal(
       await page.locator('tr[data-testid="line"][data-line="1"]').count(),
@@ -121,7 +135,7 @@ describe('the approver web page', { skip }, () => {
     const done = await bed.client.wait(first.requestId, { timeoutMs: 60_000 });
     assert.equal(done.kind, 'finished');
     if (done.kind !== 'finished') return;
-    assert.equal(done.response.status, 'succeeded', done.response.reason ?? '');
+    assert.equal(done.response.status, 'succeeded', JSON.stringify(done.response.error_chain));
     assert.deepEqual(done.response.results, { before: 0, after: 1.25, payload: { shift: 'night' } });
     assert.equal(await ioc.caget('MAG:HCM1:CURRENT:SP'), 1.25);
     const audit = await new ApproverClient({ url: api.url, token: alice.token }).audit();
@@ -132,5 +146,5 @@ describe('the approver web page', { skip }, () => {
         [first.holdJobId, 'approved', 'alice', 'web'],
       ],
     );
-  });
+  }
 });

@@ -86,8 +86,15 @@ function signOut(message = '') {
 
 // ---- list and detail -----------------------------------------------------------------------
 
+// Responses can arrive out of order (a live refresh and a decision's refresh): render only the newest.
+let listSeq = 0;
+let detailSeq = 0;
+
 async function refreshList() {
-  state.held = (await api('GET', '/api/held')).held;
+  const seq = ++listSeq;
+  const { held } = await api('GET', '/api/held');
+  if (seq !== listSeq) return;
+  state.held = held;
   const list = $('held');
   list.replaceChildren(
     ...state.held.map((h) =>
@@ -123,13 +130,17 @@ async function select(holdJobId) {
 
 async function loadDetail() {
   if (!state.selectedId) return;
+  const seq = ++detailSeq;
+  let detail;
   try {
-    state.detail = await api('GET', `/api/held/${encodeURIComponent(state.selectedId)}`);
+    detail = await api('GET', `/api/held/${encodeURIComponent(state.selectedId)}`);
   } catch (err) {
-    $('outcome').textContent = err.message;
+    if (seq === detailSeq) $('outcome').textContent = err.message;
     return;
   }
-  renderDetail(state.detail);
+  if (seq !== detailSeq) return;
+  state.detail = detail;
+  renderDetail(detail);
 }
 
 function renderDetail(d) {
