@@ -132,30 +132,36 @@ results = {'sp': caget('MAG:QD1:CURRENT:SP'), 'payload': approval_payload}
     assert.equal(await ioc.caget('MAG:QD1:CURRENT:SP'), 0.75);
   });
 
-  it('refuses code changed after the approval: rejected with approval_mismatch, and it never runs', async () => {
+  it('refuses code or a mode changed after the approval: rejected with approval_mismatch, and nothing runs', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-tamper-'));
     closers.push(async () => rmSync(dir, { recursive: true, force: true }));
     const marker = path.join(dir, 'tampered-code-ran');
     const tampered = `open(${JSON.stringify(marker)}, 'w').write('ran')\nresults = {'tampered': True}\n`;
-    // No approval-hold worker yet: the approved job waits, promoted, until we have tampered with it.
-    const { alice: client } = await setUp("results = {'approved': True}\n", {
-      stages: ['generation', 'analysis', 'execution', 'result'],
-    });
-    const { requestId, holdJobId } = await hold();
-    const shown = await client.show(holdJobId);
-    await client.approve(holdJobId, { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 });
-
-    const job = await Job.fromId(bed!.fleets[0]!.queues.approval, holdJobId);
-    assert.ok(job);
-    await job.updateData({ ...job.data, code: tampered, codeSha256: sha256(tampered) });
+    const approved = "from epics import caput\ncaput('DEVICE:STATUS', 7, wait=True)\nresults = {'approved': True}\n";
+    await ioc.caput('DEVICE:STATUS', 1);
+    // No approval-hold worker yet: approved jobs wait, promoted, until we have tampered with them.
+    const { alice: client } = await setUp(approved, { stages: ['generation', 'analysis', 'execution', 'result'] });
+    const [codeSwap, modeSwap] = await Promise.all([hold(), hold()]);
+    for (const { holdJobId } of [codeSwap!, modeSwap!]) {
+      const shown = await client.show(holdJobId);
+      assert.equal(shown.mode, 'write_access');
+      await client.approve(holdJobId, { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 });
+    }
+    const queue = bed!.fleets[0]!.queues.approval;
+    const a = await Job.fromId(queue, codeSwap!.holdJobId);
+    await a!.updateData({ ...a!.data, code: tampered, codeSha256: sha256(tampered) });
+    const b = await Job.fromId(queue, modeSwap!.holdJobId);
+    await b!.updateData({ ...b!.data, analysis: { ...b!.data.analysis, mode: 'read_only' } });
     await bed!.startFleet({ stages: ['approval'] });
 
-    const r = await finished(requestId);
-    assert.equal(r.status, 'rejected');
-    assert.equal(r.detail, 'approval_mismatch');
-    assert.match(r.reason ?? '', /differs from the code that was approved/);
-    assert.equal(r.results, null);
+    for (const { requestId } of [codeSwap!, modeSwap!]) {
+      const r = await finished(requestId);
+      assert.equal(r.status, 'rejected');
+      assert.equal(r.detail, 'approval_mismatch', r.reason ?? '');
+      assert.equal(r.results, null);
+    }
     assert.equal(existsSync(marker), false, 'the tampered code ran');
+    assert.equal(await ioc.caget('DEVICE:STATUS'), 1, 'the approved code ran in a mode nobody approved');
   });
 
   it('refuses an approval of code that changed while the approver looked at it (409), and it stays held', async () => {
