@@ -41,6 +41,8 @@ export interface RunCellOptions {
   interrupt: () => Promise<void>;
   /** Display messages of this MIME type are taken out of the outputs into `records`. */
   recordMime?: string;
+  /** Rich outputs (display_data, execute_result) kept; later ones are counted and dropped. @defaultValue 200 */
+  maxRichOutputs?: number;
 }
 
 /** A text buffer that keeps the first `limit` characters and counts the rest. */
@@ -73,6 +75,8 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
   const records: unknown[] = [];
   let error: CellResult['error'];
   let executionCount: number | null = null;
+  let rich = 0;
+  const maxRich = options.maxRichOutputs ?? 200;
 
   const future = kernel.requestExecute(
     { code, silent: options.silent ?? false, store_history: !options.silent, allow_stdin: false, stop_on_error: true },
@@ -94,6 +98,11 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
         const data = (content['data'] ?? {}) as Record<string, unknown>;
         if (options.recordMime && options.recordMime in data) {
           records.push(data[options.recordMime]);
+          break;
+        }
+        if (++rich > maxRich) {
+          if (rich === maxRich + 1)
+            stderr.push(`\n[... more than ${maxRich} rich outputs: the rest were dropped ...]\n`);
           break;
         }
         const metadata = (content['metadata'] ?? {}) as Record<string, unknown>;

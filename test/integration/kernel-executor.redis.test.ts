@@ -214,6 +214,17 @@ describe('container executor', () => {
       const cell = JSON.parse(readFileSync(path.join(p.folder, 'kernel_outputs.json'), 'utf8'));
       assert.equal(cell.outputs[0].output_type, 'stream');
     });
+    it('keeps rich outputs by MIME type, up to a bound', async () => {
+      const p = run(
+        "from IPython.display import HTML, display\nfor i in range(250):\n    display(HTML(f'<b>{i}</b>'))\nresults = {}",
+      );
+      const out = await p;
+      assert.equal(out.status, 'ok');
+      const cell = JSON.parse(readFileSync(path.join(p.folder, 'kernel_outputs.json'), 'utf8'));
+      assert.equal(cell.outputs.length, 200);
+      assert.equal(cell.outputs[0].data['text/html'], '<b>0</b>');
+      assert.match(out.stderr, /more than 200 rich outputs/);
+    });
   });
 
   describe('isolation', () => {
