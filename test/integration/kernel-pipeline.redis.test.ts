@@ -3,8 +3,9 @@
  * a real soft IOC. Covers what unit tests cannot: an approved write reaching the IOC through the
  * approval hold, a kernel that dies under a request (retried on a fresh kernel by BullMQ), a
  * limits violation ending the request as refused, the request's notebook with its outputs, a
- * dead worker's lease expiring and its kernel being reset before reuse, and a server that does
- * not answer being skipped.
+ * dead worker's lease expiring and its kernel being reset before reuse, an exhausted pool failing
+ * the lease as an infrastructure error, a kernel gone from its server being replaced, and a server
+ * that does not answer being skipped.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -15,6 +16,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { ExecutorUnavailableError } from '../../src/errors.js';
 import { createExecutors, type ExecutorSet } from '../../src/executors/index.js';
 import { LeaseStore } from '../../src/executors/kernel-leases.js';
 import type { KernelPool } from '../../src/executors/kernel-pool.js';
@@ -205,6 +207,37 @@ describe('kernel pool upkeep', () => {
       new AbortController().signal,
     );
     assert.deepEqual(out.status === 'ok' && out.results, { seen: false });
+  });
+
+  it('fails a lease as an infrastructure error when the pool stays exhausted past lease_wait_ms', async () => {
+    const { set: s } = await fleet({}, { spares_per_mode: 1, lease_wait_ms: 300 });
+    const pool = s.pool!;
+    await waitWhole(pool, 'read_only', 1);
+    const held = await pool.acquire('read_only', new AbortController().signal);
+    try {
+      await assert.rejects(pool.acquire('read_only', new AbortController().signal), (err: Error) => {
+        assert.ok(err instanceof ExecutorUnavailableError);
+        assert.equal(err.started, false);
+        assert.equal(err.kind, 'infrastructure');
+        return true;
+      });
+    } finally {
+      await held.release();
+    }
+  });
+
+  it('replaces a kernel that is gone from its server', async () => {
+    const { set: s } = await fleet({}, { spares_per_mode: 1 });
+    const pool = s.pool!;
+    await waitWhole(pool, 'read_only', 1);
+    const lease = await pool.acquire('read_only', new AbortController().signal);
+    const gone = lease.kernelId;
+    await lease.server.shutdownKernel(gone);
+    await lease.release();
+    await waitWhole(pool, 'read_only', 1);
+    const next = await pool.acquire('read_only', new AbortController().signal);
+    assert.notEqual(next.kernelId, gone);
+    await next.release();
   });
 
   it('skips a server that does not answer and serves requests from the others', async () => {
