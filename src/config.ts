@@ -87,8 +87,8 @@ export const Config = z.object({
       code_generator: z.string().default('mock'),
       /** Per-generator settings, passed to the generator as its model config. */
       generators: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()).default({}),
-      /** container (Jupyter kernels) or local (a Python subprocess; trusted use only). @defaultValue "local" */
-      execution_method: z.enum(['container', 'local']).default('local'),
+      /** container (Jupyter kernels) or local (a Python subprocess; trusted use only). @defaultValue "container" */
+      execution_method: z.enum(['container', 'local']).default('container'),
       /** Whether a request may override the execution method. @defaultValue false */
       allow_method_override: z.boolean().default(false),
       python_env_path: z.string().optional(),
@@ -177,7 +177,7 @@ export const Config = z.object({
         .prefault({}),
       approver: z
         .object({
-          /** Port of the approver HTTP API and web page. Env PYEXEC_APPROVER_PORT. @defaultValue 8470 */
+          /** Port of the approver HTTP API and web page (0: any free port). Env PYEXEC_APPROVER_PORT. @defaultValue 8470 */
           port: z.number().int().min(0).max(65_535).default(8470),
           /** Interface the approver API binds. @defaultValue "127.0.0.1" */
           host: z.string().default('127.0.0.1'),
@@ -272,20 +272,21 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   return applyEnvOverrides(parsed.data, env);
 }
 
+function envPort(env: NodeJS.ProcessEnv, name: string): number {
+  const port = Number(env[name]);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new ConfigError(`${name}: expected a port number, got ${JSON.stringify(env[name])}`);
+  }
+  return port;
+}
+
 /** The environment overrides, in one place. */
 function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   const p = config.pyexec;
   if (env['PYEXEC_REDIS_URL']) p.redis.url = env['PYEXEC_REDIS_URL'];
   if (env['PYEXEC_EXECUTION_ROOT']) p.execution_root = env['PYEXEC_EXECUTION_ROOT'];
-  if (env['PYEXEC_METRICS_PORT']) {
-    const port = Number(env['PYEXEC_METRICS_PORT']);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-      throw new ConfigError(
-        `PYEXEC_METRICS_PORT: expected a port number, got ${JSON.stringify(env['PYEXEC_METRICS_PORT'])}`,
-      );
-    }
-    p.metrics_port = port;
-  }
+  if (env['PYEXEC_APPROVER_PORT']) p.approver.port = envPort(env, 'PYEXEC_APPROVER_PORT');
+  if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
   return config;
 }
 

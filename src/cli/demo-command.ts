@@ -1,9 +1,9 @@
+import { ApproverClient, createToken } from '../approval/index.js';
 import { PyexecClient, type WaitResult } from '../client/pyexec-client.js';
 import type { Config } from '../config.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
-import { Fleet } from '../workers/run-worker.js';
 import type { GlobalOptions } from './context.js';
 import { startLocalStack } from './up-command.js';
 
@@ -27,11 +27,13 @@ for _ in range(5):
 plt.plot(np.arange(len(samples)), samples, marker='o')
 plt.xlabel('sample'); plt.ylabel('beam current [mA]'); plt.title('Beam current')
 results = {'samples': samples, 'mean_mA': float(np.mean(samples))}`,
-  ramp: `from epics import caget, caput
+  ramp: `import time
+from epics import caget, caput
 
 before = caget('MAG:QF1:CURRENT:RB')
 caput('MAG:QF1:CURRENT:SP', 0.5, wait=True)
-after = caget('MAG:QF1:CURRENT:RB')
+time.sleep(0.5)  # let the readback follow
+after = caget('MAG:QF1:CURRENT:RB', use_monitor=False)
 results = {'magnet': 'QF1', 'before_A': before, 'after_A': after}`,
 };
 
@@ -83,26 +85,22 @@ export async function demoCommand(
   config.approval.global_mode = 'selective';
   config.approval.capabilities.python_execution = { enabled: true, mode: 'epics_writes' };
   config.control_system.writes_enabled = true;
+  // The demo approves through the approver API, as a person would, with a token of its own.
+  const { token, entry } = createToken('demo-approver', 'approver');
+  config.pyexec.approver.tokens = [...config.pyexec.approver.tokens, entry];
   const useCanned = config.execution.code_generator === 'mock';
-  const stack = await startLocalStack({ ...opts, metricsPort: 0 }, config, logger);
-  let fleet: Fleet | undefined;
-  if (useCanned) {
-    // The demo's own generator replaces the mock for its canned programs.
-    await stack.fleet.close();
-    fleet = await Fleet.start({
-      config,
-      redisUrl: stack.redisUrl,
-      logger,
-      generator: new DemoGenerator(),
-      metricsPort: 0,
-    });
-  }
-  const active = fleet ?? stack.fleet;
+  const stack = await startLocalStack(
+    { ...opts, metricsPort: 0, approverPort: 0, ...(useCanned ? { generator: new DemoGenerator() } : {}) },
+    config,
+    logger,
+  );
   const client = await PyexecClient.connect({ redisUrl: stack.redisUrl, config });
+  const approver = new ApproverClient({ url: stack.approver!.url, token, client: 'pyexec demo' });
   const say = (s: string) => out.write(`${s}\n`);
   try {
     say(
-      `pyexec demo: redis ${stack.redisUrl}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, generator ${useCanned ? 'demo (canned code)' : config.execution.code_generator}`,
+      `pyexec demo: redis ${stack.redisUrl}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, ` +
+        `approver ${stack.approver!.url}/, generator ${useCanned ? 'demo (canned code)' : config.execution.code_generator}`,
     );
     const submitted = await Promise.all(
       REQUESTS.map(async (r) => {
@@ -121,20 +119,15 @@ export async function demoCommand(
         const onEvent = (e: { type: string; status?: string }) => e.status && say(`  [${r.key}] ${e.status}`);
         let res: WaitResult = await client.wait(r.requestId, { timeoutMs: 120_000, returnOnApproval: true, onEvent });
         if (res.kind === 'approval_required') {
-          const held = await active.approvals.show(res.holdJobId);
+          const held = await approver.show(res.holdJobId);
           say(`  [${r.key}] approval required (${res.reason}; mode ${res.mode}, risk ${res.risk}). Code:`);
           say(
-            held.code
-              .split('\n')
-              .map((l, i) => `      ${String(i + 1).padStart(3)}  ${l}`)
+            held.lines
+              .map((l) => `    ${l.severity ? '!' : ' '} ${String(l.number).padStart(3)}  ${l.text}`)
               .join('\n'),
           );
-          await active.approvals.decide(res.holdJobId, {
-            decision: 'approved',
-            approver: 'demo-approver',
-            source: 'pyexec demo',
-          });
-          say(`  [${r.key}] approved by demo-approver`);
+          await approver.approve(res.holdJobId, { codeSha256: held.codeSha256, analysisSha256: held.analysisSha256 });
+          say(`  [${r.key}] approved by demo-approver through the approver API`);
           res = await client.wait(r.requestId, { timeoutMs: 120_000, onEvent });
         }
         if (res.kind !== 'finished') {
@@ -147,6 +140,8 @@ export async function demoCommand(
       }),
     );
     if (stack.ioc) say(`IOC now reads MAG:QF1:CURRENT:RB = ${await stack.ioc.caget('MAG:QF1:CURRENT:RB')}`);
+    const audit = await approver.audit(10);
+    say(`audit: ${audit.map((a) => `${a.decision} by ${a.approver} (code ${a.codeSha256.slice(0, 12)})`).join('; ')}`);
     say(
       failures === 0
         ? 'demo finished: all requests succeeded'
@@ -155,7 +150,6 @@ export async function demoCommand(
     return failures === 0 ? 0 : 1;
   } finally {
     await client.close();
-    await fleet?.close();
     await stack.close();
   }
 }

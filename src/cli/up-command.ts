@@ -1,5 +1,7 @@
+import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
+import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
@@ -11,6 +13,7 @@ export interface LocalStack {
   readonly redisUrl: string;
   readonly redis?: LocalRedis;
   readonly ioc?: SoftIoc;
+  readonly approver?: ApproverApi;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -19,7 +22,14 @@ export interface LocalStack {
  * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
  */
 export async function startLocalStack(
-  opts: GlobalOptions & { ioc?: boolean; stages?: Stage[]; metricsPort?: number | null },
+  opts: GlobalOptions & {
+    ioc?: boolean;
+    stages?: Stage[];
+    metricsPort?: number | null;
+    approverPort?: number | null;
+    /** Replaces the configured generator (the demo's canned programs). */
+    generator?: CodeGenerator;
+  },
   config: Config,
   logger: Logger,
 ): Promise<LocalStack> {
@@ -33,9 +43,12 @@ export async function startLocalStack(
   let ioc: SoftIoc | undefined;
   try {
     if (opts.ioc !== false) {
-      ioc = await startSoftIoc({ python: config.pyexec.python });
+      ioc = await startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true });
+      // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
+      // by the in-process guard); write-capable code to the read-write one.
+      const endpoints = { read_only: ioc.readOnlyEnv ?? ioc.env, write_access: ioc.env };
       for (const mode of ['read_only', 'write_access'] as const) {
-        config.execution.modes[mode].environment = { ...ioc.env, ...config.execution.modes[mode].environment };
+        config.execution.modes[mode].environment = { ...endpoints[mode], ...config.execution.modes[mode].environment };
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
     }
@@ -45,13 +58,34 @@ export async function startLocalStack(
       logger,
       ...(opts.stages ? { stages: opts.stages } : {}),
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+      ...(opts.generator ? { generator: opts.generator } : {}),
     });
+    let approver: ApproverApi | undefined;
+    if (opts.approverPort !== null) {
+      try {
+        approver = await startApproverApi({
+          config,
+          redisUrl,
+          logger,
+          metrics: fleet.metrics,
+          ...(opts.approverPort !== undefined ? { port: opts.approverPort } : {}),
+        });
+      } catch (err) {
+        await fleet.close();
+        throw err;
+      }
+      if (config.pyexec.approver.tokens.length === 0) {
+        logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
+      }
+    }
     return {
       fleet,
       redisUrl,
       ...(redis ? { redis } : {}),
       ...(ioc ? { ioc } : {}),
+      ...(approver ? { approver } : {}),
       async close(graceMs = 0) {
+        await approver?.close();
         await fleet.close(graceMs);
         await ioc?.stop();
         await redis?.stop();
@@ -101,6 +135,7 @@ export async function upCommand(
   });
   process.stdout.write(
     `pyexec is up: redis ${stack.redisUrl}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
+      `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );
   onShutdown(

@@ -11,6 +11,10 @@ export interface SoftIoc {
   readonly port: number;
   /** Channel Access settings a client needs to reach this IOC (and nothing else). */
   readonly env: Record<string, string>;
+  /** The read-only endpoint (same PVs, READ access only, writes refused at the IOC), if started. */
+  readonly readOnlyPort?: number;
+  /** Channel Access settings for the read-only endpoint: what read-only kernels get. */
+  readonly readOnlyEnv?: Record<string, string>;
   /** Reads a PV with a separate Channel Access client process (pyepics). */
   caget(pv: string): Promise<number | string | null>;
   /** Writes a PV with a separate Channel Access client process. */
@@ -34,20 +38,18 @@ const run = promisify(execFile);
  * Starts the simulated accelerator (`pyexec_runtime.sim_ioc`, a caproto soft IOC) on a free
  * loopback port. Used by `pyexec up`, the demo and the tests.
  */
-export async function startSoftIoc(options: { port?: number; python?: string } = {}): Promise<SoftIoc> {
+export async function startSoftIoc(
+  options: { port?: number; python?: string; readOnlyEndpoint?: boolean } = {},
+): Promise<SoftIoc> {
   const port = options.port ?? (await freePort());
+  const readOnlyPort = options.readOnlyEndpoint ? await freePort() : undefined;
   const python = pythonExecutable(options.python);
   const dir = mkdtempSync(path.join(tmpdir(), 'pyexec-ioc-'));
   const ready = path.join(dir, 'ready');
   const env = caEnv(port);
-  const child: ChildProcess = spawn(
-    python,
-    ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready],
-    {
-      env: scrubbedEnv(env),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  const args = ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready];
+  if (readOnlyPort) args.push('--read-only-port', String(readOnlyPort));
+  const child: ChildProcess = spawn(python, args, { env: scrubbedEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   for (let i = 0; ; i++) {
@@ -68,6 +70,7 @@ export async function startSoftIoc(options: { port?: number; python?: string } =
   return {
     port,
     env,
+    ...(readOnlyPort ? { readOnlyPort, readOnlyEnv: caEnv(readOnlyPort) } : {}),
     async caget(pv) {
       const out = await client('import sys, json, epics; print(json.dumps(epics.caget(sys.argv[1], timeout=5)))', pv);
       return JSON.parse(out.split('\n').at(-1) ?? 'null') as number | string | null;

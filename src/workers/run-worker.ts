@@ -5,7 +5,7 @@ import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
 import { ExecutorUnavailableError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
-import { LocalExecutor } from '../executors/local-executor.js';
+import { createExecutors } from '../executors/index.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { createCodeGenerator } from '../generators/factory.js';
 import { type OpsServerOptions, type ProcessState, startOpsServer } from '../http/ops-server.js';
@@ -175,13 +175,27 @@ export class Fleet {
       case 'approval':
         return createApprovalProcessor({ ...deps, approvals: this.approvals });
       case 'execution': {
-        const executors = this.options.executors ?? this.defaultExecutors();
-        // Ready while at least one executor is usable (one without a check counts as usable).
-        this.readiness.set('executor', async () => {
-          const found = Object.values(executors).filter((e): e is Executor => e !== undefined);
-          const ok = await Promise.all(found.map((e) => (e as MaybeReady).ready?.() ?? true));
-          return ok.some(Boolean);
-        });
+        let executors = this.options.executors;
+        if (executors) {
+          // Injected executors: ready while at least one is usable (one without a check counts as usable).
+          const given = executors;
+          this.readiness.set('executor', async () => {
+            const found = Object.values(given).filter((e): e is Executor => e !== undefined);
+            const ok = await Promise.all(found.map((e) => (e as MaybeReady).ready?.() ?? true));
+            return ok.some(Boolean);
+          });
+        } else {
+          // The configured methods: the local subprocess and the Jupyter kernel pool.
+          const set = await createExecutors(config, {
+            redisUrl: this.options.redisUrl,
+            prefix: keyPrefix(config.pyexec.redis.prefix),
+            logger: this.options.logger,
+            metrics: this.metrics,
+          });
+          this.cleanups.push(() => set.close());
+          this.readiness.set('executor', () => set.ready());
+          executors = set.executors;
+        }
         for (const ex of Object.values(executors)) this.cleanups.push(async () => ex?.close?.());
         const { analyzer, decidePolicy } = await this.analysis();
         const recheck = async (code: string) => decidePolicy(await analyzer.analyze(code), config);
@@ -204,21 +218,6 @@ export class Fleet {
       return { analyzer, decidePolicy: this.options.decidePolicy ?? mod!.decidePolicy };
     })();
     return this.analysisParts;
-  }
-
-  private defaultExecutors(): Partial<Record<'local' | 'container', Executor>> {
-    const { config } = this.options;
-    const modeEnv = {
-      read_only: config.execution.modes.read_only.environment,
-      write_access: config.execution.modes.write_access.environment,
-    };
-    return {
-      local: new LocalExecutor({
-        python: config.execution.local.python_env_path ?? config.pyexec.python,
-        modeEnv,
-        maxOutputBytes: config.pyexec.max_output_bytes,
-      }),
-    };
   }
 
   /** Refuses to run on a Redis that may evict keys: BullMQ's locks and our records would vanish. */
@@ -394,6 +393,7 @@ export class Fleet {
     );
     if (this.exportsQueueMetrics()) {
       await this.whenRedisUp(refreshQueueMetrics(this.redis, this.queues, STAGES, this.metrics), undefined);
+      await this.whenRedisUp(this.approvals.refreshHeldGauge(), undefined);
     }
   }
 

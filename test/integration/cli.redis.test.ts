@@ -54,7 +54,8 @@ describe('pyexec command', () => {
     const r = await pyexec(['demo'], { env: { PYEXEC_STATE_DIR: path.join(scratch, 'state') } });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /\[ramp\] approval required/);
-    assert.match(r.stdout, /approved by demo-approver/);
+    assert.match(r.stdout, /approved by demo-approver through the approver API/);
+    assert.match(r.stdout, /audit: approved by demo-approver/);
     assert.match(r.stdout, /MAG:QF1:CURRENT:RB = 0\.5/);
     assert.match(r.stdout, /all requests succeeded/);
   });
@@ -88,6 +89,7 @@ describe('pyexec command', () => {
       PYEXEC_LOG_LEVEL: 'warn',
       PYEXEC_STATE_DIR: stateDir,
       PYEXEC_METRICS_PORT: '0',
+      PYEXEC_APPROVER_PORT: '0',
       PYEXEC_EXECUTION_ROOT: path.join(scratch, 'up-runs'),
     };
     const up = spawn('node', [bin, 'up', '--no-ioc'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
