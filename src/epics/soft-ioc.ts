@@ -50,6 +50,13 @@ export async function startSoftIoc(
   const args = ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready];
   if (readOnlyPort) args.push('--read-only-port', String(readOnlyPort));
   const child: ChildProcess = spawn(python, args, { env: scrubbedEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+  // A CA repeater on this IOC's repeater port, so client libraries find one running instead of
+  // trying (and failing, loudly, into every run's stderr) to spawn EPICS base's caRepeater.
+  const repeater: ChildProcess = spawn(python, ['-m', 'caproto.commandline.repeater', '-q'], {
+    env: scrubbedEnv(env),
+    stdio: 'ignore',
+  });
+  repeater.on('error', () => {});
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   for (let i = 0; ; i++) {
@@ -70,7 +77,12 @@ export async function startSoftIoc(
   return {
     port,
     env,
-    ...(readOnlyPort ? { readOnlyPort, readOnlyEnv: caEnv(readOnlyPort) } : {}),
+    ...(readOnlyPort
+      ? {
+          readOnlyPort,
+          readOnlyEnv: { ...caEnv(readOnlyPort), EPICS_CA_REPEATER_PORT: env['EPICS_CA_REPEATER_PORT']! },
+        }
+      : {}),
     async caget(pv) {
       const out = await client('import sys, json, epics; print(json.dumps(epics.caget(sys.argv[1], timeout=5)))', pv);
       return JSON.parse(out.split('\n').at(-1) ?? 'null') as number | string | null;
@@ -86,6 +98,7 @@ export async function startSoftIoc(
     async stop() {
       if (stopped) return;
       stopped = true;
+      repeater.kill('SIGTERM');
       child.kill('SIGTERM');
       await new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
