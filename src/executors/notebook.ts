@@ -40,6 +40,9 @@ export interface NotebookInput {
   figures?: readonly string[];
   results?: unknown;
   kernelName?: string;
+  /** The cell's own nbformat outputs as a kernel produced them (rich MIME bundles, in order);
+   * used instead of stdout/stderr when present. Figures saved by the run are added after them. */
+  kernelOutputs?: readonly unknown[];
 }
 
 /**
@@ -67,8 +70,11 @@ export async function buildNotebook(folder: string, input: NotebookInput): Promi
   ];
   if (input.code !== null) {
     const outputs: Output[] = [];
-    if (input.stdout) outputs.push({ output_type: 'stream', name: 'stdout', text: lines(input.stdout) });
-    if (input.stderr) outputs.push({ output_type: 'stream', name: 'stderr', text: lines(input.stderr) });
+    if (input.kernelOutputs) outputs.push(...(input.kernelOutputs as Output[]));
+    else {
+      if (input.stdout) outputs.push({ output_type: 'stream', name: 'stdout', text: lines(input.stdout) });
+      if (input.stderr) outputs.push({ output_type: 'stream', name: 'stderr', text: lines(input.stderr) });
+    }
     for (const fig of input.figures ?? []) {
       try {
         const png = await readFile(path.isAbsolute(fig) ? fig : path.join(folder, fig));

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job, Processor } from 'bullmq';
 import { writeJson } from '../executors/execution-folder.js';
@@ -6,6 +6,18 @@ import { buildNotebook } from '../executors/notebook.js';
 import { parseJob } from '../queues/job-id.js';
 import { type PythonExecutionResponse, ResultJob } from '../queues/result.js';
 import { runStage, type StageDeps, withTiming } from './stage-runtime.js';
+
+/** The cell outputs a kernel produced (container method), if the run left them. */
+async function readKernelOutputs(folder: string): Promise<{ kernelOutputs?: unknown[] }> {
+  try {
+    const parsed = JSON.parse(await readFile(path.join(folder, 'kernel_outputs.json'), 'utf8')) as {
+      outputs?: unknown;
+    };
+    return Array.isArray(parsed.outputs) ? { kernelOutputs: parsed.outputs } : {};
+  } catch {
+    return {};
+  }
+}
 
 /** Builds the producer's response from the final envelope. */
 export function buildResponse(env: ResultJob, notebookPath: string | null): PythonExecutionResponse {
@@ -74,6 +86,7 @@ export function createResultProcessor(deps: StageDeps): Processor {
             stderr: ex?.stderr ?? '',
             figures: ex?.figures ?? [],
             results: ex?.results,
+            ...(await readKernelOutputs(final.executionFolder)),
             error:
               final.outcome.status !== 'succeeded' && lastCodeError
                 ? {

@@ -393,7 +393,6 @@ export class Fleet {
     );
     if (this.exportsQueueMetrics()) {
       await this.whenRedisUp(refreshQueueMetrics(this.redis, this.queues, STAGES, this.metrics), undefined);
-      await this.whenRedisUp(this.approvals.refreshHeldGauge(), undefined);
     }
   }
 
