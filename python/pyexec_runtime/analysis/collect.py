@@ -19,6 +19,20 @@ from typing import Any
 Spec = tuple
 
 
+class Table(dict):
+    """A binding table (names of a scope, container members, attributes): key -> set of values.
+
+    `stamp[key]` is the solver tick of the key's last change, so a recorded read (stamps, key, tick)
+    is out of date exactly when `stamp[key] > tick` (solve.py).
+    """
+
+    __slots__ = ("stamp",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamp: dict = {}
+
+
 class Scope:
     __slots__ = ("kind", "parent", "locals", "globals", "nonlocals", "bind", "stars", "owner", "node", "depth")
 
@@ -28,7 +42,7 @@ class Scope:
         self.locals: set[str] = set()
         self.globals: set[str] = set()
         self.nonlocals: set[str] = set()
-        self.bind: dict[str, set] = {}
+        self.bind: Table = Table()
         self.stars: list[str] = []
         self.owner = owner  # function or class id
         self.node = node

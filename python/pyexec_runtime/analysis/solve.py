@@ -21,11 +21,13 @@ import builtins
 from typing import Any
 
 from . import model
-from .collect import Collected, Scope
+from .collect import Collected, Scope, Table
 
 CONST = ("const",)
 UNK = ("u", None)
 EMPTY: frozenset = frozenset()
+CONST_SET = frozenset({CONST})
+UNK_SET = frozenset({UNK})
 BUILTIN_NAMES = frozenset(dir(builtins))
 MAX_STRINGS = 16
 MAX_PATH = 240
@@ -35,8 +37,24 @@ CONTAINER_MUTATORS = frozenset({"append", "add", "insert", "appendleft", "setdef
 CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
 
 
+_Name = ast.Name
+_Constant = ast.Constant
+_NORM_CACHE: dict[str, str] = {}
+_NORM_CACHE_MAX = 20_000
+
+
 def norm(path: str) -> str:
-    """Canonical spelling of a path (model.ALIASES), applied until stable."""
+    """Canonical spelling of a path (model.ALIASES), applied until stable (memoised: a pure function)."""
+    got = _NORM_CACHE.get(path)
+    if got is not None:
+        return got
+    if len(_NORM_CACHE) >= _NORM_CACHE_MAX:
+        _NORM_CACHE.clear()
+    got = _NORM_CACHE[path] = _norm(path)
+    return got
+
+
+def _norm(path: str) -> str:
     for _ in range(4):
         cut = len(path)
         end = cut
@@ -80,24 +98,33 @@ class Solver:
     def __init__(self, c: Collected, outer: "Solver | None" = None) -> None:
         self.c = c
         self.outer = outer  # for code analysed inside exec("..."): names fall back to the outer module
-        self.changed = False
-        self.memo: dict[int, frozenset] = {}
-        self.containers: dict[Any, set] = {}
-        self.attr_table: dict[str, set] = {}
+        # memo: the value of every expression node evaluated so far; deps: what each one read, as
+        # (reads, nodes) — reads (stamps, key, tick) of binding tables, and the nodes whose values it
+        # used. Both survive from round to round: a round re-evaluates only what went out of date.
+        self.memo: dict[Any, frozenset] = {}
+        self.deps: dict[Any, tuple[list, list]] = {}
+        self.reads: list = []
+        self.kids: list = []
+        self.tick = 0
+        self.volatile: set = set()  # nodes evaluated inside a recursion cut (see returns)
+        self.call_args: dict[Any, tuple] = {}  # call node -> (scope, fvals, args, kwargs), for the checker
+        self.containers: Table = Table()
+        self.attr_table: Table = Table()
         self.near_cs = False
-        self.returns_memo: dict[int, frozenset] = {}
+        self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
         self.in_progress: set[int] = set()
-        self.hook = None  # the checker's on_call, called for every call
         self.kernel_names_used: set[str] = set()
-        self.read_keys: set = set()
-        self.stale = False
+        self.free_memo: dict[str, frozenset] = {}
+        self.cuts = 0  # recursion cuts so far (see returns)
 
     # ---- fixpoint ----------------------------------------------------------------------------
     def solve(self, checker: Any = None, max_rounds: int = 12) -> bool:
         """Rounds over all events until one round reads no binding that changes after the read.
 
-        Such a round saw final values everywhere, so it is a fixpoint, and the findings the checker
-        collected during it are the answer (the checker is reset at the start of every round).
+        Such a round saw final values everywhere, so it is a fixpoint. A round after the first keeps
+        every memoised value whose reads are all still current and re-evaluates the rest. The checker
+        then sees every call with its final values, in the order a full evaluation round reaches
+        them (see replay_calls).
         """
         for _imp_node, path in self.c.imports:
             if model.cs_root(path):
@@ -105,60 +132,124 @@ class Solver:
         for scope_stars in self._all_star_scopes():
             if any(model.cs_root(m) for m in scope_stars):
                 self.near_cs = True
-        for _ in range(max_rounds):
-            near_before = self.near_cs
-            self.stale = False
-            self.read_keys = set()
-            self.memo = {}
+        converged = False
+        root: tuple[list, list] = ([], [])
+        for round_no in range(1, max_rounds + 1):
+            start_tick = self.tick
             self.returns_memo = {}
-            if checker is not None:
-                checker.reset()
-                self.hook = checker.on_call
+            root = ([], [])
+            self.reads, self.kids = root
             self.run_events()
-            self.hook = None
-            if not self.stale and self.near_cs == near_before:
-                return True
-        return False
+            # After the last round allowed, its values stand (out of date or not): keep them all.
+            if self.tick == start_tick or not self.invalidate(root[0], drop=round_no < max_rounds):
+                converged = True
+                break
+        self.reads, self.kids = [], []
+        if checker is not None:
+            self.replay_calls(checker, root[1])
+        return converged
+
+    def invalidate(self, root_reads: list, drop: bool = True) -> bool:
+        """Drops every memoised value that read a binding changed after the read (or used such a
+        value); True when there was one, i.e. the round was not a fixpoint. With drop=False, only
+        tells."""
+        bad: set = set()
+        stale = False
+        for stamps, key, tick in root_reads:
+            if stamps.get(key, 0) > tick:
+                stale = True
+                break
+        volatile = self.volatile
+        for node, (reads, kids) in self.deps.items():
+            # Insertion order is evaluation-completion order: a node's kids come before it.
+            for stamps, key, tick in reads:
+                if stamps.get(key, 0) > tick:
+                    bad.add(node)
+                    break
+            else:
+                if kids and not bad.isdisjoint(kids):
+                    bad.add(node)
+        if not bad and not stale:
+            return False
+        if not drop:
+            return True
+        if volatile:
+            # Values cut at a recursion depend on the order of evaluation: never keep them.
+            for node, (_reads, kids) in self.deps.items():
+                if node in volatile or (kids and not volatile.isdisjoint(kids)):
+                    volatile.add(node)
+            bad |= volatile
+            volatile.clear()
+        memo, deps, call_args = self.memo, self.deps, self.call_args
+        for node in bad:
+            memo.pop(node, None)
+            deps.pop(node, None)
+            call_args.pop(node, None)
+        return True
+
+    def replay_calls(self, checker: Any, roots: list) -> None:
+        """Hands every call to the checker, in the order a full evaluation round would reach it:
+        depth first through the recorded uses, each call after what it evaluates. Repeated when a
+        sub-analysis (exec("...")) finds the program near the control system only then."""
+        order: list = []
+        seen: set = set()
+        deps, call_args = self.deps, self.call_args
+        for root in roots:
+            if root not in seen:
+                _visit(root, deps, call_args, seen, order)
+        for _ in range(2):
+            near_before = self.near_cs
+            checker.reset()
+            on_call = checker.on_call
+            for node in order:
+                scope, fvals, args, kwargs = call_args[node]
+                on_call(node, scope, fvals, args, kwargs)
+            if self.near_cs == near_before:
+                break
 
     def _all_star_scopes(self) -> list[list[str]]:
         return [self.c.module.stars] + [f.scope.stars for f in self.c.funcs]
 
     def run_events(self) -> None:
         ev = self.ev
+        spec = self.spec
+        add = self.add
         for event in self.c.events:
             kind = event[0]
             if kind == "c":
                 ev(event[2], event[1])
             elif kind == "b":
                 scope = event[1]
-                self.add(scope.bind, event[2], self.spec(event[3], scope))
+                add(scope.bind, event[2], spec(event[3], scope))
             elif kind == "a":
-                scope, target, spec = event[1], event[2], event[3]
-                values = self.spec(spec, scope)
+                scope, target, sp = event[1], event[2], event[3]
+                values = spec(sp, scope)
                 for recv in ev(target.value, scope):
                     k = recv[0]
                     if k in ("i", "u", "c", "f", "m") or (k == "p" and not model.cs_root(recv[1])):
-                        self.add(self.attr_table, target.attr, values)
+                        add(self.attr_table, target.attr, values)
                     elif k == "k":
-                        self.add(self.containers, recv[1], values)
+                        add(self.containers, recv[1], values)
             else:
-                scope, target, spec = event[1], event[2], event[3]
-                values = self.spec(spec, scope)
+                scope, target, sp = event[1], event[2], event[3]
+                values = spec(sp, scope)
                 for recv in ev(target.value, scope):
                     if recv[0] == "k":
-                        self.add(self.containers, recv[1], values)
+                        add(self.containers, recv[1], values)
 
-    def get(self, table: dict, key: Any) -> Any:
-        """Reads a binding table and remembers the read (see solve)."""
-        self.read_keys.add((id(table), key))
+    def get(self, table: Table, key: Any) -> Any:
+        """Reads a binding table and records the read (see invalidate)."""
+        self.reads.append((table.stamp, key, self.tick))
         return table.get(key, EMPTY)
 
-    def add(self, table: dict, key: Any, values: Any) -> None:
+    def add(self, table: Table, key: Any, values: Any) -> None:
         if not values:
             return
         cur = table.get(key)
         if cur is None:
             cur = table[key] = set()
+        elif cur.issuperset(values):
+            return
         before = len(cur)
         strings = 0
         for v in values:
@@ -168,9 +259,8 @@ class Solver:
                     continue
             cur.add(v)
         if len(cur) != before:
-            self.changed = True
-            if (id(table), key) in self.read_keys:
-                self.stale = True
+            self.tick += 1
+            table.stamp[key] = self.tick
 
     # ---- specs -------------------------------------------------------------------------------
     def spec(self, spec: tuple, scope: Scope) -> frozenset:
@@ -196,7 +286,7 @@ class Solver:
             return frozenset({("p", path)})
         if kind == "value":
             return frozenset({spec[1]})
-        return frozenset({UNK})
+        return UNK_SET
 
     # ---- names -------------------------------------------------------------------------------
     def lookup(self, scope: Scope, name: str) -> frozenset:
@@ -232,6 +322,14 @@ class Solver:
         return self.free(name)
 
     def free(self, name: str) -> frozenset:
+        """A name the program never binds: a star import's, the outer program's (exec), a kernel's
+        or a builtin (memoised: it depends on the name only)."""
+        got = self.free_memo.get(name)
+        if got is None:
+            got = self.free_memo[name] = self._free(name)
+        return got
+
+    def _free(self, name: str) -> frozenset:
         out = set()
         for mod in self.c.module.stars:
             out.add(("p", norm(f"{mod}.{name}")))
@@ -250,23 +348,33 @@ class Solver:
 
     # ---- expressions -------------------------------------------------------------------------
     def ev(self, node: Any, scope: Scope) -> frozenset:
-        key = id(node)
-        got = self.memo.get(key)
+        t = type(node)
+        if t is _Name:
+            # Names and constants are not memoised: looking them up again costs less than the
+            # bookkeeping, and a name's read is then recorded in whatever evaluated it.
+            return self.lookup(scope, node.id)
+        if t is _Constant:
+            v = node.value
+            return frozenset({("s", v[:4000], True)}) if type(v) is str else CONST_SET
+        got = self.memo.get(node)
         if got is not None:
+            self.kids.append(node)
             return got
-        handler = _EV.get(type(node))
-        result = handler(self, node, scope) if handler is not None else frozenset({CONST})
-        self.memo[key] = result
+        handler = _EV.get(t)
+        if handler is None:
+            result = CONST_SET
+        else:
+            reads, kids, cuts = self.reads, self.kids, self.cuts
+            frame = self.reads, self.kids = [], []
+            result = handler(self, node, scope)
+            self.reads, self.kids = reads, kids
+            if self.cuts != cuts:
+                self.volatile.add(node)
+            if frame[0] or frame[1]:
+                self.deps[node] = frame  # nodes that read nothing stay valid for good
+        self.memo[node] = result
+        self.kids.append(node)
         return result
-
-    def ev_name(self, node: Any, scope: Scope) -> frozenset:
-        return self.lookup(scope, node.id)
-
-    def ev_constant(self, node: Any, scope: Scope) -> frozenset:
-        v = node.value
-        if isinstance(v, str):
-            return frozenset({("s", v[:4000], True)})
-        return frozenset({CONST})
 
     def ev_attribute(self, node: Any, scope: Scope) -> frozenset:
         out = set()
@@ -399,7 +507,7 @@ class Solver:
                 out.add(UNK)
             else:
                 out.add(CONST)
-        return frozenset(out) if out else frozenset({UNK})
+        return frozenset(out) if out else UNK_SET
 
     def container(self, node: Any, members: Any) -> frozenset:
         key = id(node)
@@ -436,7 +544,7 @@ class Solver:
 
     def ev_lambda(self, node: Any, scope: Scope) -> frozenset:
         inner = self.c.node_scope.get(id(node))
-        return frozenset({("f", inner.owner)}) if inner is not None else frozenset({UNK})
+        return frozenset({("f", inner.owner)}) if inner is not None else UNK_SET
 
     def ev_union(self, *parts: frozenset) -> frozenset:
         out: set = set()
@@ -510,9 +618,8 @@ class Solver:
         out: set = set()
         for f in fvals:
             out.update(self.apply(f, node, scope, args, kwargs))
-        if self.hook is not None:
-            self.hook(node, scope, fvals, args, kwargs)
-        return frozenset(out) if out else frozenset({UNK})
+        self.call_args[node] = (scope, fvals, args, kwargs)
+        return frozenset(out) if out else UNK_SET
 
     # ---- calls -------------------------------------------------------------------------------
     def apply(self, f: tuple, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -579,13 +686,21 @@ class Solver:
         return set(self.returns(fid))
 
     def returns(self, fid: int) -> frozenset:
+        """What a function returns (memoised for the round, with what computing it read, so every
+        caller depends on those reads, not only the first)."""
         got = self.returns_memo.get(fid)
         if got is not None:
-            return got
+            result, reads, kids = got
+            self.reads.extend(reads)
+            self.kids.extend(kids)
+            return result
         if fid in self.in_progress:
-            return frozenset({UNK})
+            self.cuts += 1  # a recursion: cut here (the values around depend on where it was entered)
+            return UNK_SET
         info = self.c.funcs[fid]
         self.in_progress.add(fid)
+        outer_reads, outer_kids = self.reads, self.kids
+        self.reads, self.kids = reads, kids = [], []
         try:
             out: set = set()
             for r in info.returns:
@@ -594,8 +709,11 @@ class Solver:
                 out.add(UNK)
         finally:
             self.in_progress.discard(fid)
+            self.reads, self.kids = outer_reads, outer_kids
+        outer_reads.extend(reads)
+        outer_kids.extend(kids)
         result = frozenset(out)
-        self.returns_memo[fid] = result
+        self.returns_memo[fid] = (result, reads, kids)
         return result
 
     def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
@@ -617,6 +735,19 @@ class Solver:
         if name in CONTAINER_METHODS_RETURNING_SELF:
             return {("k", key)}
         return {CONST}
+
+
+def _visit(node: Any, deps: dict, call_args: dict, seen: set, order: list) -> None:
+    """Post-order walk of the recorded uses (Solver.replay_calls); a plain function, not a closure
+    (a recursive closure is a reference cycle, which would keep the tree for the cyclic collector)."""
+    seen.add(node)
+    frame = deps.get(node)
+    if frame is not None:
+        for kid in frame[1]:
+            if kid not in seen:
+                _visit(kid, deps, call_args, seen, order)
+    if node in call_args:
+        order.append(node)
 
 
 def _src(node: Any) -> str:
@@ -766,12 +897,12 @@ def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict
     # threading.Thread(target=f, args=(...)) and friends call f.
     for key in ("target", "function", "fn", "callback", "func"):
         for f in kwargs.get(key, EMPTY):
-            s.apply(f, node, scope, [s.elements(kwargs.get("args", frozenset({UNK})))], {})
+            s.apply(f, node, scope, [s.elements(kwargs.get("args", UNK_SET))], {})
     return {("p", "threading.Thread()")}
 
 
 _EV = {
-    ast.Name: Solver.ev_name, ast.Constant: Solver.ev_constant, ast.Attribute: Solver.ev_attribute,
+    ast.Attribute: Solver.ev_attribute,
     ast.Subscript: Solver.ev_subscript, ast.Call: Solver.ev_call, ast.List: Solver.ev_seq, ast.Tuple: Solver.ev_seq,
     ast.Set: Solver.ev_seq, ast.Dict: Solver.ev_dict, ast.ListComp: Solver.ev_comp, ast.SetComp: Solver.ev_comp,
     ast.GeneratorExp: Solver.ev_comp, ast.DictComp: Solver.ev_comp, ast.Lambda: Solver.ev_lambda,
