@@ -20,18 +20,52 @@ _RISK_ROOTS = frozenset({
 })
 
 
+_SECRET_ENV_CALLS = frozenset({"os.getenv", "os.environ.get", "os.getenvb", "os.environ.setdefault", "os.environ.pop"})
+_WHOLE_ENV_CALLS = frozenset({"os.environ.copy", "os.environ.items", "os.environ.keys", "os.environ.values"})
+_ENV_CONSUMERS = frozenset({"builtins.dict", "builtins.print", "builtins.str", "builtins.repr", "json.dumps", "json.dump",
+                            "builtins.list", "pprint.pprint"})
+_ATTRIBUTE_CALLS = frozenset({"builtins.getattr", "builtins.setattr", "builtins.delattr"})
+
+
+def _risky(path: str, root: str) -> bool:
+    """Whether Checker.risky_call can find anything in a call of `path` (every check there depends
+    on the path first): calls of anything else skip it."""
+    return bool(
+        root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
+        or path in model.DYNAMIC_IMPORT or path in _ATTRIBUTE_CALLS or model.NETWORK.match(path)
+        or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
+        or path.rsplit(".", 1)[-1] in model.SAVE_METHODS
+        or path in _SECRET_ENV_CALLS or path in _WHOLE_ENV_CALLS or path in _ENV_CONSUMERS
+    )
+
+
+def _has_callable(values: frozenset) -> bool:
+    """Whether some value is a library path or a container (something that may hold a function)."""
+    for v in values:
+        k = v[0]
+        if k == "p" or k == "k":
+            return True
+    return False
+
+
+def _alias(callee: Any, shown: str) -> str:
+    text = str(callee)
+    return "" if text == shown or shown.endswith("." + text) else f" (`{text}` is {shown})"
+
+
 class _Lazy:
-    """The source text of a callee, made only when a message needs it."""
+    """The source text of a node (and a suffix), made only when a message needs it."""
 
-    __slots__ = ("node", "text")
+    __slots__ = ("node", "suffix", "text")
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, suffix: str = "") -> None:
         self.node = node
+        self.suffix = suffix
         self.text: str | None = None
 
     def __str__(self) -> str:
         if self.text is None:
-            self.text = _src(self.node)
+            self.text = _src(self.node) + self.suffix
         return self.text
 
     def __format__(self, spec: str) -> str:
@@ -79,11 +113,13 @@ class Checker:
         self.possible_writes = True
         self.add(rule, severity, node, message)
 
-    def read(self, node: Any, name: str, message: str) -> None:
+    def read(self, node: Any, name: str, message: "str | Callable[[], str]") -> None:
+        """Only the first read of a name becomes a finding; `message` may be a function, so the text
+        (source of the callee) is made only then."""
         if not self.builtin_cs:
             return
         if name not in self.reads:
-            self.add("epics-read", INFO, node, message)
+            self.add("epics-read", INFO, node, message if type(message) is str else message())
         self.reads.add(name)
 
     # ---- classification ----------------------------------------------------------------------
@@ -124,14 +160,17 @@ class Checker:
 
     def write_values(self, values: frozenset) -> list[str]:
         out = []
+        path_kind = self.path_kind
         for v in values:
-            if v[0] == "p" and "write" in self.path_kind(v[1]):
-                out.append(model.display(v[1]))
-            elif v[0] == "k":
+            k = v[0]
+            if k == "p":
+                if "write" in path_kind(v[1]):
+                    out.append(model.display(v[1]))
+            elif k == "k":
                 for m in self.s.containers.get(v[1], EMPTY):
-                    if m[0] == "p" and "write" in self.path_kind(m[1]):
+                    if m[0] == "p" and "write" in path_kind(m[1]):
                         out.append(model.display(m[1]))
-        return sorted(set(out))
+        return sorted(set(out)) if out else out
 
     # ---- calls -------------------------------------------------------------------------------
     def on_call(self, node: Any, scope: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
@@ -148,7 +187,7 @@ class Checker:
                 if name in model.DISTINCT_WRITE_METHODS:
                     self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
                 elif name in model.DISTINCT_READ_METHODS:
-                    self.read(node, name, f"control-system read: `{callee}(...)` calls a `{name}` method")
+                    self.read(node, name, lambda: f"control-system read: `{callee}(...)` calls a `{name}` method")
                 elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs:
                     self.possible_write(
                         node, f"?.{name}",
@@ -175,13 +214,10 @@ class Checker:
         if not kind:
             return
         shown = model.display(path)
-        if "write" in kind or "read" in kind:
-            text = str(callee)
-            alias = "" if text == shown or shown.endswith("." + text) else f" (`{text}` is {shown})"
-            if "write" in kind:
-                self.write(node, shown, f"EPICS write: calls {shown}{alias}")
-            else:
-                self.read(node, shown, f"EPICS read: calls {shown}{alias}")
+        if "write" in kind:
+            self.write(node, shown, f"EPICS write: calls {shown}{_alias(callee, shown)}")
+        elif "read" in kind:
+            self.read(node, shown, lambda: f"EPICS read: calls {shown}{_alias(callee, shown)}")
         if "other" in kind:
             self.risky_call(node, callee, path, shown, args, kwargs)
 
@@ -198,7 +234,7 @@ class Checker:
         elif self.is_read_path(path):
             kinds.add("read")
         root = path.split(".", 1)[0].split("(", 1)[0]
-        if root in _RISK_ROOTS or path.rsplit(".", 1)[-1] in model.SAVE_METHODS:
+        if (root in _RISK_ROOTS or path.rsplit(".", 1)[-1] in model.SAVE_METHODS) and _risky(path, root):
             kinds.add("other")
         return frozenset(kinds)
 
@@ -248,12 +284,24 @@ class Checker:
 
     def escapes(self, node: Any, callee: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
         """A write function handed to code we do not follow may be called there."""
-        if not any(v[0] in ("p", "k") for values in (*args, *kwargs.values()) for v in values):
-            return
-        if all(f[0] == "p" and f[1] in model.HARMLESS_CONSUMERS or f[0] in ("f", "m", "c") for f in fvals):
-            return
-        if any(f[0] == "p" and f[1] == "functools.partial" for f in fvals):
-            return
+        for values in args:
+            if _has_callable(values):
+                break
+        else:
+            for values in kwargs.values():
+                if _has_callable(values):
+                    break
+            else:
+                return
+        for f in fvals:
+            k = f[0]
+            if not ((k == "p" and f[1] in model.HARMLESS_CONSUMERS) or k == "f" or k == "m" or k == "c"):
+                break
+        else:
+            return  # every callee is harmless or followed
+        for f in fvals:
+            if f[0] == "p" and f[1] == "functools.partial":
+                return
         for values in [*args, *kwargs.values()]:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
@@ -296,7 +344,7 @@ class Checker:
                                 "control system", "epics-dynamic", MEDIUM)
 
     # ---- attribute stores and loads ----------------------------------------------------------
-    def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: str) -> None:
+    def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: Any) -> None:
         for r in receivers:
             if r[0] == "p" and model.cs_root(r[1]):
                 path = r[1]
@@ -319,12 +367,13 @@ class Checker:
     def check_stores_and_loads(self) -> None:
         s = self.s
         for scope, target, _spec in s.c.attr_stores:
-            self.attribute_store(target, s.ev(target.value, scope), target.attr, _src(target) + " = ...")
+            self.attribute_store(target, s.ev(target.value, scope), target.attr, _Lazy(target, " = ..."))
         for scope, node in s.c.attr_loads:
             for r in s.ev(node.value, scope):
                 if r[0] == "p" and model.cs_root(r[1]) and self.is_handle(r[1]):
                     shown = model.display(r[1])
-                    self.read(node, f"{shown}.{node.attr}", f"EPICS read: `{_src(node)}` reads {shown}.{node.attr}")
+                    self.read(node, f"{shown}.{node.attr}",
+                              lambda: f"EPICS read: `{_src(node)}` reads {shown}.{node.attr}")
                 elif r[0] == "p" and r[1] == "os" and node.attr in ("environ", "environb"):
                     pass
         for scope, node in s.c.sub_loads:
@@ -439,13 +488,12 @@ class Checker:
             self.file_target(node, callee, frozenset({("po", text)}), False)
 
     def secrets_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
-        if path in ("os.getenv", "os.environ.get", "os.getenvb", "os.environ.setdefault", "os.environ.pop"):
+        if path in _SECRET_ENV_CALLS:
             for v in args[0] if args else EMPTY:
                 if v[0] == "s" and model.SECRET_ENV.search(v[1]):
                     self.add("secrets-access", HIGH, node, f"reads the secret environment variable {v[1]!r}")
-        elif path in ("os.environ.copy", "os.environ.items", "os.environ.keys", "os.environ.values"):
+        elif path in _WHOLE_ENV_CALLS:
             self.add("secrets-access", MEDIUM, node, f"reads the whole environment: `{callee}(...)`")
-        elif path in ("builtins.dict", "builtins.print", "builtins.str", "builtins.repr", "json.dumps", "json.dump",
-                      "builtins.list", "pprint.pprint"):
+        elif path in _ENV_CONSUMERS:
             if any(v[0] == "p" and v[1] in ("os.environ", "os.environb") for a in args for v in a):
                 self.add("secrets-access", MEDIUM, node, f"reads the whole environment: `{callee}(...)`")
