@@ -230,7 +230,9 @@ export class KernelPool {
       if (err instanceof KernelGoneError) {
         this.dropConnection(record.key);
         await this.store.remove(record.key, record.mode);
-        await this.startKernel(client, record.mode);
+        // Provisioning (under its lock) starts the missing kernel: starting one here as well raced
+        // with the reaper's provisioning, which could not yet see this kernel and started a second.
+        await this.provision();
         this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'replace', reason });
         return;
       }

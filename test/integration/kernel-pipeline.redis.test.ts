@@ -79,7 +79,8 @@ async function fleet(overrides: Record<string, unknown> = {}, pool: Record<strin
 }
 
 async function waitWhole(pool: KernelPool, mode: 'read_only' | 'write_access', total: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  // Generous: a kernel's start-up imports take seconds of CPU, far more on a loaded 2-core machine.
+  for (let i = 0; i < 1200; i++) {
     const s = (await pool.stats())[mode];
     if (s.total === total && s.idle === total) return;
     await sleep(100);
