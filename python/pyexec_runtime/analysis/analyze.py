@@ -15,6 +15,7 @@ FILENAME = "<pyexec>"
 WALK_RECURSION_LIMIT = 20_000
 MAX_NESTED_ANALYSES = 3
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_NOT_LINE_BREAK = re.compile(r"[^\r\n]")
 _NON_DICT_LITERALS = (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.JoinedStr)
 
 
@@ -66,7 +67,7 @@ def _compile_source(code: str) -> dict | None:
 
 
 def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: int = 0) -> dict:
-    collected = Collector().run(tree)
+    collected = Collector(keep_strings=depth == 0 and bool(options.get("mask"))).run(tree)
     solver = Solver(collected, outer)
 
     def sub(text: str, mode: str, outer_solver: Solver | None) -> dict | None:
@@ -93,6 +94,7 @@ def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: in
         "possible_writes": checker.possible_writes,
         "results": collected.results,
         "near_cs": solver.near_cs,
+        "strings": collected.strings,
     }
 
 
@@ -114,34 +116,48 @@ def _non_dict(node: Any) -> bool:
     return isinstance(node, _NON_DICT_LITERALS)
 
 
-def masked_source(code: str, tree: ast.Module) -> str:
+def masked_source(code: str, tree: ast.Module, strings: list | None = None) -> str:
     """The source with string literals and comments blanked (same length and line breaks), for
-    configured regex patterns: a pattern never matches inside a string or a comment."""
+    configured regex patterns: a pattern never matches inside a string or a comment.
+
+    `strings`: the string literal nodes (the collector's, when it ran), else found in the tree."""
+    if strings is None:
+        strings = [node for node in ast.walk(tree) if type(node) is ast.JoinedStr
+                   or (type(node) is ast.Constant and isinstance(node.value, (str, bytes)))]
     starts = [0] + [m.end() for m in _NEWLINE.finditer(code)]
     lines_bytes: dict[int, bytes] = {}
-    chars = list(code)
+    size = len(code)
 
     def offset(line: int, col: int) -> int:
         if line - 1 >= len(starts):
-            return len(code)
+            return size
         start = starts[line - 1]
         raw = lines_bytes.get(line)
         if raw is None:
-            end = starts[line] if line < len(starts) else len(code)
+            end = starts[line] if line < len(starts) else size
             raw = lines_bytes[line] = code[start:end].encode("utf-8", "surrogatepass")
         return start + len(raw[:col].decode("utf-8", "replace"))
 
-    for node in ast.walk(tree):
-        t = type(node)
-        if (t is ast.Constant and isinstance(node.value, (str, bytes))) or t is ast.JoinedStr:
-            if node.end_lineno is None:
-                continue
-            a = offset(node.lineno, node.col_offset)
-            b = offset(node.end_lineno, node.end_col_offset)
-            for i in range(a, min(b, len(chars))):
-                if chars[i] not in "\r\n":
-                    chars[i] = " "
-    text = "".join(chars)
+    spans = []
+    for node in strings:
+        if node.end_lineno is None:
+            continue
+        a = offset(node.lineno, node.col_offset)
+        b = min(offset(node.end_lineno, node.end_col_offset), size)
+        if a < b:
+            spans.append((a, b))
+    spans.sort()
+    pieces = []
+    done = 0
+    for a, b in spans:
+        a = max(a, done)
+        if a >= b:
+            continue
+        pieces.append(code[done:a])
+        pieces.append(_NOT_LINE_BREAK.sub(" ", code[a:b]))
+        done = b
+    pieces.append(code[done:])
+    text = "".join(pieces)
     out = []
     for line in text.splitlines(keepends=True) if "\x0c" not in text else _NEWLINE.split(text):
         hash_at = line.find("#")
@@ -187,7 +203,7 @@ def analyze(code: str, options: dict | None = None) -> dict:
         if error is None:
             result["findings"].extend(results_findings(walked["results"]))
         if options.get("mask"):
-            result["masked"] = masked_source(code, tree)
+            result["masked"] = masked_source(code, tree, walked.get("strings"))
     elif error is None:
         # Compiles, but the tree is too deep for the Python-level walk: do not guess.
         result["findings"] = [{"rule": "analysis-limit", "severity": HIGH, "line": 0, "column": 0,

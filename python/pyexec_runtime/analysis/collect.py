@@ -19,6 +19,27 @@ from typing import Any
 Spec = tuple
 
 
+_Name, _Constant, _Call, _Attribute, _Subscript = ast.Name, ast.Constant, ast.Call, ast.Attribute, ast.Subscript
+_BinOp, _Compare, _UnaryOp, _BoolOp, _IfExp = ast.BinOp, ast.Compare, ast.UnaryOp, ast.BoolOp, ast.IfExp
+_List, _Tuple, _Set, _Dict, _Starred, _Await = ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Starred, ast.Await
+_JoinedStr, _FormattedValue = ast.JoinedStr, ast.FormattedValue
+_STRING_TYPES = (str, bytes)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+# Statement types whose nested statements prescan_declarations looks into (filled on first sight),
+# and those it never enters (nested scopes, plain statements).
+_BLOCK_FIELDS: dict[type, tuple[str, ...]] = {}
+_NO_BLOCKS = frozenset({
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr,
+    ast.Return, ast.Pass, ast.Break, ast.Continue, ast.Raise, ast.Assert, ast.Delete, ast.Import, ast.ImportFrom,
+})
+
+
+def _nothing(collector: Any, st: Any) -> None:
+    pass
+
+
 class Table(dict):
     """A binding table (names of a scope, container members, attributes): key -> set of values.
 
@@ -98,20 +119,16 @@ class Collected:
         self.classes: list[ClassInfo] = []
         self.results: list[Any] = []  # value nodes assigned to the module-level `results` (None: not an Assign)
         self.node_scope: dict[int, Scope] = {}
+        # String literals (str/bytes constants, f-strings), when asked for (analyze.masked_source).
+        self.strings: list[Any] | None = None
 
 
 class Collector:
-    def __init__(self) -> None:
+    def __init__(self, keep_strings: bool = False) -> None:
         self.out = Collected()
         self.scope = self.out.module
-        self.stmt = {
-            ast.FunctionDef: self.s_func, ast.AsyncFunctionDef: self.s_func, ast.ClassDef: self.s_class,
-            ast.Assign: self.s_assign, ast.AnnAssign: self.s_annassign, ast.AugAssign: self.s_augassign,
-            ast.For: self.s_for, ast.AsyncFor: self.s_for, ast.With: self.s_with, ast.AsyncWith: self.s_with,
-            ast.Import: self.s_import, ast.ImportFrom: self.s_importfrom, ast.Global: self.s_global,
-            ast.Nonlocal: self.s_nonlocal, ast.Return: self.s_return, ast.Try: self.s_try,
-            ast.TryStar: self.s_try, ast.Match: self.s_match,
-        }
+        if keep_strings:
+            self.out.strings = []
 
     # ---- entry -------------------------------------------------------------------------------
     def run(self, tree: ast.Module) -> Collected:
@@ -121,9 +138,9 @@ class Collector:
 
     def body(self, stmts: list) -> None:
         for st in stmts:
-            handler = self.stmt.get(type(st))
+            handler = _STMT.get(type(st))
             if handler is not None:
-                handler(st)
+                handler(self, st)
             else:
                 self.generic_stmt(st)
 
@@ -250,11 +267,15 @@ class Collector:
                 scope.globals.update(st.names)
             elif t is ast.Nonlocal:
                 scope.nonlocals.update(st.names)
-            elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-                continue
             else:
-                for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-                    sub = getattr(st, name, None)
+                fields = _BLOCK_FIELDS.get(t)
+                if fields is None:
+                    if t in _NO_BLOCKS:
+                        continue
+                    fields = _BLOCK_FIELDS[t] = tuple(
+                        f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in t._fields)
+                for name in fields:
+                    sub = getattr(st, name)
                     if sub:
                         stack.extend(sub)
 
@@ -284,6 +305,14 @@ class Collector:
         self.scope = scope
         self.body(st.body)
         self.scope = outer
+
+    def s_expr(self, st: Any) -> None:
+        self.expr(st.value)
+
+    def s_if(self, st: Any) -> None:
+        self.expr(st.test)
+        self.body(st.body)
+        self.body(st.orelse)
 
     def s_assign(self, st: Any) -> None:
         self.expr(st.value)
@@ -389,51 +418,104 @@ class Collector:
                 self.expr(node.value)
             elif t is ast.MatchClass:
                 self.expr(node.cls)
+            elif t is ast.Constant and self.out.strings is not None and type(node.value) in _STRING_TYPES:
+                self.out.strings.append(node)  # a mapping pattern's key (values go through expr)
 
     # ---- expressions -------------------------------------------------------------------------
     def expr(self, node: Any) -> None:
-        """Records calls, attribute loads and nested scopes inside an expression (iteratively)."""
+        """Records calls, attribute loads and nested scopes inside an expression (iteratively).
+
+        Children are pushed in field order (and so visited in reverse field order) whatever the
+        node type: the common types are spelled out, the rest go through their fields."""
         stack: list = [node]
+        push = stack.append
+        extend = stack.extend
+        pop = stack.pop
         out = self.out
+        events = out.events
+        strings = out.strings
         while stack:
-            n = stack.pop()
+            n = pop()
             t = type(n)
-            if t is ast.Name or t is ast.Constant:
+            if t is _Name:
+                continue
+            if t is _Constant:
+                if strings is not None and type(n.value) in _STRING_TYPES:
+                    strings.append(n)
                 continue
             if t is tuple:
                 # A call's event comes after the events of what it contains (comprehension variables,
                 # walrus targets), so evaluating it reads them bound already.
                 out.calls.append((self.scope, n[1]))
-                out.events.append(("c", self.scope, n[1]))
+                events.append(("c", self.scope, n[1]))
                 continue
-            if t is ast.Call:
-                stack.append(("call", n))
+            if t is _Call:
+                push(("call", n))
                 f = n.func
-                if type(f) is ast.Attribute:
-                    stack.append(f.value)  # the callee attribute itself is not a plain load
+                if type(f) is _Attribute:
+                    push(f.value)  # the callee attribute itself is not a plain load
                 else:
-                    stack.append(f)
-                stack.extend(n.args)
+                    push(f)
+                extend(n.args)
                 for kw in n.keywords:
-                    stack.append(kw.value)
+                    push(kw.value)
                 continue
-            if t is ast.Attribute:
+            if t is _Attribute:
                 out.attr_loads.append((self.scope, n))
-                stack.append(n.value)
+                push(n.value)
                 continue
-            if t is ast.Subscript:
+            if t is _BinOp:
+                push(n.left)
+                push(n.right)
+                continue
+            if t is _Subscript:
                 out.sub_loads.append((self.scope, n))
-                stack.append(n.value)
-                stack.append(n.slice)
+                push(n.value)
+                push(n.slice)
+                continue
+            if t is _Compare:
+                push(n.left)
+                extend(n.comparators)
+                continue
+            if t is _List or t is _Tuple or t is _Set:
+                extend(n.elts)
+                continue
+            if t is _Dict:
+                extend(k for k in n.keys if k is not None)
+                extend(n.values)
+                continue
+            if t is _UnaryOp:
+                push(n.operand)
+                continue
+            if t is _BoolOp:
+                extend(n.values)
+                continue
+            if t is _JoinedStr:
+                if strings is not None:
+                    strings.append(n)
+                extend(n.values)
+                continue
+            if t is _FormattedValue:
+                push(n.value)
+                if n.format_spec is not None:
+                    push(n.format_spec)
+                continue
+            if t is _IfExp:
+                push(n.test)
+                push(n.body)
+                push(n.orelse)
+                continue
+            if t is _Starred or t is _Await:
+                push(n.value)
                 continue
             if t is ast.Lambda:
                 self.lambda_(n)
                 continue
-            if t in (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp):
+            if t in _COMPREHENSIONS:
                 self.comprehension(n)
                 continue
             if t is ast.NamedExpr:
-                stack.append(n.value)
+                push(n.value)
                 self.bind(n.target.id, ("expr", n.value), n.value)
                 continue
             if t is ast.Yield or t is ast.YieldFrom:
@@ -443,9 +525,9 @@ class Collector:
             for name in n._fields:
                 v = getattr(n, name)
                 if isinstance(v, ast.AST):
-                    stack.append(v)
+                    push(v)
                 elif isinstance(v, list):
-                    stack.extend(x for x in v if isinstance(x, ast.AST))
+                    extend(x for x in v if isinstance(x, ast.AST))
 
     def lambda_(self, n: Any) -> None:
         self.arguments_defaults(n.args)
@@ -479,3 +561,18 @@ class Collector:
         else:
             self.expr(n.elt)
         self.scope = outer
+
+
+# Statement handlers (a table of plain functions: bound methods kept on the collector would make it
+# part of a reference cycle, and the whole tree would then wait for the cyclic garbage collector).
+_STMT = {
+    ast.FunctionDef: Collector.s_func, ast.AsyncFunctionDef: Collector.s_func, ast.ClassDef: Collector.s_class,
+    ast.Assign: Collector.s_assign, ast.AnnAssign: Collector.s_annassign, ast.AugAssign: Collector.s_augassign,
+    ast.For: Collector.s_for, ast.AsyncFor: Collector.s_for, ast.With: Collector.s_with,
+    ast.AsyncWith: Collector.s_with, ast.Import: Collector.s_import, ast.ImportFrom: Collector.s_importfrom,
+    ast.Global: Collector.s_global, ast.Nonlocal: Collector.s_nonlocal, ast.Return: Collector.s_return,
+    ast.Try: Collector.s_try, ast.TryStar: Collector.s_try, ast.Match: Collector.s_match,
+    # The same as generic_stmt would do, spelled out for the common statements.
+    ast.Expr: Collector.s_expr, ast.If: Collector.s_if, ast.While: Collector.s_if, ast.Pass: _nothing,
+    ast.Break: _nothing, ast.Continue: _nothing,
+}

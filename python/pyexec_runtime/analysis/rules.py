@@ -22,8 +22,8 @@ _RISK_ROOTS = frozenset({
 
 _SECRET_ENV_CALLS = frozenset({"os.getenv", "os.environ.get", "os.getenvb", "os.environ.setdefault", "os.environ.pop"})
 _WHOLE_ENV_CALLS = frozenset({"os.environ.copy", "os.environ.items", "os.environ.keys", "os.environ.values"})
-_ENV_CONSUMERS = frozenset({"builtins.dict", "builtins.print", "builtins.str", "builtins.repr", "json.dumps", "json.dump",
-                            "builtins.list", "pprint.pprint"})
+_ENV_CONSUMERS = frozenset({"builtins.dict", "builtins.print", "builtins.str", "builtins.repr", "json.dumps",
+                            "json.dump", "builtins.list", "pprint.pprint"})
 _ATTRIBUTE_CALLS = frozenset({"builtins.getattr", "builtins.setattr", "builtins.delattr"})
 
 
