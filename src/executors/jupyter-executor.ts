@@ -5,6 +5,7 @@ import { ExecutorUnavailableError } from '../errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
 import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
+import { missingResults, unserializableResults } from './outcomes.js';
 
 /** The limits database as the kernels receive it (control_system.limits_checking, loaded). */
 export interface KernelLimits {
@@ -212,31 +213,9 @@ export class JupyterExecutor implements Executor {
         durationMs,
       };
     }
-    if (record.results_missing) {
-      return {
-        status: 'code_error',
-        errorType: 'missing_results',
-        errorName: 'MissingResults',
-        message:
-          "Code executed successfully but did not create the required 'results' dictionary. Assign a dictionary to `results`, e.g. results = {'key': value}",
-        traceback: '',
-        stdout,
-        stderr,
-        durationMs,
-      };
-    }
-    if (record.results_save_error || !record.results_json) {
-      return {
-        status: 'code_error',
-        errorType: 'results_serialization',
-        errorName: 'ResultsSerializationError',
-        message: `results could not be saved as JSON: ${record.results_save_error ?? 'no results'}`,
-        traceback: '',
-        stdout,
-        stderr,
-        durationMs,
-      };
-    }
+    if (record.results_missing) return missingResults({ stdout, stderr, durationMs });
+    if (record.results_save_error || !record.results_json)
+      return unserializableResults(record.results_save_error ?? 'no results', { stdout, stderr, durationMs });
     return {
       status: 'ok',
       results: JSON.parse(record.results_json) as unknown,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ExecutorUnavailableError } from '../errors.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
+import { missingResults, unserializableResults } from './outcomes.js';
 
 export interface LocalExecutorOptions {
   /** The project's Python (with pyexec_runtime importable through PYTHONPATH). */
@@ -142,31 +143,8 @@ export class LocalExecutor implements Executor {
         durationMs,
       };
     }
-    if (meta.results_missing) {
-      return {
-        status: 'code_error',
-        errorType: 'missing_results',
-        errorName: 'MissingResults',
-        message:
-          "Code executed successfully but did not create the required 'results' dictionary. Assign a dictionary to `results`, e.g. results = {'key': value}",
-        traceback: '',
-        stdout,
-        stderr,
-        durationMs,
-      };
-    }
-    if (meta.results_save_error) {
-      return {
-        status: 'code_error',
-        errorType: 'results_serialization',
-        errorName: 'ResultsSerializationError',
-        message: `results could not be saved as JSON: ${meta.results_save_error}`,
-        traceback: '',
-        stdout,
-        stderr,
-        durationMs,
-      };
-    }
+    if (meta.results_missing) return missingResults({ stdout, stderr, durationMs });
+    if (meta.results_save_error) return unserializableResults(meta.results_save_error, { stdout, stderr, durationMs });
     const results = JSON.parse(await readFile(path.join(task.executionFolder, 'results.json'), 'utf8')) as unknown;
     return { status: 'ok', results, stdout, stderr, figures: meta.figures ?? [], durationMs };
   }
