@@ -211,6 +211,7 @@ def analyze(code: str, options: dict | None = None) -> dict:
         result["writes"] = ["unresolved"]
         result["possible_writes"] = True
         result["assigns_results"] = "results" in code
+    tree = walked = None  # freed here, inside the measured time (as a bare parse frees its tree)
     t2 = time.perf_counter()
     result["timings_ms"] = {"verdict": round((t1 - t0) * 1000, 3), "walk": round((t2 - t1) * 1000, 3)}
     return result
