@@ -1,4 +1,6 @@
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { LeaseStore } from '../executors/kernel-leases.js';
 import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
 import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
@@ -72,7 +74,8 @@ export async function statusCommand(
         failure_rate_15m: finished ? failures / finished : 0,
       });
     }
-    if (opts.json) out.write(`${JSON.stringify({ stages: rows }, null, 2)}\n`);
+    const pools = await kernelPools(redis, prefix);
+    if (opts.json) out.write(`${JSON.stringify({ stages: rows, kernel_pools: pools }, null, 2)}\n`);
     else {
       out.write('stage        waiting  active  delayed/held  failed  workers  capacity  oldest-wait  fail-rate(15m)\n');
       for (const r of rows) {
@@ -80,6 +83,10 @@ export async function statusCommand(
         out.write(
           `${r.stage.padEnd(12)} ${String(r.waiting).padStart(7)} ${String(r.active).padStart(7)} ${String(delayed).padStart(13)} ${String(r.failed).padStart(7)} ${String(r.workers).padStart(8)} ${String(r.capacity).padStart(9)}  ${(r.oldest_waiting_seconds === null ? '-' : `${r.oldest_waiting_seconds}s`).padStart(11)}  ${r.finished_last_15m ? `${(r.failure_rate_15m * 100).toFixed(1)}%` : '-'}\n`,
         );
+      }
+      for (const p of pools) {
+        const m = (x: PoolCounts) => `${x.idle} idle, ${x.leased} leased, ${x.recycling} recycling (${x.total})`;
+        out.write(`kernel pool ${p.pool}: read_only ${m(p.read_only)}; write_access ${m(p.write_access)}\n`);
       }
     }
     return 0;
@@ -90,4 +97,36 @@ export async function statusCommand(
     await queues.close();
     redis.disconnect();
   }
+}
+
+interface PoolCounts {
+  idle: number;
+  leased: number;
+  recycling: number;
+  total: number;
+}
+
+/** Kernel pool capacity per pool sharing this Redis: kernels by mode and state (SCAN; an operator command). */
+async function kernelPools(
+  redis: Redis,
+  prefix: string,
+): Promise<{ pool: string; read_only: PoolCounts; write_access: PoolCounts }[]> {
+  const ids = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:kpool:*:kernels`, 'COUNT', 200);
+    cursor = next;
+    for (const k of keys) ids.add(k.slice(`${prefix}:kpool:`.length, -':kernels'.length));
+  } while (cursor !== '0');
+  const pools = [];
+  for (const pool of [...ids].sort()) {
+    const empty = (): PoolCounts => ({ idle: 0, leased: 0, recycling: 0, total: 0 });
+    const counts = { read_only: empty(), write_access: empty() };
+    for (const r of await new LeaseStore(redis, prefix, pool).all()) {
+      counts[r.mode][r.state] += 1;
+      counts[r.mode].total += 1;
+    }
+    pools.push({ pool, ...counts });
+  }
+  return pools;
 }

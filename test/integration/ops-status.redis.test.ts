@@ -9,6 +9,8 @@ import { PassThrough } from 'node:stream';
 import { after, afterEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { statusCommand } from '../../src/cli/status-command.js';
+import { LeaseStore } from '../../src/executors/kernel-leases.js';
+import { keyPrefix } from '../../src/redis/connection.js';
 import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
 import { PatternAnalyzer, RecordingExecutor, ScriptedGenerator, simplePolicy } from '../support/ops-fakes.js';
 
@@ -35,6 +37,10 @@ interface Row {
 }
 
 async function status(b: TestBed): Promise<Row[]> {
+  return (await statusJson(b)).stages;
+}
+
+async function statusJson(b: TestBed): Promise<{ stages: Row[]; kernel_pools: unknown[] }> {
   const out = new PassThrough();
   let text = '';
   out.on('data', (d: Buffer) => {
@@ -42,7 +48,7 @@ async function status(b: TestBed): Promise<Row[]> {
   });
   const code = await statusCommand(undefined, { json: true, config: b.config, redisUrl: b.redisUrl, out });
   assert.equal(code, 0);
-  return (JSON.parse(text) as { stages: Row[] }).stages;
+  return JSON.parse(text) as { stages: Row[]; kernel_pools: unknown[] };
 }
 
 describe('pyexec status', () => {
@@ -88,6 +94,29 @@ describe('pyexec status', () => {
     assert.equal(row('execution').finished_last_15m, 2);
     assert.equal(row('execution').failure_rate_15m, 0.5);
     assert.equal(row('result').failure_rate_15m, 0);
+  });
+
+  it('shows the kernel pools sharing this Redis: kernels by mode and state', async () => {
+    bed = await testBed();
+    const redis = new Redis(bed.redisUrl);
+    try {
+      const store = new LeaseStore(redis, keyPrefix(bed.config.pyexec.redis.prefix), 'static-test');
+      await store.register('http://a', 'k1', 'read_only');
+      await store.register('http://a', 'k2', 'read_only');
+      await store.register('http://a', 'k3', 'write_access');
+      const leased = await store.claim('read_only', 'lease-1', 'test', 30_000);
+      assert.ok(leased);
+      const status = await statusJson(bed);
+      assert.deepEqual(status.kernel_pools, [
+        {
+          pool: 'static-test',
+          read_only: { idle: 1, leased: 1, recycling: 0, total: 2 },
+          write_access: { idle: 1, leased: 0, recycling: 0, total: 1 },
+        },
+      ]);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('exits non-zero when Redis is unreachable', async () => {
