@@ -16,6 +16,7 @@ from typing import Any
 #   ("item", spec, i)     element i of a tuple/list literal, else any element
 #   ("import", path)      a module or name reached by an import
 #   ("value", v)          a fixed abstract value (functions, classes)
+#   ("in", spec, scope)   spec evaluated in that scope (a binding that lands in another scope)
 Spec = tuple
 
 
@@ -179,6 +180,10 @@ class Collector:
 
     def bind(self, name: str, spec: Spec, node: Any = None, comp_local: bool = False) -> None:
         scope = self.scope if comp_local else self.declare(name)
+        if scope is not self.scope and spec[0] not in ("value", "import"):
+            # A global or nonlocal name (or a walrus in a comprehension) lands in another scope, but
+            # its value is an expression of this one.
+            spec = ("in", spec, self.scope)
         scope.locals.add(name)
         self.out.binds.append((scope, name, spec))
         self.out.events.append(("b", scope, name, spec))

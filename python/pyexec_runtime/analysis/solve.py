@@ -279,6 +279,8 @@ class Solver:
                 if i < len(elts) and not any(type(e) is ast.Starred for e in elts):
                     return self.ev(elts[i], scope)
             return self.elements(self.spec(inner, scope))
+        if kind == "in":
+            return self.spec(spec[1], spec[2])
         if kind == "value_of_container":
             return self.spec(spec[1], scope)
         if kind == "import":
