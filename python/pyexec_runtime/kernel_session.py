@@ -27,19 +27,10 @@ from IPython.display import publish_display_data
 
 from . import errors, guard, limits
 from .capture import figure_pngs, results_json
+from .context import Context
 
 RUN_MIME = "application/vnd.pyexec.run+json"
 _state: dict[str, Any] = {}
-
-
-class Context(dict):
-    """capability_context_data, readable as context['key'] or context.key."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
 
 
 def _shell() -> Any:

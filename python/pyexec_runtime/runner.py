@@ -17,6 +17,8 @@ import time
 import traceback
 from typing import Any
 
+from .context import Context
+
 
 class _Bounded(io.TextIOBase):
     """A text stream that keeps at most `limit` characters and notes what it dropped."""
@@ -47,16 +49,6 @@ class _Bounded(io.TextIOBase):
         if self.dropped:
             text += f"\n[... output truncated: {self.dropped} more characters ...]\n"
         return text
-
-
-class Context(dict):
-    """capability_context_data, readable as context['key'] or context.key."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
 
 
 def _load_json(path: str, default: Any) -> Any:
