@@ -5,7 +5,7 @@ import { ExecutorUnavailableError } from '../errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
 import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
-import { missingResults, unserializableResults } from './outcomes.js';
+import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
 
 /** The limits database as the kernels receive it (control_system.limits_checking, loaded). */
 export interface KernelLimits {
@@ -24,17 +24,8 @@ export interface JupyterExecutorOptions {
 }
 
 /** The run record `kernel_session.finish()` publishes (application/vnd.pyexec.run+json). */
-interface RunRecord {
-  success: boolean;
-  error_kind?: 'code' | 'refused';
-  error_type?: string;
-  error_name?: string;
-  error?: string;
-  traceback?: string;
-  results_missing?: boolean;
-  results_save_error?: string;
+interface RunRecord extends RuntimeRecord {
   results_json?: string | null;
-  figures?: string[];
   refusals?: unknown[];
   limits_skipped?: unknown[];
 }

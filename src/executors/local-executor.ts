@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ExecutorUnavailableError } from '../errors.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
-import { missingResults, unserializableResults } from './outcomes.js';
+import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
 
 export interface LocalExecutorOptions {
   /** The project's Python (with pyexec_runtime importable through PYTHONPATH). */
@@ -15,16 +15,8 @@ export interface LocalExecutorOptions {
   maxOutputBytes?: number;
 }
 
-interface RunnerMetadata {
-  success: boolean;
-  error_kind?: 'code' | 'refused';
-  error_type?: string;
-  error_name?: string;
-  error?: string;
-  traceback?: string;
-  results_missing?: boolean;
-  results_save_error?: string;
-  figures?: string[];
+/** runner.py's execution_metadata.json. */
+interface RunnerMetadata extends RuntimeRecord {
   stdout?: string;
   stderr?: string;
 }

@@ -1,5 +1,18 @@
 import type { ExecutionOutcome } from './executor.js';
 
+/** The record pyexec_runtime writes about a run (runner.py's metadata, kernel_session's run record). */
+export interface RuntimeRecord {
+  success: boolean;
+  error_kind?: 'code' | 'refused';
+  error_type?: string;
+  error_name?: string;
+  error?: string;
+  traceback?: string;
+  results_missing?: boolean;
+  results_save_error?: string;
+  figures?: string[];
+}
+
 /** What every outcome of a run carries besides its verdict. */
 export interface RunOutput {
   readonly stdout: string;
