@@ -1,16 +1,15 @@
-import type { Job, Processor } from 'bullmq';
+import type { Processor } from 'bullmq';
 import { ExecutorUnavailableError } from '../errors.js';
 import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
 import { ExecutionJob } from '../queues/execution.js';
-import { parseJob } from '../queues/job-id.js';
 import type { PolicyDecision } from './analysis-worker.js';
 import {
   finishRequest,
   regenerateOrFail,
-  runStage,
   type StageDeps,
   sha256,
+  stageProcessor,
   withError,
   withTiming,
 } from './stage-runtime.js';
@@ -53,131 +52,122 @@ export function createExecutionProcessor(
     recheck?: (code: string) => Promise<PolicyDecision>;
   },
 ): Processor {
-  return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(
-      deps,
-      'execution',
-      (d) => parseJob(ExecutionJob, d),
-      job,
-      signal,
-      async ({ env, startedAt, signal, log }) => {
-        const mismatch = verifyApproval(env, deps.recheck ? await deps.recheck(env.code) : null);
-        if (mismatch) {
-          const refused = withTiming(
-            withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }),
-            'execution',
-            startedAt,
-            'refused',
-          );
-          await finishRequest(deps, refused, { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' });
-          return 'refused';
-        }
-        const executor = deps.executors[env.executionMethod];
-        if (!executor)
-          throw new ExecutorUnavailableError(`no executor for method '${env.executionMethod}' in this worker`);
-        await prepareRun(env.executionFolder, env.code, env.request.capability_context_data, env.approval?.payload);
-        const mode = env.analysis.mode;
-        let outcome: Awaited<ReturnType<Executor['execute']>>;
-        try {
-          outcome = await executor.execute(
-            {
-              requestId: env.requestId,
-              code: env.code,
-              mode,
-              executionFolder: env.executionFolder,
-              timeoutMs: deps.config.python_executor.execution_timeout_seconds * 1000,
-              request: env.request,
-              approvalPayload: env.approval?.payload,
-            },
-            signal,
-          );
-        } catch (err) {
-          if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
-            await finishRequest(deps, withTiming(env, 'execution', startedAt, 'cancelled'), {
-              status: 'cancelled',
-              reason: 'cancelled by the producer during execution',
-            });
-            return 'cancelled';
-          }
-          if (err instanceof ExecutorUnavailableError && err.started && mode === 'write_access') {
-            log.error({ err: err.message }, 'write-capable execution interrupted; not re-running');
-            const review = withTiming(
-              withError(env, {
-                stage: 'execution',
-                errorType: 'interrupted',
-                kind: 'infrastructure',
-                message: err.message,
-              }),
-              'execution',
-              startedAt,
-              'needs_review',
-            );
-            await finishRequest(deps, review, {
-              status: 'failed',
-              reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
-              detail: 'needs_review',
-            });
-            return 'needs_review';
-          }
-          throw err;
-        }
-        if (outcome.status === 'ok') {
-          const done = withTiming(
-            {
-              ...env,
-              execution: {
-                method: executor.method,
-                mode,
-                results: outcome.results,
-                stdout: outcome.stdout,
-                stderr: outcome.stderr,
-                figures: [...outcome.figures],
-                durationMs: outcome.durationMs,
-                executionFolder: env.executionFolder,
-                ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
-              },
-            },
-            'execution',
-            startedAt,
-            'ok',
-          );
-          await finishRequest(deps, done, { status: 'succeeded' });
-          return 'ok';
-        }
-        if (outcome.status === 'refused') {
-          const refused = withTiming(
-            withError(env, {
-              stage: 'execution',
-              errorType: outcome.errorType,
-              kind: 'safety',
-              message: outcome.message,
-              failedCode: env.code,
-            }),
-            'execution',
-            startedAt,
-            'refused',
-          );
-          await finishRequest(deps, refused, {
-            status: 'rejected',
-            reason: outcome.message,
-            detail: outcome.errorType,
-          });
-          return 'refused';
-        }
-        const failed = withTiming(
+  return stageProcessor(deps, 'execution', ExecutionJob, async ({ env, startedAt, signal, log }) => {
+    const mismatch = verifyApproval(env, deps.recheck ? await deps.recheck(env.code) : null);
+    if (mismatch) {
+      const refused = withTiming(
+        withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }),
+        'execution',
+        startedAt,
+        'refused',
+      );
+      await finishRequest(deps, refused, { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' });
+      return 'refused';
+    }
+    const executor = deps.executors[env.executionMethod];
+    if (!executor) throw new ExecutorUnavailableError(`no executor for method '${env.executionMethod}' in this worker`);
+    await prepareRun(env.executionFolder, env.code, env.request.capability_context_data, env.approval?.payload);
+    const mode = env.analysis.mode;
+    let outcome: Awaited<ReturnType<Executor['execute']>>;
+    try {
+      outcome = await executor.execute(
+        {
+          requestId: env.requestId,
+          code: env.code,
+          mode,
+          executionFolder: env.executionFolder,
+          timeoutMs: deps.config.python_executor.execution_timeout_seconds * 1000,
+          request: env.request,
+          approvalPayload: env.approval?.payload,
+        },
+        signal,
+      );
+    } catch (err) {
+      if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
+        await finishRequest(deps, withTiming(env, 'execution', startedAt, 'cancelled'), {
+          status: 'cancelled',
+          reason: 'cancelled by the producer during execution',
+        });
+        return 'cancelled';
+      }
+      if (err instanceof ExecutorUnavailableError && err.started && mode === 'write_access') {
+        log.error({ err: err.message }, 'write-capable execution interrupted; not re-running');
+        const review = withTiming(
           withError(env, {
             stage: 'execution',
-            errorType: outcome.errorType,
-            kind: 'code',
-            message: outcome.message,
-            traceback: outcome.traceback,
-            failedCode: env.code,
+            errorType: 'interrupted',
+            kind: 'infrastructure',
+            message: err.message,
           }),
           'execution',
           startedAt,
-          'code_error',
+          'needs_review',
         );
-        return regenerateOrFail(deps, failed, 'execution', 'execution');
-      },
+        await finishRequest(deps, review, {
+          status: 'failed',
+          reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
+          detail: 'needs_review',
+        });
+        return 'needs_review';
+      }
+      throw err;
+    }
+    if (outcome.status === 'ok') {
+      const done = withTiming(
+        {
+          ...env,
+          execution: {
+            method: executor.method,
+            mode,
+            results: outcome.results,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            figures: [...outcome.figures],
+            durationMs: outcome.durationMs,
+            executionFolder: env.executionFolder,
+            ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
+          },
+        },
+        'execution',
+        startedAt,
+        'ok',
+      );
+      await finishRequest(deps, done, { status: 'succeeded' });
+      return 'ok';
+    }
+    if (outcome.status === 'refused') {
+      const refused = withTiming(
+        withError(env, {
+          stage: 'execution',
+          errorType: outcome.errorType,
+          kind: 'safety',
+          message: outcome.message,
+          failedCode: env.code,
+        }),
+        'execution',
+        startedAt,
+        'refused',
+      );
+      await finishRequest(deps, refused, {
+        status: 'rejected',
+        reason: outcome.message,
+        detail: outcome.errorType,
+      });
+      return 'refused';
+    }
+    const failed = withTiming(
+      withError(env, {
+        stage: 'execution',
+        errorType: outcome.errorType,
+        kind: 'code',
+        message: outcome.message,
+        traceback: outcome.traceback,
+        failedCode: env.code,
+      }),
+      'execution',
+      startedAt,
+      'code_error',
     );
+    return regenerateOrFail(deps, failed, 'execution', 'execution');
+  });
 }

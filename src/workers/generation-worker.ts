@@ -1,16 +1,15 @@
-import type { Job, Processor } from 'bullmq';
+import type { Processor } from 'bullmq';
 import { CodeGenerationError, errorKind } from '../errors.js';
 import { writeJson } from '../executors/execution-folder.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { GenerationJob } from '../queues/generation.js';
-import { parseJob } from '../queues/job-id.js';
 import {
   finishRequest,
   handoff,
   regenerateOrFail,
-  runStage,
   type StageDeps,
   sha256,
+  stageProcessor,
   withError,
   withTiming,
 } from './stage-runtime.js';
@@ -22,72 +21,60 @@ import {
  * request.
  */
 export function createGenerationProcessor(deps: StageDeps & { generator: CodeGenerator }): Processor {
-  return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(
-      deps,
-      'generation',
-      (d) => parseJob(GenerationJob, d),
-      job,
-      signal,
-      async ({ env, log, startedAt, signal }) => {
-        const method = env.request.execution_method;
-        if (
-          method &&
-          method !== deps.config.execution.execution_method &&
-          !deps.config.execution.allow_method_override
-        ) {
-          await finishRequest(deps, withTiming(env, 'generation', startedAt, 'refused'), {
-            status: 'failed',
-            reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
-            detail: 'invalid_request',
-          });
-          return 'refused';
-        }
-        const t0 = Date.now();
-        let generated: Awaited<ReturnType<CodeGenerator['generate']>>;
-        try {
-          generated = await deps.generator.generate(
-            {
-              requestId: env.requestId,
-              request: env.request,
-              errorChain: env.errorChain,
-              attempt: env.attempt,
-              executionFolder: env.executionFolder,
-            },
-            signal,
-          );
-          if (!generated.code.trim()) throw new CodeGenerationError('the generator returned empty code');
-        } catch (err) {
-          deps.metrics.generatorDuration.observe(
-            { generator: deps.generator.name, outcome: errorKind(err) },
-            (Date.now() - t0) / 1000,
-          );
-          if (!(err instanceof CodeGenerationError)) throw err;
-          log.info({ err: err.message }, 'generation produced no usable code');
-          const failed = withTiming(
-            withError(env, { stage: 'generation', errorType: 'generation', kind: 'code', message: err.message }),
-            'generation',
-            startedAt,
-            'code_error',
-          );
-          return regenerateOrFail(deps, failed, 'generation', 'generation');
-        }
-        const generator = generated.generator ?? deps.generator.name;
-        deps.metrics.generatorDuration.observe({ generator, outcome: 'ok' }, (Date.now() - t0) / 1000);
-        if (generated.usage) {
-          deps.metrics.generatorTokens.inc({ generator, direction: 'input' }, generated.usage.inputTokens);
-          deps.metrics.generatorTokens.inc({ generator, direction: 'output' }, generated.usage.outputTokens);
-        }
-        const code = generated.code;
-        await writeJson(env.executionFolder, `attempts/${String(env.attempt).padStart(2, '0')}_generated.json`, {
+  return stageProcessor(deps, 'generation', GenerationJob, async ({ env, log, startedAt, signal }) => {
+    const method = env.request.execution_method;
+    if (method && method !== deps.config.execution.execution_method && !deps.config.execution.allow_method_override) {
+      await finishRequest(deps, withTiming(env, 'generation', startedAt, 'refused'), {
+        status: 'failed',
+        reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
+        detail: 'invalid_request',
+      });
+      return 'refused';
+    }
+    const t0 = Date.now();
+    let generated: Awaited<ReturnType<CodeGenerator['generate']>>;
+    try {
+      generated = await deps.generator.generate(
+        {
+          requestId: env.requestId,
+          request: env.request,
+          errorChain: env.errorChain,
           attempt: env.attempt,
-          generator,
-          code,
-          metadata: generated.metadata ?? {},
-        });
-        const next = withTiming({ ...env, code, codeSha256: sha256(code), generator }, 'generation', startedAt, 'ok');
-        await handoff(deps, 'analysis', next);
-        return 'ok';
-      },
-    );
+          executionFolder: env.executionFolder,
+        },
+        signal,
+      );
+      if (!generated.code.trim()) throw new CodeGenerationError('the generator returned empty code');
+    } catch (err) {
+      deps.metrics.generatorDuration.observe(
+        { generator: deps.generator.name, outcome: errorKind(err) },
+        (Date.now() - t0) / 1000,
+      );
+      if (!(err instanceof CodeGenerationError)) throw err;
+      log.info({ err: err.message }, 'generation produced no usable code');
+      const failed = withTiming(
+        withError(env, { stage: 'generation', errorType: 'generation', kind: 'code', message: err.message }),
+        'generation',
+        startedAt,
+        'code_error',
+      );
+      return regenerateOrFail(deps, failed, 'generation', 'generation');
+    }
+    const generator = generated.generator ?? deps.generator.name;
+    deps.metrics.generatorDuration.observe({ generator, outcome: 'ok' }, (Date.now() - t0) / 1000);
+    if (generated.usage) {
+      deps.metrics.generatorTokens.inc({ generator, direction: 'input' }, generated.usage.inputTokens);
+      deps.metrics.generatorTokens.inc({ generator, direction: 'output' }, generated.usage.outputTokens);
+    }
+    const code = generated.code;
+    await writeJson(env.executionFolder, `attempts/${String(env.attempt).padStart(2, '0')}_generated.json`, {
+      attempt: env.attempt,
+      generator,
+      code,
+      metadata: generated.metadata ?? {},
+    });
+    const next = withTiming({ ...env, code, codeSha256: sha256(code), generator }, 'generation', startedAt, 'ok');
+    await handoff(deps, 'analysis', next);
+    return 'ok';
+  });
 }

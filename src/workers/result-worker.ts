@@ -1,11 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Job, Processor } from 'bullmq';
+import type { Processor } from 'bullmq';
 import { writeJson } from '../executors/execution-folder.js';
 import { buildNotebook } from '../executors/notebook.js';
-import { parseJob } from '../queues/job-id.js';
 import { type PythonExecutionResponse, ResultJob } from '../queues/result.js';
-import { runStage, type StageDeps, withTiming } from './stage-runtime.js';
+import { type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
 /** The cell outputs a kernel produced (container method), if the run left them. */
 async function readKernelOutputs(folder: string): Promise<{ kernelOutputs?: unknown[] }> {
@@ -54,62 +53,54 @@ export function buildResponse(env: ResultJob, notebookPath: string | null): Pyth
  * on the request's event stream. Recording is idempotent: a re-delivered result job ends nothing twice.
  */
 export function createResultProcessor(deps: StageDeps): Processor {
-  return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(
-      deps,
-      'result',
-      (d) => parseJob(ResultJob, d),
-      job,
-      signal,
-      async ({ env, startedAt, log }) => {
-        const final = {
-          ...withTiming(env, 'result', startedAt, env.outcome.status),
-          outcome: env.outcome,
-        } as ResultJob;
-        const ex = final.execution;
-        const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
-        let notebookPath: string | null = null;
-        if (final.code) {
-          const notebook = await buildNotebook(final.executionFolder, {
-            title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
-            status: final.outcome.status,
-            summary: [
-              `**Request:** ${final.requestId} (thread ${final.threadId})`,
-              `**User query:** ${final.request.user_query}`,
-              `**Attempts:** ${final.attempt}`,
-              ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
-              ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
-              ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
-            ],
-            code: final.code,
-            stdout: ex?.stdout ?? '',
-            stderr: ex?.stderr ?? '',
-            figures: ex?.figures ?? [],
-            results: ex?.results,
-            ...(await readKernelOutputs(final.executionFolder)),
-            error:
-              final.outcome.status !== 'succeeded' && lastCodeError
-                ? {
-                    name: lastCodeError.errorType,
-                    message: lastCodeError.message,
-                    traceback: lastCodeError.traceback ?? '',
-                  }
-                : undefined,
-          });
-          notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
-          await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
-        }
-        const response = buildResponse(final, notebookPath);
-        await writeJson(final.executionFolder, 'response.json', response);
-        const recorded = await deps.store.finish(
-          final.requestId,
-          final.outcome.status,
-          response,
-          deps.config.pyexec.retention.finished_seconds,
-        );
-        if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
-        else log.info('request already ended; result not recorded again');
-        return final.outcome.status;
-      },
+  return stageProcessor(deps, 'result', ResultJob, async ({ env, startedAt, log }) => {
+    const final = {
+      ...withTiming(env, 'result', startedAt, env.outcome.status),
+      outcome: env.outcome,
+    } as ResultJob;
+    const ex = final.execution;
+    const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
+    let notebookPath: string | null = null;
+    if (final.code) {
+      const notebook = await buildNotebook(final.executionFolder, {
+        title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
+        status: final.outcome.status,
+        summary: [
+          `**Request:** ${final.requestId} (thread ${final.threadId})`,
+          `**User query:** ${final.request.user_query}`,
+          `**Attempts:** ${final.attempt}`,
+          ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
+          ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
+          ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
+        ],
+        code: final.code,
+        stdout: ex?.stdout ?? '',
+        stderr: ex?.stderr ?? '',
+        figures: ex?.figures ?? [],
+        results: ex?.results,
+        ...(await readKernelOutputs(final.executionFolder)),
+        error:
+          final.outcome.status !== 'succeeded' && lastCodeError
+            ? {
+                name: lastCodeError.errorType,
+                message: lastCodeError.message,
+                traceback: lastCodeError.traceback ?? '',
+              }
+            : undefined,
+      });
+      notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
+      await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
+    }
+    const response = buildResponse(final, notebookPath);
+    await writeJson(final.executionFolder, 'response.json', response);
+    const recorded = await deps.store.finish(
+      final.requestId,
+      final.outcome.status,
+      response,
+      deps.config.pyexec.retention.finished_seconds,
     );
+    if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
+    else log.info('request already ended; result not recorded again');
+    return final.outcome.status;
+  });
 }

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type Job, UnrecoverableError } from 'bullmq';
+import { type Job, type Processor, UnrecoverableError } from 'bullmq';
+import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { coerceError, errorKind, ServiceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js';
-import { jobId } from '../queues/job-id.js';
+import { jobId, parseJob } from '../queues/job-id.js';
 import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
 
@@ -121,7 +122,7 @@ export interface StageRun {
  * (retry with backoff, same stage, same code); on the last attempt, and for any other unexpected
  * error, the request ends as `failed` with the error in the chain, so nothing is lost.
  */
-export async function runStage<T extends Envelope>(
+async function runStage<T extends Envelope>(
   deps: StageDeps,
   stage: Stage,
   parse: (data: unknown) => T,
@@ -187,4 +188,18 @@ export async function runStage<T extends Envelope>(
     });
     return end('failed');
   }
+}
+
+/**
+ * A stage's BullMQ processor: the job's data is parsed with the stage's schema (a job that cannot
+ * parse fails for good), and `body` runs inside `runStage`'s frame.
+ */
+export function stageProcessor<S extends z.ZodType<Envelope>>(
+  deps: StageDeps,
+  stage: Stage,
+  schema: S,
+  body: (run: StageRun & { env: z.output<S> }) => Promise<string>,
+): Processor {
+  return (job: Job, _token?: string, signal?: AbortSignal) =>
+    runStage(deps, stage, (d) => parseJob(schema, d) as z.output<S>, job, signal, body);
 }
