@@ -5,7 +5,7 @@ import ast
 from typing import Any, Callable
 
 from . import model
-from .solve import EMPTY, Solver, _src
+from .solve import EMPTY, MERGED, Solver, _src, ordered
 
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
 DATA_METHODS = ("caget", "get", "read", "monitor", "info", "cainfo")
@@ -176,7 +176,7 @@ class Checker:
     def on_call(self, node: Any, scope: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
         callee = _Lazy(node.func)
         local_only = True
-        for f in fvals:
+        for f in ordered(fvals):
             k = f[0]
             if k == "p":
                 local_only = False
@@ -184,6 +184,8 @@ class Checker:
             elif k == "u":
                 local_only = False
                 name = f[1]
+                if len(f) > 2:
+                    self.widened_call(node, callee, f[2], name, args, kwargs)
                 if name in model.DISTINCT_WRITE_METHODS:
                     self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
                 elif name in model.DISTINCT_READ_METHODS:
@@ -206,6 +208,23 @@ class Checker:
                 local_only = False
         if not local_only:
             self.escapes(node, callee, fvals, args, kwargs)
+
+    def widened_call(self, node: Any, callee: Any, root: str, name: str | None, args: list, kwargs: dict) -> None:
+        """A call of a value reached from the library `root` by a chain the analysis stopped following
+        (solve.widen_chains): a control-system library's is a possible write when it may be a write
+        method or anything at all (name None: the result of a call); another dangerous library's is
+        checked as a call of `root.name` when that would start a process, run native or dynamic code or
+        use the network (not file operations: `name = name.replace(...)` on a string from os.path)."""
+        why = f"`{callee}(...)` calls something reached from {root} by a chain of accesses the analysis stopped following"
+        if model.cs_root(root):
+            if name is None or name in model.WRITE_METHODS:
+                self.possible_write(node, f"{root}.{name or '?'}", f"possible EPICS write: {why}",
+                                    "analysis-limit", HIGH)
+        elif name is not None:
+            path = f"{root}.{name}"
+            if (root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
+                    or path in model.DYNAMIC_IMPORT or model.NETWORK.match(path)):
+                self.risky_call(node, callee, path, model.display(path), args, kwargs)
 
     def call_path(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
         kind = self.path_kinds.get(path)
@@ -305,7 +324,7 @@ class Checker:
         for values in [*args, *kwargs.values()]:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
-            for v in values:
+            for v in ordered(values):
                 if v[0] == "p" and model.cs_root(v[1]) and "(" not in v[1] and "." not in v[1]:
                     self.possible_write(node, v[1], f"possible EPICS write: passes the {v[1]} module to "
                                         f"`{callee}(...)`, which the analysis does not follow")
@@ -314,7 +333,7 @@ class Checker:
     def dynamic_code(self, node: Any, callee: Any, kind: str, args: list) -> None:
         self.add("dynamic-code", HIGH, node, f"runs dynamic code: `{callee}(...)` ({kind})")
         values = args[0] if args else EMPTY
-        strings = [v[1] for v in values if v[0] == "s" and v[2]]
+        strings = sorted(v[1] for v in values if v[0] == "s" and v[2])
         for text in strings:
             inner = self.sub(text, "eval" if kind == "eval()" else "exec", self.s)
             if inner is None:
@@ -333,7 +352,8 @@ class Checker:
         computed = any(not (v[0] == "s" and v[2]) for v in names)
         if not computed:
             return
-        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" for o in objs)
+        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" or (o[0] == "u" and len(o) > 2
+                    and model.cs_root(o[2])) for o in objs)
         unknown = any(o[0] in ("u", "g") for o in objs)
         if on_cs:
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute of a "
@@ -345,7 +365,7 @@ class Checker:
 
     # ---- attribute stores and loads ----------------------------------------------------------
     def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: Any) -> None:
-        for r in receivers:
+        for r in ordered(receivers):
             if r[0] == "p" and model.cs_root(r[1]):
                 path = r[1]
                 shown = model.display(path)
@@ -360,6 +380,10 @@ class Checker:
             elif r[0] == "d":
                 self.possible_write(node, "dynamic", f"possible EPICS write: `{spelled}` assigns an attribute of "
                                     f"something reached by dynamic access ({r[1]})", "epics-dynamic", HIGH)
+            elif r[0] == "u" and len(r) > 2 and model.cs_root(r[2]) and not attr.startswith("_"):
+                self.possible_write(node, f"{r[2]}.?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on "
+                                    f"something reached from {r[2]} by a chain of accesses the analysis stopped "
+                                    "following", "analysis-limit", HIGH)
             elif r[0] == "u" and attr in ("value", "char_value") and self.s.near_cs:
                 self.possible_write(node, f"?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on an "
                                     "object the analysis cannot resolve, in a program that uses the control system")
@@ -369,7 +393,7 @@ class Checker:
         for scope, target, _spec in s.c.attr_stores:
             self.attribute_store(target, s.ev(target.value, scope), target.attr, _Lazy(target, " = ..."))
         for scope, node in s.c.attr_loads:
-            for r in s.ev(node.value, scope):
+            for r in ordered(s.ev(node.value, scope)):
                 if r[0] == "p" and model.cs_root(r[1]) and self.is_handle(r[1]):
                     shown = model.display(r[1])
                     self.read(node, f"{shown}.{node.attr}",
@@ -378,7 +402,7 @@ class Checker:
                     pass
         for scope, node in s.c.sub_loads:
             if any(v[0] == "p" and v[1] in ("os.environ", "os.environb") for v in s.ev(node.value, scope)):
-                for key in s.ev(node.slice, scope):
+                for key in ordered(s.ev(node.slice, scope)):
                     if key[0] == "s" and model.SECRET_ENV.search(key[1]):
                         self.add("secrets-access", HIGH, node, f"reads the secret environment variable {key[1]!r}")
         for scope, node in s.c.iters:
@@ -413,7 +437,7 @@ class Checker:
             self.write(node, f"cli:{tool}", f"EPICS write: `{callee}(...)` runs the command-line tool {tool}")
         for tool in reads:
             self.read(node, f"cli:{tool}", f"EPICS read: `{callee}(...)` runs the command-line tool {tool}")
-        for text in strings:
+        for text in sorted(strings):
             if "\x00" not in text and ("import" in text or "(" in text) and len(text) < 100_000:
                 inner = self.sub(text, "exec", None)
                 if inner is not None and (inner["writes"] or inner["reads"]):
@@ -430,6 +454,10 @@ class Checker:
     def classify(self, text: str | None, complete: bool = True) -> str:
         if text is None:
             return "unknown"
+        if text.startswith(MERGED):
+            # One of several texts (solve.merge_many): the most concerning of them.
+            found = {self.classify(line) for line in text[len(MERGED):].split("\n")}
+            return next((w for w in ("protected", "outside", "unknown") if w in found), "inside")
         prefix = text.split("\x00", 1)[0]
         if model.SECRET_PATH.search(prefix) or any(prefix.startswith(p) or prefix + "/" == p for p in self.protected):
             return "protected"
@@ -441,7 +469,7 @@ class Checker:
 
     def path_texts(self, values: frozenset) -> list[tuple[str | None, bool]]:
         out: list[tuple[str | None, bool]] = []
-        for v in values:
+        for v in ordered(values):
             if v[0] == "s":
                 out.append((v[1], v[2]))
             elif v[0] == "po":
@@ -489,7 +517,7 @@ class Checker:
 
     def secrets_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
         if path in _SECRET_ENV_CALLS:
-            for v in args[0] if args else EMPTY:
+            for v in ordered(args[0]) if args else EMPTY:
                 if v[0] == "s" and model.SECRET_ENV.search(v[1]):
                     self.add("secrets-access", HIGH, node, f"reads the secret environment variable {v[1]!r}")
         elif path in _WHOLE_ENV_CALLS:

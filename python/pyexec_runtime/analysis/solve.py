@@ -10,6 +10,8 @@ Abstract values are small tuples:
   ("s", text, complete)    a string (complete=False: only the constant parts are known, "\\x00" between)
   ("po", text|None)        a pathlib path
   ("u", name)              something the analysis cannot resolve (name: the last attribute, if any)
+  ("u", name, root)        the same, reached from the library `root` by a chain the analysis stopped
+                           following (see Solver.add: a binding whose values keep extending themselves)
   ("d", reason)            the result of dynamic access on or near the control system
   ("g",)                   the dict returned by globals()
   ("const",)               anything else: numbers, booleans, results of ordinary operations
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import itertools
 from typing import Any
 
 from . import model
@@ -27,9 +30,32 @@ CONST = ("const",)
 UNK = ("u", None)
 EMPTY: frozenset = frozenset()
 CONST_SET = frozenset({CONST})
+UNKNOWN_STRING = ("s", "\x00", False)
 UNK_SET = frozenset({UNK})
 BUILTIN_NAMES = frozenset(dir(builtins))
-MAX_STRINGS = 16
+# A value set holding more distinct strings (or pathlib paths) than this has them merged into one
+# incomplete string that stands for all of them (see merge_many): string concatenation multiplies
+# value sets, and `a + b + c + d` over lists of constants would otherwise make millions.
+MAX_STRINGS = 32
+MERGED = "\x00\n"  # text of a merged value: this marker, then the merged texts one per line
+MAX_MERGED_TEXT = 200_000
+# A new path, string or pathlib path of a binding that extends CHAIN_DEPTH or more of the binding's
+# values (`x = x.T`, `s = s + "/"`, `p = p / "d"` in a loop or a cycle) is widened, so the fixpoint
+# ends: the values that extend fewer stay exact.
+CHAIN_DEPTH = 2
+# Cycles through several bindings grow a path by a step per round in each: a binding's path with
+# more calls or subscripts (epics.PV() has one, epics.caget()[0] two), or more attributes, than
+# these is widened the same way.
+MAX_PATH_CALLS = 3
+MAX_PATH_ATTRIBUTES = 12
+# From this round on, a binding that already has values takes no new unbounded value (a path, a
+# string, a pathlib path) as it is, only its widened form (see widen_late): the fixpoint then ends
+# in a few more rounds. The fixtures and the benchmark program settle by round 3.
+WIDEN_FROM_ROUND = 5
+# Libraries whose calls run processes, native or dynamic code: a widened value reached from one
+# is checked as a call of `root.name` (Checker.on_call).
+DANGEROUS_ROOTS = frozenset({"subprocess", "os", "posix", "pty", "sh", "pexpect", "commands", "multiprocessing",
+                             "asyncio", "ctypes", "cffi", "_ctypes", "runpy", "code", "importlib", "socket"})
 MAX_PATH = 240
 CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "popleft", "setdefault", "__getitem__"})
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
@@ -116,9 +142,11 @@ class Solver:
         self.kernel_names_used: set[str] = set()
         self.free_memo: dict[str, frozenset] = {}
         self.cuts = 0  # recursion cuts so far (see returns)
+        self.round_no = 0
+        self.depth = 0 if outer is None else outer.depth + 1  # in container keys: exec("...") code has its own
 
     # ---- fixpoint ----------------------------------------------------------------------------
-    def solve(self, checker: Any = None, max_rounds: int = 12) -> bool:
+    def solve(self, checker: Any = None, max_rounds: int = 20) -> bool:
         """Rounds over all events until one round reads no binding that changes after the read.
 
         Such a round saw final values everywhere, so it is a fixpoint. A round after the first keeps
@@ -135,6 +163,7 @@ class Solver:
         converged = False
         root: tuple[list, list] = ([], [])
         for round_no in range(1, max_rounds + 1):
+            self.round_no = round_no
             start_tick = self.tick
             self.returns_memo = {}
             root = ([], [])
@@ -224,7 +253,7 @@ class Solver:
             elif kind == "a":
                 scope, target, sp = event[1], event[2], event[3]
                 values = spec(sp, scope)
-                for recv in ev(target.value, scope):
+                for recv in ordered(ev(target.value, scope)):
                     k = recv[0]
                     if k in ("i", "u", "c", "f", "m") or (k == "p" and not model.cs_root(recv[1])):
                         add(self.attr_table, target.attr, values)
@@ -233,7 +262,7 @@ class Solver:
             else:
                 scope, target, sp = event[1], event[2], event[3]
                 values = spec(sp, scope)
-                for recv in ev(target.value, scope):
+                for recv in ordered(ev(target.value, scope)):
                     if recv[0] == "k":
                         add(self.containers, recv[1], values)
 
@@ -243,6 +272,9 @@ class Solver:
         return table.get(key, EMPTY)
 
     def add(self, table: Table, key: Any, values: Any) -> None:
+        """Adds values to a binding; a change stamps it (see invalidate). What is added is a function
+        of the binding and the values as sets, never of their order (sets iterate in hash order,
+        and string hashes differ from process to process): the same program, the same analysis."""
         if not values:
             return
         cur = table.get(key)
@@ -250,17 +282,19 @@ class Solver:
             cur = table[key] = set()
         elif cur.issuperset(values):
             return
-        before = len(cur)
-        strings = 0
-        for v in values:
-            if v[0] == "s":
-                strings += 1
-                if strings > MAX_STRINGS:
-                    continue
-            cur.add(v)
-        if len(cur) != before:
-            self.tick += 1
-            table.stamp[key] = self.tick
+        new = {v for v in values if v not in cur}
+        if cur:
+            new = widen_chains(cur, new) if self.round_no < WIDEN_FROM_ROUND else widen_late(cur, new)
+            if not new:
+                return
+        cur.update(new)
+        if len(cur) > MAX_STRINGS:
+            merged = merge_many(cur)
+            if merged is not cur:
+                cur.clear()
+                cur.update(merged)
+        self.tick += 1
+        table.stamp[key] = self.tick
 
     # ---- specs -------------------------------------------------------------------------------
     def spec(self, spec: tuple, scope: Scope) -> frozenset:
@@ -357,7 +391,7 @@ class Solver:
             return self.lookup(scope, node.id)
         if t is _Constant:
             v = node.value
-            return frozenset({("s", v[:4000], True)}) if type(v) is str else CONST_SET
+            return frozenset({("s", v[:4000], len(v) <= 4000)}) if type(v) is str else CONST_SET
         got = self.memo.get(node)
         if got is not None:
             self.kids.append(node)
@@ -374,6 +408,8 @@ class Solver:
                 self.volatile.add(node)
             if frame[0] or frame[1]:
                 self.deps[node] = frame  # nodes that read nothing stay valid for good
+            if len(result) > MAX_STRINGS:
+                result = merge_many(result)
         self.memo[node] = result
         self.kids.append(node)
         return result
@@ -381,7 +417,7 @@ class Solver:
     def ev_attribute(self, node: Any, scope: Scope) -> frozenset:
         out = set()
         name = node.attr
-        for v in self.ev(node.value, scope):
+        for v in ordered(self.ev(node.value, scope)):
             out.update(self.attr(v, name))
         return frozenset(out)
 
@@ -410,7 +446,7 @@ class Solver:
             return {("pom", v[1], name)}
         if k in ("s", "const", "ka", "pom"):
             return {CONST} if name not in ("format", "join", "replace", "strip") else {("smeth", v, name)}
-        out = {("u", name)}
+        out = {("u", name, v[2]) if k == "u" and len(v) > 2 else ("u", name)}
         out.update(self.get(self.attr_table, name))
         return out
 
@@ -423,7 +459,7 @@ class Solver:
         info = self.c.classes[cid]
         chain: list = [("c", cid)]
         for b in info.bases:
-            for bv in self.ev(b, info.outer):
+            for bv in ordered(self.ev(b, info.outer)):
                 if bv[0] == "c":
                     chain.extend(self.class_chain(bv[1], seen))
                 elif bv[0] == "p":
@@ -490,7 +526,7 @@ class Solver:
             elif k == "d":
                 out.add(v)
             elif k in ("u", "i", "f", "m"):
-                out.add(UNK)
+                out.add(unknown_from(v))
             else:
                 out.add(CONST)
         return frozenset(out)
@@ -506,13 +542,13 @@ class Solver:
             elif k == "d":
                 out.add(v)
             elif k in ("u", "i", "f", "m", "ka"):
-                out.add(UNK)
+                out.add(unknown_from(v))
             else:
                 out.add(CONST)
         return frozenset(out) if out else UNK_SET
 
     def container(self, node: Any, members: Any) -> frozenset:
-        key = id(node)
+        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
         self.add(self.containers, key, members)
         if key not in self.containers:
             self.containers[key] = set()
@@ -585,9 +621,12 @@ class Solver:
             if lv[0] == "s" and op is ast.Add:
                 for rv in right:
                     if rv[0] == "s":
-                        out.add(("s", (lv[1] + rv[1])[:4000], lv[2] and rv[2]))
+                        text = lv[1] + rv[1]
+                        if "\x00\x00" in text:  # unknown then unknown: one unknown part
+                            text = _collapse_unknown(text)
+                        out.add(("s", text[:4000], lv[2] and rv[2]))
                     else:
-                        out.add(("s", lv[1] + "\x00", False))
+                        out.add(("s", _collapse_unknown(lv[1] + "\x00"), False))
             elif lv[0] == "s" and op is ast.Mod:
                 out.add(("s", lv[1], False))
             elif lv[0] == "po" and op is ast.Div:
@@ -618,7 +657,7 @@ class Solver:
             else:
                 kwargs[kw.arg] = val
         out: set = set()
-        for f in fvals:
+        for f in ordered(fvals):
             out.update(self.apply(f, node, scope, args, kwargs))
         self.call_args[node] = (scope, fvals, args, kwargs)
         return frozenset(out) if out else UNK_SET
@@ -640,7 +679,7 @@ class Solver:
             return self.call_function(f[1], f[2], args, kwargs)
         if k == "c":
             inst = ("i", f[1])
-            for m in self.class_attr(f[1], "__init__"):
+            for m in ordered(self.class_attr(f[1], "__init__")):
                 if m[0] == "f":
                     self.call_function(m[1], inst, args, kwargs)
             return {inst}
@@ -653,10 +692,10 @@ class Solver:
                 return {("po", f[1])}
             return {CONST}
         if k == "smeth":
-            base = f[1]
-            return {("s", base[1], False)}
+            base = f[1]  # a string method of a string, or of a value that may be one (str(x).strip())
+            return {("s", base[1] if base[0] == "s" else "\x00", False)}
         if k == "u":
-            return {UNK}
+            return {unknown_from(f)}
         return {CONST}
 
     def call_function(self, fid: int, self_value: tuple | None, args: list, kwargs: dict) -> set:
@@ -739,6 +778,136 @@ class Solver:
         return {CONST}
 
 
+def ordered(values: Any) -> Any:
+    """values in an order that is the same in every process (a set of strings iterates in hash
+    order, which PYTHONHASHSEED changes): where evaluating one value may add to a binding, the order
+    decides what the widening sees first (Solver.add), and where the checker reports, the order of
+    the findings. Sets of one value, the common case, as they are."""
+    return values if len(values) < 2 else sorted(values, key=repr)
+
+
+def _collapse_unknown(text: str) -> str:
+    while "\x00\x00" in text:
+        text = text.replace("\x00\x00", "\x00")
+    return text
+
+
+def unknown_from(v: tuple) -> tuple:
+    """What the analysis knows of a call, an item or an element of v: nothing, except the library a
+    widened value came from."""
+    return ("u", None, v[2]) if v[0] == "u" and len(v) > 2 else UNK
+
+
+def _boundary_prefixes(text: str, pool: set, seps: str) -> list:
+    """The proper prefixes of a path text that are in pool, cut where a separator follows."""
+    out = []
+    for i in range(1, len(text)):
+        if text[i] in seps and text[:i] in pool:
+            out.append(text[:i])
+    return out
+
+
+def widen_chains(cur: set, new: set) -> set:
+    """The new values of a binding, those that extend CHAIN_DEPTH or more of its values replaced
+    (a path by an unresolved value that remembers its library, a string or a pathlib path by its
+    longest such prefix followed by an unknown part)."""
+    kinds = {v[0] for v in new}
+    if kinds.isdisjoint(("p", "s", "po")):
+        return new
+    pools: dict[str, set] = {}
+    for v in (*cur, *new):
+        k = v[0]
+        if (k == "p" or k == "s" or k == "po") and k in kinds and v[1] is not None:
+            pools.setdefault(k, set()).add(v[1])
+    out = set()
+    for v in new:
+        k = v[0]
+        if k == "p":
+            text = v[1]
+            if (text.count("(") + text.count("[") > MAX_PATH_CALLS or text.count(".") > MAX_PATH_ATTRIBUTES
+                    or len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH):
+                v = widened_path(text)
+        elif k == "s" and len(pools["s"]) > 1:
+            # Strings grow at either end (s = s + "/", s = "(" + s + ")"): count what v contains.
+            text = v[1]
+            inner = [p for p in pools["s"] if len(p) < len(text) and p in text and p.strip("\x00\n")]
+            if len(inner) >= CHAIN_DEPTH:
+                longest = max(inner, key=lambda p: (len(p), p))
+                widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
+                while "\x00\x00" in widened:
+                    widened = widened.replace("\x00\x00", "\x00")
+                v = ("s", widened, False)
+        elif k == "po" and v[1] is not None and len(pools["po"]) > 1:
+            text = v[1]
+            prefixes = [p for p in pools["po"] if len(p) < len(text) and text.startswith(p + "/")]
+            if len(prefixes) >= CHAIN_DEPTH:
+                longest = max(prefixes, key=len)
+                v = ("po", longest if longest.endswith("/\x00") else longest + "/\x00")
+        if v not in cur:
+            out.add(v)
+    return out
+
+
+def widen_late(cur: set, new: set) -> set:
+    """The new values of a binding late in the fixpoint: unbounded ones replaced by a value that
+    stands for any of their kind (a path by an unresolved value that remembers its library)."""
+    out = set()
+    for v in new:
+        k = v[0]
+        if k == "p":
+            v = widened_path(v[1])
+        elif k == "s":
+            v = UNKNOWN_STRING
+        elif k == "po":
+            v = ("po", None)
+        elif k == "pom":
+            v = ("pom", None, v[2])
+        elif k == "smeth":
+            v = ("smeth", UNKNOWN_STRING, v[2])
+        if v not in cur:
+            out.add(v)
+    return out
+
+
+def widened_path(path: str) -> tuple:
+    root = path.split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
+    name = None
+    if not path.endswith((")", "]")):
+        name = path.rsplit(".", 1)[-1] if "." in path else None
+    if model.cs_root(path) or root in DANGEROUS_ROOTS:
+        return ("u", name, root)
+    return ("u", name)
+
+
+def merge_many(values: Any) -> Any:
+    """values with its strings (and its pathlib paths) merged into one incomplete value when there
+    are more than MAX_STRINGS of them; values itself when not. The merged text keeps every text, one
+    per line after the MERGED marker (sorted: the same for the same set), so the checker still finds
+    command-line tools, secrets and paths outside the folder in it (Checker.classify)."""
+    strings = paths = 0
+    for v in values:
+        k = v[0]
+        if k == "s":
+            strings += 1
+        elif k == "po":
+            paths += 1
+    if strings <= MAX_STRINGS and paths <= MAX_STRINGS:
+        return values
+    out = set(values)
+    for kind, count in (("s", strings), ("po", paths)):
+        if count <= MAX_STRINGS:
+            continue
+        texts: set[str] = set()
+        for v in values:
+            if v[0] == kind:
+                out.discard(v)
+                text = v[1] if v[1] is not None else "\x00"
+                texts.update(text[len(MERGED):].split("\n") if text.startswith(MERGED) else (text,))
+        merged = (MERGED + "\n".join(sorted(texts)))[:MAX_MERGED_TEXT]
+        out.add(("s", merged, False) if kind == "s" else ("po", merged))
+    return frozenset(out) if type(values) is frozenset else out
+
+
 def _visit(node: Any, deps: dict, call_args: dict, seen: set, order: list) -> None:
     """Post-order walk of the recorded uses (Solver.replay_calls); a plain function, not a closure
     (a recursive closure is a reference cycle, which would keep the tree for the cyclic collector)."""
@@ -770,7 +939,7 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
         return {UNK}
     out: set = set()
     names = _const_str(args[1])
-    for obj in args[0]:
+    for obj in ordered(args[0]):
         for n in names:
             out.update(s.attr(obj, n))
     if len(names) < len(args[1]):
@@ -807,7 +976,7 @@ def _sp_partial(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
     # functools.partial(f, ...) calls f later with those arguments.
     if not args:
         return {UNK}
-    for f in args[0]:
+    for f in ordered(args[0]):
         s.apply(f, node, scope, args[1:], kwargs)
     return set(args[0])
 
@@ -871,14 +1040,28 @@ def _sp_path_home(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) 
 def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if not args:
         return {CONST}
+    # Every combination of the parts' possible strings (a part that may be something else: an
+    # unknown part), up to MAX_STRINGS of them; past that, the first part and an unknown rest.
+    parts = []
+    for a in args[1:]:
+        texts = {(v[1], v[2]) for v in a if v[0] == "s"}
+        if not texts or len(texts) < len(a):
+            texts.add(("\x00", False))
+        parts.append(sorted(texts))
+    combos = 1
+    for texts in parts:
+        combos *= len(texts)
     out: set = set()
     for first in args[0]:
-        if first[0] == "s":
-            rest_complete = all(any(v[0] == "s" and v[2] for v in a) for a in args[1:])
-            tail = "/".join(next((v[1] for v in a if v[0] == "s"), "\x00") for a in args[1:])
-            out.add(("s", first[1] + ("/" + tail if tail else ""), first[2] and rest_complete))
-        else:
+        if first[0] != "s":
             out.add(("s", "\x00", False))
+        elif combos > MAX_STRINGS:
+            out.add(("s", first[1] + "/\x00", False))
+        else:
+            for combo in itertools.product(*parts):
+                tail = "/".join(text for text, _ in combo)
+                complete = first[2] and all(c for _, c in combo)
+                out.add(("s", first[1] + ("/" + tail if tail else ""), complete))
     return out
 
 
@@ -890,7 +1073,7 @@ def _sp_expanduser(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict)
 def _sp_map(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if args:
         elems = [s.elements(a) for a in args[1:]]
-        for f in args[0]:
+        for f in ordered(args[0]):
             s.apply(f, node, scope, elems, {})
     return {UNK}
 
@@ -898,7 +1081,7 @@ def _sp_map(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set
 def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     # threading.Thread(target=f, args=(...)) and friends call f.
     for key in ("target", "function", "fn", "callback", "func"):
-        for f in kwargs.get(key, EMPTY):
+        for f in ordered(kwargs.get(key, EMPTY)):
             s.apply(f, node, scope, [s.elements(kwargs.get("args", UNK_SET))], {})
     return {("p", "threading.Thread()")}
 

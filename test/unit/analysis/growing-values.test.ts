@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createAnalyzer } from '../../../src/analysis/index.js';
+import { parseConfig } from '../../../src/config.js';
+import { pythonExecutable, pythonPackageDir } from '../../../src/python-env.js';
+
+// Values that grow: a name rebound to something derived from itself, strings built in loops,
+// concatenations of many strings. The analysis must reach a fixed point on them (no false
+// "analysis-limit" write on ordinary code), stay bounded on hostile ones, keep every write it can
+// see, and give the same answer in every process.
+
+const analyzer = createAnalyzer(parseConfig({}));
+after(() => analyzer.close());
+
+const limitFindings = <F extends { rule: string }>(findings: readonly F[]) =>
+  findings.filter((f) => f.rule === 'analysis-limit');
+
+describe('names rebound to something derived from themselves', () => {
+  const ordinary: Record<string, string> = {
+    'pandas df = df.dropna()':
+      "import pandas as pd\ndf = pd.read_csv('beam.csv')\ndf = df.dropna()\nresults = {'n': len(df)}\n",
+    'numpy x = x.T': 'import numpy as np\nx = np.array([1, 2, 3])\nx = x.T\nresults = {}\n',
+    'numpy in a loop':
+      'import numpy as np\nx = np.ones(4)\nfor i in range(5):\n    x = x.reshape(2, 2).T.flatten()\nresults = {}\n',
+    'xml tree walk':
+      "import xml.etree.ElementTree as ET\nnode = ET.fromstring('<a/>')\nwhile node is not None:\n    node = node.find('b')\nresults = {}\n",
+    'os.getcwd() then string methods':
+      "import os\nd = os.getcwd()\nd = d.rstrip('/')\nd = d.replace('a', 'b')\nd = d.upper()\nresults = {'d': d}\n",
+    'string wrapped in a loop': "s = 'x'\nfor _ in range(3):\n    s = '(' + s + ')'\nresults = {'s': s}\n",
+    'a string method of a non-string': "v = round(1.234, 2)\ntext = str(v).strip()\nresults = {'t': text}\n",
+    'join of a non-string': "sep = str(3)\nline = sep.join(['a', 'b'])\nresults = {'l': line}\n",
+  };
+  for (const [name, code] of Object.entries(ordinary)) {
+    it(`${name}: no write, no analysis limit`, async () => {
+      const r = await analyzer.analyze(code);
+      assert.equal(r.syntaxOk, true);
+      assert.equal(r.hasWrites, false, JSON.stringify(r.findings));
+      assert.deepEqual(limitFindings(r.findings), []);
+    });
+  }
+
+  it('data read from EPICS and reshaped in place is a read, not a write', async () => {
+    const code =
+      "from epics import caget\nv = caget('SR:ORBIT', as_numpy=True)\nv = v.reshape(4, 10)\nv = v.T\nv = v.round(3)\nresults = {'s': float(v.std())}\n";
+    const r = await analyzer.analyze(code);
+    assert.equal(r.hasWrites, false, JSON.stringify(r.findings));
+    assert.equal(r.hasReads, true);
+  });
+});
+
+describe('hostile growth stays bounded and keeps the writes', () => {
+  it('an attribute chain that doubles every round ends, and a put on it is a possible write', async () => {
+    const code =
+      'import epics\nx = epics\nfor i in range(10):\n    x = x.a if i else x.b\n    x = x.c if i else x.d\nx.put("SR:X", 1)\nresults = {}\n';
+    const r = await analyzer.analyze(code);
+    assert.equal(r.syntaxOk, true);
+    assert.equal(r.hasWrites, true);
+  });
+
+  it('a self-extending alias of the epics module that ends at a write is a write', async () => {
+    const r = await analyzer.analyze("import epics\nw = epics\nw = w.ca\nw = w.put\nw('SR:X', 1)\nresults = {}\n");
+    assert.equal(r.hasWrites, true);
+    assert.ok(r.findings.some((f) => f.rule === 'analysis-limit' && /epics/.test(f.message)));
+  });
+
+  it('string products of lists of constants end (merged), and a command among them is still found', async () => {
+    const names = Array.from({ length: 16 }, (_, i) => `'N${i}'`).join(', ');
+    const code = `import os\nnames = [${names}, 'caput SR:X 1']\nparts = [a + ':' + b + ':' + c + ':' + d for a in names for b in names for c in names for d in names]\nfor p in parts:\n    os.system(p)\nresults = {}\n`;
+    const r = await analyzer.analyze(code);
+    assert.equal(r.syntaxOk, true);
+    assert.ok(r.detectedPatterns?.writes.includes('cli:caput'), JSON.stringify(r.detectedPatterns));
+  });
+
+  it('a string that grows with itself twice per round ends', async () => {
+    const letters = Array.from({ length: 18 }, (_, i) => `'${String.fromCharCode(97 + i)}'`).join(', ');
+    const code = `parts = [${letters}]\ns = ''\nfor p in parts:\n    s = s + p + '/' + p + s\nresults = {'s': s}\n`;
+    const r = await analyzer.analyze(code);
+    assert.equal(r.syntaxOk, true);
+    assert.deepEqual(limitFindings(r.findings), []);
+  });
+
+  it('a secrets path among more strings than a value set keeps is still reported', async () => {
+    const paths = Array.from({ length: 40 }, (_, i) => `'data/run${i}.csv'`).join(', ');
+    const code = `paths = [${paths}, '/etc/pyexec/config.yml']\nfor p in paths:\n    with open(p) as f:\n        f.read()\nresults = {}\n`;
+    const r = await analyzer.analyze(code);
+    assert.ok(
+      r.findings.some((f) => f.rule === 'secrets-access'),
+      JSON.stringify(r.findings.map((f) => f.rule)),
+    );
+  });
+});
+
+describe('the same program, the same analysis, in every process', () => {
+  // String hashes, and so the iteration order of sets of strings, differ between processes.
+  const fixtures = path.join(import.meta.dirname, '../../fixtures/python/detection');
+  const programs = [
+    'write-getattr-over-many-names.py',
+    'write-one-of-many-commands.py',
+    'safe-rebinding-chains.py',
+  ].map((f) => readFileSync(path.join(fixtures, f), 'utf8'));
+  const script = [
+    'import json, sys',
+    'from pyexec_runtime.analysis.analyze import analyze',
+    'out = []',
+    'for code in json.load(sys.stdin):',
+    '    r = analyze(code)',
+    '    r.pop("timings_ms")',
+    '    out.append(r)',
+    'print(json.dumps(out, sort_keys=True))',
+  ].join('\n');
+
+  it('reports are identical under six hash seeds', () => {
+    const runs = [0, 1, 2, 3, 42, 4242].map((seed) =>
+      execFileSync(pythonExecutable(), ['-c', script], {
+        input: JSON.stringify(programs),
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: pythonPackageDir, PYTHONHASHSEED: String(seed) },
+      }),
+    );
+    for (const run of runs.slice(1)) assert.equal(run, runs[0]);
+    const reports = JSON.parse(runs[0]!) as { writes: string[] }[];
+    assert.ok(reports[0]!.writes.includes('epics.caput'), 'the caput among 21 getattr names is found');
+  });
+});
+
+describe('every module of the standard library', () => {
+  const stdlib = execFileSync(pythonExecutable(), ['-c', "import sysconfig; print(sysconfig.get_paths()['stdlib'])"], {
+    encoding: 'utf8',
+  }).trim();
+  const modules = readdirSync(stdlib)
+    .filter((f) => f.endsWith('.py'))
+    .sort();
+
+  it('has modules to analyse', () => {
+    assert.ok(modules.length > 150, `${modules.length} modules in ${stdlib}`);
+  });
+
+  // Library code is denser than generated programs (classes, recursion, strings built in loops):
+  // each module must end with a fixed point, without a helper error or timeout.
+  it('analyses each without an error, a timeout or an analysis limit', async () => {
+    const failures: string[] = [];
+    for (const file of modules) {
+      const code = readFileSync(path.join(stdlib, file), 'utf8');
+      try {
+        const r = await analyzer.analyze(code);
+        if (!r.syntaxOk) failures.push(`${file}: syntax ${r.syntaxError?.message}`);
+        const limits = limitFindings(r.findings);
+        if (limits.length > 0) failures.push(`${file}: ${limits[0]!.rule} ${limits[0]!.message}`);
+      } catch (err) {
+        failures.push(`${file}: ${(err as Error).name} ${(err as Error).message}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+});
