@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Finding } from './analyzer.js';
+import { type PatternRunner, patternRunner } from './pattern-runner.js';
 
 /** The configured regex patterns for the configured control-system type, compiled. */
 export interface CompiledPatterns {
@@ -51,15 +52,22 @@ export function hasPatterns(p: CompiledPatterns): boolean {
   return p.write.length > 0 || p.read.length > 0;
 }
 
+/** Longest time one configured pattern may run over one program (see PatternRunner). */
+export const PATTERN_TIMEOUT_MS = 2000;
+
 /**
  * Runs the patterns over the source with strings and comments blanked (the helper's `masked`
  * text: same length and line breaks), so a pattern never matches a decoy in a comment or a string.
- * One finding per pattern, at its first match.
+ * One finding per pattern, at its first match. The patterns run on a separate thread, each for at
+ * most `timeoutMs`: one that does not finish counts as matched (a write pattern then makes the
+ * program a possible write, never a silent pass), with a finding that says so.
  */
-export function matchPatterns(
+export async function matchPatterns(
   p: CompiledPatterns,
   masked: string,
-): { findings: Finding[]; writes: string[]; reads: string[] } {
+  timeoutMs: number = PATTERN_TIMEOUT_MS,
+  runner: PatternRunner = patternRunner,
+): Promise<{ findings: Finding[]; writes: string[]; reads: string[] }> {
   const findings: Finding[] = [];
   const writes: string[] = [];
   const reads: string[] = [];
@@ -80,11 +88,20 @@ export function matchPatterns(
     ['read', p.read, reads],
   ] as const) {
     for (const re of list) {
-      re.lastIndex = 0;
-      const m = re.exec(masked);
-      if (!m) continue;
+      const index = await runner.search(re.source, masked, timeoutMs);
+      if (index === -1) continue;
       out.push(`pattern:${re.source}`);
-      const at = locate(m.index);
+      if (index === 'timeout') {
+        findings.push({
+          rule: `custom-${kind}`,
+          severity: kind === 'write' ? 'high' : 'info',
+          line: 0,
+          column: 0,
+          message: `${p.type} ${kind}: the configured ${kind} pattern /${re.source}/ did not finish within ${timeoutMs} ms on this program; treated as a match`,
+        });
+        continue;
+      }
+      const at = locate(index);
       findings.push({
         rule: `custom-${kind}`,
         severity: kind === 'write' ? 'medium' : 'info',

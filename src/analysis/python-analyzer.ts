@@ -11,6 +11,8 @@ export interface PythonAnalyzerOptions extends PythonHelperOptions {
   readonly protectedPaths?: readonly string[];
   /** A helper to share (detectControlSystemOperations shares one); else the analyzer owns its own. */
   readonly helper?: PythonHelper;
+  /** Longest time one configured pattern may run over one program. @defaultValue 2000 */
+  readonly patternTimeoutMs?: number;
 }
 
 const Severity = z.enum(['info', 'low', 'medium', 'high']);
@@ -68,7 +70,11 @@ export class PythonAnalyzer implements Analyzer {
     const parsed = HelperResult.safeParse(raw);
     if (!parsed.success)
       throw new AnalysisHelperError(`the analysis helper answered an unexpected shape: ${parsed.error.message}`);
-    return this.report(code, parsed.data, performance.now() - started);
+    const custom =
+      parsed.data.masked !== null
+        ? await matchPatterns(patterns, parsed.data.masked, this.options.patternTimeoutMs)
+        : { findings: [], writes: [], reads: [] };
+    return this.report(code, parsed.data, custom, performance.now() - started);
   }
 
   /** Pass-through to the helper: a bare `ast.parse` of the program (for the benchmark). */
@@ -81,7 +87,12 @@ export class PythonAnalyzer implements Analyzer {
     if (this.ownsHelper) await this.helper.close();
   }
 
-  private report(code: string, r: HelperResult, totalMs: number): AnalysisReport {
+  private report(
+    code: string,
+    r: HelperResult,
+    custom: { findings: Finding[]; writes: string[]; reads: string[] },
+    totalMs: number,
+  ): AnalysisReport {
     const lines = code.split(NEWLINE);
     const findings: Finding[] = [];
     if (r.syntax_error) {
@@ -95,14 +106,9 @@ export class PythonAnalyzer implements Analyzer {
       });
     }
     findings.push(...r.findings);
-    const writes = [...r.writes];
-    const reads = [...r.reads];
-    if (r.masked !== null) {
-      const custom = matchPatterns(this.options.patterns, r.masked);
-      findings.push(...custom.findings);
-      writes.push(...custom.writes);
-      reads.push(...custom.reads);
-    }
+    findings.push(...custom.findings);
+    const writes = [...r.writes, ...custom.writes];
+    const reads = [...r.reads, ...custom.reads];
     findings.sort((a, b) => a.line - b.line || a.column - b.column);
     const withSource = findings.map((f) =>
       f.line > 0 && f.line <= lines.length ? { ...f, source: lines[f.line - 1]!.slice(0, 300) } : f,

@@ -278,17 +278,19 @@ class Solver:
         if not values:
             return
         cur = table.get(key)
-        if cur is None:
-            cur = table[key] = set()
+        if not cur:
+            if cur is None:
+                cur = table[key] = set()
+            new = values
         elif cur.issuperset(values):
             return
-        new = {v for v in values if v not in cur}
-        if cur:
+        else:
+            new = values - cur if type(values) is frozenset else {v for v in values if v not in cur}
             new = widen_chains(cur, new) if self.round_no < WIDEN_FROM_ROUND else widen_late(cur, new)
             if not new:
                 return
         cur.update(new)
-        if len(cur) > MAX_STRINGS:
+        if len(cur) > MAX_STRINGS and any(v[0] == "s" or v[0] == "po" for v in new):
             merged = merge_many(cur)
             if merged is not cur:
                 cur.clear()
@@ -811,9 +813,12 @@ def widen_chains(cur: set, new: set) -> set:
     """The new values of a binding, those that extend CHAIN_DEPTH or more of its values replaced
     (a path by an unresolved value that remembers its library, a string or a pathlib path by its
     longest such prefix followed by an unknown part)."""
-    kinds = {v[0] for v in new}
-    if kinds.isdisjoint(("p", "s", "po")):
+    for v in new:
+        if v[0] in _GROWING:
+            break
+    else:
         return new
+    kinds = {v[0] for v in new}
     pools: dict[str, set] = {}
     for v in (*cur, *new):
         k = v[0]
@@ -846,6 +851,9 @@ def widen_chains(cur: set, new: set) -> set:
         if v not in cur:
             out.add(v)
     return out
+
+
+_GROWING = frozenset({"p", "s", "po"})
 
 
 def widen_late(cur: set, new: set) -> set:

@@ -65,3 +65,37 @@ describe('configured control-system patterns', () => {
     );
   });
 });
+
+describe('a configured pattern that backtracks without end', () => {
+  // (a+)+b on a long run of `a` with no b: exponential backtracking in any backtracking engine.
+  const config = parseConfig({
+    control_system: { patterns: { epics: { write: ['(a+)+b'], read: ['facility_get\\('] } } },
+  });
+  const code = `${'a'.repeat(40)} = facility_get('X')\nresults = {}\n`;
+
+  it('counts as a match after its time, while the event loop keeps running', async () => {
+    const analyzer = createAnalyzer(config, { patternTimeoutMs: 300 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 20);
+    try {
+      const r = await analyzer.analyze(code);
+      assert.ok(ticks >= 5, `the event loop ran only ${ticks} timer callbacks during the analysis`);
+      assert.equal(r.hasWrites, true, 'an unfinished write pattern is never a silent pass');
+      const slow = r.findings.find((f) => f.rule === 'custom-write');
+      assert.ok(slow);
+      assert.equal(slow.severity, 'high');
+      assert.match(slow.message, /did not finish within 300 ms/);
+      assert.ok(
+        r.findings.some((f) => f.rule === 'custom-read' && f.line === 1),
+        'the next pattern still ran',
+      );
+      const other = createAnalyzer(parseConfig({ control_system: { patterns: { epics: { read: ['b'] } } } }));
+      const again = await other.analyze('b = 1\n');
+      await other.close();
+      assert.equal(again.hasReads, true, 'a fresh pattern thread answers after the timeout');
+    } finally {
+      clearInterval(timer);
+      await analyzer.close();
+    }
+  });
+});
