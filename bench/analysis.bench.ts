@@ -252,7 +252,16 @@ const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'})
   .loadavg()
   .map((l) => l.toFixed(1))
   .join(' ')} at the end (other work shares the machine)`;
+const vsParse = ratio('analysis', 'parse', 'wall');
+const headline = `| static analysis (bench/analysis.bench.ts) | 1,000-line program: analysis ${vsParse.toFixed(2)}x a bare ast.parse (target 1.3x: ${
+  vsParse <= 1.3 ? 'met' : 'not met'
+}; ${ratio('analysis', 'parseCompile', 'wall').toFixed(2)}x of parse+compile, which exact verdicts need)${
+  baseHelper
+    ? `; ${ratio('analysis', 'baseAnalysis', 'wall').toFixed(2)}x the analysis of ${baselineLabel} in the same run`
+    : ''
+} |`;
 const report = `# Static analysis benchmark
+<!-- headline: ${headline} -->
 
 Program: \`test/fixtures/python/large/control-room-1000.py\` (1,000 lines, ${program.length} characters: EPICS reads and
 writes through aliases, classes holding PVs, comprehensions). Same parser on both sides: CPython's own, in the
