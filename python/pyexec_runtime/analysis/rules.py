@@ -278,7 +278,7 @@ class Checker:
             self.dynamic_attribute(node, callee, args[0], args[1], "reads")
         elif path == "builtins.setattr" and len(args) >= 3:
             self.dynamic_attribute(node, callee, args[0], args[1], "sets")
-            for name in (v[1] for v in args[1] if v[0] == "s" and v[2]):
+            for name in sorted(v[1] for v in args[1] if v[0] == "s" and v[2]):
                 self.attribute_store(node, args[0], name, f"setattr(..., {name!r}, ...)")
         elif path == "builtins.delattr" and len(args) >= 2:
             self.dynamic_attribute(node, callee, args[0], args[1], "deletes")

@@ -37,6 +37,9 @@ BUILTIN_NAMES = frozenset(dir(builtins))
 # incomplete string that stands for all of them (see merge_many): string concatenation multiplies
 # value sets, and `a + b + c + d` over lists of constants would otherwise make millions.
 MAX_STRINGS = 32
+# Likewise library paths: past this many in one value set, each is replaced by its widened form
+# (widened_path: bounded by the program's attribute names).
+MAX_LIBRARY_PATHS = 64
 MERGED = "\x00\n"  # text of a merged value: this marker, then the merged texts one per line
 MAX_MERGED_TEXT = 200_000
 # A new path, string or pathlib path of a binding that extends CHAIN_DEPTH or more of the binding's
@@ -290,7 +293,7 @@ class Solver:
             if not new:
                 return
         cur.update(new)
-        if len(cur) > MAX_STRINGS and any(v[0] == "s" or v[0] == "po" for v in new):
+        if len(cur) > MAX_STRINGS and any(v[0] == "s" or v[0] == "po" or v[0] == "p" for v in new):
             merged = merge_many(cur)
             if merged is not cur:
                 cur.clear()
@@ -501,7 +504,7 @@ class Solver:
 
     def ev_subscript(self, node: Any, scope: Scope) -> frozenset:
         keys = self.ev(node.slice, scope)
-        const_keys = [k[1] for k in keys if k[0] == "s" and k[2]]
+        const_keys = sorted(k[1] for k in keys if k[0] == "s" and k[2])
         computed = any(k[0] != "s" or not k[2] for k in keys)
         out = set()
         for v in self.ev(node.value, scope):
@@ -877,7 +880,19 @@ def widen_late(cur: set, new: set) -> set:
     return out
 
 
+_WIDENED: dict[str, tuple] = {}
+
+
 def widened_path(path: str) -> tuple:
+    got = _WIDENED.get(path)
+    if got is None:
+        if len(_WIDENED) >= _NORM_CACHE_MAX:
+            _WIDENED.clear()
+        got = _WIDENED[path] = _widened_path(path)
+    return got
+
+
+def _widened_path(path: str) -> tuple:
     root = path.split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
     name = None
     if not path.endswith((")", "]")):
@@ -892,16 +907,23 @@ def merge_many(values: Any) -> Any:
     are more than MAX_STRINGS of them; values itself when not. The merged text keeps every text, one
     per line after the MERGED marker (sorted: the same for the same set), so the checker still finds
     command-line tools, secrets and paths outside the folder in it (Checker.classify)."""
-    strings = paths = 0
+    strings = paths = libs = 0
     for v in values:
         k = v[0]
         if k == "s":
             strings += 1
         elif k == "po":
             paths += 1
-    if strings <= MAX_STRINGS and paths <= MAX_STRINGS:
+        elif k == "p":
+            libs += 1
+    if strings <= MAX_STRINGS and paths <= MAX_STRINGS and libs <= MAX_LIBRARY_PATHS:
         return values
     out = set(values)
+    if libs > MAX_LIBRARY_PATHS:
+        for v in values:
+            if v[0] == "p":
+                out.discard(v)
+                out.add(widened_path(v[1]))
     for kind, count in (("s", strings), ("po", paths)):
         if count <= MAX_STRINGS:
             continue
@@ -938,7 +960,8 @@ def _src(node: Any) -> str:
 
 
 def _const_str(values: frozenset) -> list[str]:
-    return [v[1] for v in values if v[0] == "s" and v[2]]
+    """The complete strings among values, sorted (see ordered)."""
+    return sorted(v[1] for v in values if v[0] == "s" and v[2])
 
 
 # ---- builtins and library functions that move values -----------------------------------------
