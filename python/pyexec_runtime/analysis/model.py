@@ -159,3 +159,35 @@ def cs_root(path: str) -> bool:
 def display(path: str) -> str:
     """`epics.PV().put` → `epics.PV.put`, as people write it."""
     return path.replace("()", "").replace("[]", "")
+
+
+_CODE_HINT = re.compile(r"\bimport\b|__import__|\b(epics|caproto|p4p|pvaccess|tango|PyTango|ophyd|bluesky|caput|caget|"
+                        r"caput_many|PV|get_pv|Motor|Device)\b")
+
+
+_INTERESTING: dict[str, bool] = {}
+
+
+def interesting_text(text: str) -> bool:
+    """See _interesting_text (memoised: a pure function, asked again for every value late in the
+    solver's fixpoint)."""
+    got = _INTERESTING.get(text)
+    if got is None:
+        if len(_INTERESTING) >= 20_000:
+            _INTERESTING.clear()
+        got = _INTERESTING[text] = _interesting_text(text)
+    return got
+
+
+def _interesting_text(text: str) -> bool:
+    """Whether a string (or a pathlib path's text) matters to the checker as it is: it names an EPICS
+    command-line tool, may be code that reaches the control system (an import, a control-system
+    name: exec, python -c), names a secrets path or an environment variable of the fleet, or is a
+    path outside the execution folder. The solver keeps those exact
+    when it widens values late in its fixpoint."""
+    if text.startswith(("/", "~", "..", "\\")) or SECRET_PATH.search(text) or SECRET_ENV.search(text):
+        return True
+    if _CODE_HINT.search(text):
+        return True
+    words = {w.rsplit("/", 1)[-1] for w in CLI_WORD.findall(text.replace("\x00", " "))}
+    return not words.isdisjoint(CLI_WRITE_TOOLS) or not words.isdisjoint(CLI_READ_TOOLS)

@@ -43,7 +43,7 @@ def _has_callable(values: frozenset) -> bool:
     """Whether some value is a library path or a container (something that may hold a function)."""
     for v in values:
         k = v[0]
-        if k == "p" or k == "k":
+        if k == "p" or k == "k" or (k == "u" and len(v) > 2):
             return True
     return False
 
@@ -81,6 +81,18 @@ class Checker:
         self.path_kinds: dict[str, frozenset] = {}
         self.protected = tuple(p.rstrip("/") + "/" for p in options.get("protected_paths", []) if p)
         self.builtin_cs = options.get("builtin_cs", True)
+        solver.keep = self.keeps_exact
+
+    def keeps_exact(self, path: str) -> bool:
+        """Whether a path must stay exact when the solver widens values that grow (solve.widen_chains):
+        a write, a process or dynamic-code call, or a control-system handle (whose methods and
+        attribute stores may write). Finitely many: the length limits still apply to them. (Native
+        and network calls stay found when widened: see widened_call.)"""
+        if "write" in self.path_kind(path) or path in model.WRITE_ATTRIBUTES or path in model.WRITE_METHOD_PREFIX:
+            return True
+        if model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE or path in model.DYNAMIC_IMPORT:
+            return True
+        return model.cs_root(path) and self.is_handle(path)
 
     def reset(self) -> None:
         self.findings: list[dict] = []
@@ -190,7 +202,7 @@ class Checker:
                     self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
                 elif name in model.DISTINCT_READ_METHODS:
                     self.read(node, name, lambda: f"control-system read: `{callee}(...)` calls a `{name}` method")
-                elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs:
+                elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs and len(f) == 2:
                     self.possible_write(
                         node, f"?.{name}",
                         f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis cannot "
@@ -325,6 +337,10 @@ class Checker:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
             for v in ordered(values):
+                if v[0] == "u" and len(v) > 2 and model.cs_root(v[2]) and v[1] in model.WRITE_METHODS:
+                    self.possible_write(node, f"{v[2]}.{v[1] or '?'}", f"possible EPICS write: passes something "
+                                        f"reached from {v[2]} by a chain of accesses the analysis stopped following "
+                                        f"to `{callee}(...)`, which may call it", "analysis-limit", HIGH)
                 if v[0] == "p" and model.cs_root(v[1]) and "(" not in v[1] and "." not in v[1]:
                     self.possible_write(node, v[1], f"possible EPICS write: passes the {v[1]} module to "
                                         f"`{callee}(...)`, which the analysis does not follow")
@@ -370,6 +386,9 @@ class Checker:
                 path = r[1]
                 shown = model.display(path)
                 if not (path.endswith(("()", "[]"))):
+                    cut = max(path.rfind(")"), path.rfind("]"))
+                    if cut > 0 and not self.is_handle(path[: cut + 1]):
+                        continue  # an attribute of data read from the control system (caget(...).T.shape = ...)
                     self.possible_write(node, f"{shown}.{attr}", f"possible EPICS write: `{spelled}` replaces "
                                         f"{shown}.{attr} in the library", "epics-dynamic", HIGH)
                     continue
@@ -380,11 +399,8 @@ class Checker:
             elif r[0] == "d":
                 self.possible_write(node, "dynamic", f"possible EPICS write: `{spelled}` assigns an attribute of "
                                     f"something reached by dynamic access ({r[1]})", "epics-dynamic", HIGH)
-            elif r[0] == "u" and len(r) > 2 and model.cs_root(r[2]) and not attr.startswith("_"):
-                self.possible_write(node, f"{r[2]}.?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on "
-                                    f"something reached from {r[2]} by a chain of accesses the analysis stopped "
-                                    "following", "analysis-limit", HIGH)
-            elif r[0] == "u" and attr in ("value", "char_value") and self.s.near_cs:
+            elif r[0] == "u" and attr in ("value", "char_value") and (
+                    self.s.near_cs if len(r) == 2 else model.cs_root(r[2])):
                 self.possible_write(node, f"?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on an "
                                     "object the analysis cannot resolve, in a program that uses the control system")
 

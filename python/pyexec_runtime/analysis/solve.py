@@ -41,7 +41,7 @@ MAX_STRINGS = 32
 # (widened_path: bounded by the program's attribute names).
 MAX_LIBRARY_PATHS = 64
 MERGED = "\x00\n"  # text of a merged value: this marker, then the merged texts one per line
-MAX_MERGED_TEXT = 200_000
+MAX_MERGED_TEXT = 1_000_000
 # A new path, string or pathlib path of a binding that extends CHAIN_DEPTH or more of the binding's
 # values (`x = x.T`, `s = s + "/"`, `p = p / "d"` in a loop or a cycle) is widened, so the fixpoint
 # ends: the values that extend fewer stay exact.
@@ -55,10 +55,6 @@ MAX_PATH_ATTRIBUTES = 12
 # string, a pathlib path) as it is, only its widened form (see widen_late): the fixpoint then ends
 # in a few more rounds. The fixtures and the benchmark program settle by round 3.
 WIDEN_FROM_ROUND = 5
-# Libraries whose calls run processes, native or dynamic code: a widened value reached from one
-# is checked as a call of `root.name` (Checker.on_call).
-DANGEROUS_ROOTS = frozenset({"subprocess", "os", "posix", "pty", "sh", "pexpect", "commands", "multiprocessing",
-                             "asyncio", "ctypes", "cffi", "_ctypes", "runpy", "code", "importlib", "socket"})
 MAX_PATH = 240
 CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "popleft", "setdefault", "__getitem__"})
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
@@ -147,6 +143,7 @@ class Solver:
         self.cuts = 0  # recursion cuts so far (see returns)
         self.round_no = 0
         self.depth = 0 if outer is None else outer.depth + 1  # in container keys: exec("...") code has its own
+        self.keep: Any = _keep_nothing  # paths never widened (set by the checker: see widen_chains)
 
     # ---- fixpoint ----------------------------------------------------------------------------
     def solve(self, checker: Any = None, max_rounds: int = 20) -> bool:
@@ -289,12 +286,15 @@ class Solver:
             return
         else:
             new = values - cur if type(values) is frozenset else {v for v in values if v not in cur}
-            new = widen_chains(cur, new) if self.round_no < WIDEN_FROM_ROUND else widen_late(cur, new)
+            if self.round_no < WIDEN_FROM_ROUND:
+                new = widen_chains(cur, new, self.keep)
+            else:
+                new = widen_late(cur, new, self.keep)
             if not new:
                 return
         cur.update(new)
         if len(cur) > MAX_STRINGS and any(v[0] == "s" or v[0] == "po" or v[0] == "p" for v in new):
-            merged = merge_many(cur)
+            merged = merge_many(cur, self.keep)
             if merged is not cur:
                 cur.clear()
                 cur.update(merged)
@@ -414,7 +414,7 @@ class Solver:
             if frame[0] or frame[1]:
                 self.deps[node] = frame  # nodes that read nothing stay valid for good
             if len(result) > MAX_STRINGS:
-                result = merge_many(result)
+                result = merge_many(result, self.keep)
         self.memo[node] = result
         self.kids.append(node)
         return result
@@ -812,10 +812,20 @@ def _boundary_prefixes(text: str, pool: set, seps: str) -> list:
     return out
 
 
-def widen_chains(cur: set, new: set) -> set:
+def _keep_nothing(path: str) -> bool:
+    return False
+
+
+def _past_limits(path: str) -> bool:
+    return path.count("(") + path.count("[") > MAX_PATH_CALLS or path.count(".") > MAX_PATH_ATTRIBUTES
+
+
+def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
     """The new values of a binding, those that extend CHAIN_DEPTH or more of its values replaced
     (a path by an unresolved value that remembers its library, a string or a pathlib path by its
-    longest such prefix followed by an unknown part)."""
+    longest such prefix followed by an unknown part). A path the checker needs as it is (keep: a
+    write, a risky call, a control-system handle) stays exact within the length limits: there
+    are finitely many of those, and widening them would lose what they are."""
     for v in new:
         if v[0] in _GROWING:
             break
@@ -832,8 +842,8 @@ def widen_chains(cur: set, new: set) -> set:
         k = v[0]
         if k == "p":
             text = v[1]
-            if (text.count("(") + text.count("[") > MAX_PATH_CALLS or text.count(".") > MAX_PATH_ATTRIBUTES
-                    or len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH):
+            if _past_limits(text) or (len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH
+                                      and not keep(text)):
                 v = widened_path(text)
         elif k == "s" and len(pools["s"]) > 1:
             # Strings grow at either end (s = s + "/", s = "(" + s + ")"): count what v contains.
@@ -859,20 +869,36 @@ def widen_chains(cur: set, new: set) -> set:
 _GROWING = frozenset({"p", "s", "po"})
 
 
-def widen_late(cur: set, new: set) -> set:
+def widen_late(cur: set, new: set, keep: Any = _keep_nothing) -> set:
     """The new values of a binding late in the fixpoint: unbounded ones replaced by a value that
-    stands for any of their kind (a path by an unresolved value that remembers its library)."""
+    stands for any of their kind (a path by an unresolved value that remembers its library),
+    except what the checker needs as it is: a path it classifies (keep), a string or a pathlib
+    path that names a command-line tool, holds code, a secrets path or a path outside the folder
+    (model.interesting_text). A value passed down five levels of calls arrives late, and a
+    `caput ...` command in it must still be seen."""
     out = set()
     for v in new:
         k = v[0]
         if k == "p":
-            v = widened_path(v[1])
+            if _past_limits(v[1]) or not keep(v[1]):
+                v = widened_path(v[1])
         elif k == "s":
-            v = UNKNOWN_STRING
+            if not model.interesting_text(v[1]):
+                v = UNKNOWN_STRING
+            else:  # kept, unless it grows on the binding's own strings (then as in widen_chains)
+                text = v[1]
+                inner = [c[1] for c in cur if c[0] == "s" and len(c[1]) < len(text) and c[1] in text
+                         and c[1].strip("\x00\n")]
+                if inner:
+                    longest = max(inner, key=lambda t: (len(t), t))
+                    widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
+                    v = ("s", _collapse_unknown(widened), False)
         elif k == "po":
-            v = ("po", None)
+            if v[1] is None or not model.interesting_text(v[1]):
+                v = ("po", None)
         elif k == "pom":
-            v = ("pom", None, v[2])
+            if v[1] is None or not model.interesting_text(v[1]):
+                v = ("pom", None, v[2])
         elif k == "smeth":
             v = ("smeth", UNKNOWN_STRING, v[2])
         if v not in cur:
@@ -897,12 +923,10 @@ def _widened_path(path: str) -> tuple:
     name = None
     if not path.endswith((")", "]")):
         name = path.rsplit(".", 1)[-1] if "." in path else None
-    if model.cs_root(path) or root in DANGEROUS_ROOTS:
-        return ("u", name, root)
-    return ("u", name)
+    return ("u", name, root)
 
 
-def merge_many(values: Any) -> Any:
+def merge_many(values: Any, keep: Any = _keep_nothing) -> Any:
     """values with its strings (and its pathlib paths) merged into one incomplete value when there
     are more than MAX_STRINGS of them; values itself when not. The merged text keeps every text, one
     per line after the MERGED marker (sorted: the same for the same set), so the checker still finds
@@ -921,7 +945,7 @@ def merge_many(values: Any) -> Any:
     out = set(values)
     if libs > MAX_LIBRARY_PATHS:
         for v in values:
-            if v[0] == "p":
+            if v[0] == "p" and not keep(v[1]):
                 out.discard(v)
                 out.add(widened_path(v[1]))
     for kind, count in (("s", strings), ("po", paths)):
@@ -933,7 +957,9 @@ def merge_many(values: Any) -> Any:
                 out.discard(v)
                 text = v[1] if v[1] is not None else "\x00"
                 texts.update(text[len(MERGED):].split("\n") if text.startswith(MERGED) else (text,))
-        merged = (MERGED + "\n".join(sorted(texts)))[:MAX_MERGED_TEXT]
+        merged = MERGED + "\n".join(sorted(texts))
+        if len(merged) > MAX_MERGED_TEXT:  # what is cut may be anything: an unknown part at the end
+            merged = merged[:MAX_MERGED_TEXT] + "\n\x00"
         out.add(("s", merged, False) if kind == "s" else ("po", merged))
     return frozenset(out) if type(values) is frozenset else out
 
