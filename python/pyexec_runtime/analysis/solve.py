@@ -651,7 +651,7 @@ class Solver:
         args = []
         for a in node.args:
             if type(a) is ast.Starred:
-                args.append(self.elements(self.ev(a.value, scope)))
+                args.append(Spread(self.elements(self.ev(a.value, scope))))
             else:
                 args.append(self.ev(a, scope))
         kwargs: dict[str | None, frozenset] = {}
@@ -711,9 +711,20 @@ class Solver:
         if self_value is not None and params:
             self.add(table, params[0], (self_value,))
             offset = 1
+        spread_from = -1
         for i, values in enumerate(args):
             j = i + offset
-            if j < len(params):
+            if spread_from < 0 and type(values) is Spread:
+                spread_from = j
+            if spread_from >= 0:
+                # f(*a): the elements of a may land on any parameter from here on (so may what follows).
+                for p in params[spread_from:]:
+                    self.add(table, p, values)
+                if info.vararg:
+                    key = ("varargs", fid)
+                    self.add(self.containers, key, values)
+                    self.add(table, info.vararg, (("k", key),))
+            elif j < len(params):
                 self.add(table, params[j], values)
             elif info.vararg:
                 key = ("varargs", fid)
@@ -795,6 +806,12 @@ def _collapse_unknown(text: str) -> str:
     while "\x00\x00" in text:
         text = text.replace("\x00\x00", "\x00")
     return text
+
+
+class Spread(frozenset):
+    """The values of a starred argument (f(*a)): one set for any number of positions."""
+
+    __slots__ = ()
 
 
 def unknown_from(v: tuple) -> tuple:
@@ -1139,7 +1156,7 @@ def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict
     # threading.Thread(target=f, args=(...)) and friends call f.
     for key in ("target", "function", "fn", "callback", "func"):
         for f in ordered(kwargs.get(key, EMPTY)):
-            s.apply(f, node, scope, [s.elements(kwargs.get("args", UNK_SET))], {})
+            s.apply(f, node, scope, [Spread(s.elements(kwargs.get("args", UNK_SET)))], {})
     return {("p", "threading.Thread()")}
 
 
