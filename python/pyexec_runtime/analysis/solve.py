@@ -865,13 +865,9 @@ def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
         elif k == "s" and len(pools["s"]) > 1:
             # Strings grow at either end (s = s + "/", s = "(" + s + ")"): count what v contains.
             text = v[1]
-            inner = [p for p in pools["s"] if len(p) < len(text) and p in text and p.strip("\x00\n")]
+            inner = _contained(text, pools["s"])
             if len(inner) >= CHAIN_DEPTH:
-                longest = max(inner, key=lambda p: (len(p), p))
-                widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
-                while "\x00\x00" in widened:
-                    widened = widened.replace("\x00\x00", "\x00")
-                v = ("s", widened, False)
+                v = _grown_string(text, inner)
         elif k == "po" and v[1] is not None and len(pools["po"]) > 1:
             text = v[1]
             prefixes = [p for p in pools["po"] if len(p) < len(text) and text.startswith(p + "/")]
@@ -881,6 +877,19 @@ def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
         if v not in cur:
             out.add(v)
     return out
+
+
+def _contained(text: str, pool: Any) -> list[str]:
+    """The strings of pool (with some known text) that text contains and is longer than."""
+    return [p for p in pool if len(p) < len(text) and p in text and p.strip("\x00\n")]
+
+
+def _grown_string(text: str, inner: list[str]) -> tuple:
+    """A string that grew on strings of its binding (inner): the longest of them with unknown parts
+    around it (at its end only when text starts with it)."""
+    longest = max(inner, key=lambda p: (len(p), p))
+    widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
+    return ("s", _collapse_unknown(widened), False)
 
 
 _GROWING = frozenset({"p", "s", "po"})
@@ -904,12 +913,9 @@ def widen_late(cur: set, new: set, keep: Any = _keep_nothing) -> set:
                 v = UNKNOWN_STRING
             else:  # kept, unless it grows on the binding's own strings (then as in widen_chains)
                 text = v[1]
-                inner = [c[1] for c in cur if c[0] == "s" and len(c[1]) < len(text) and c[1] in text
-                         and c[1].strip("\x00\n")]
+                inner = _contained(text, [c[1] for c in cur if c[0] == "s"])
                 if inner:
-                    longest = max(inner, key=lambda t: (len(t), t))
-                    widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
-                    v = ("s", _collapse_unknown(widened), False)
+                    v = _grown_string(text, inner)
         elif k == "po":
             if v[1] is None or not model.interesting_text(v[1]):
                 v = ("po", None)
