@@ -6,6 +6,7 @@ Names are *paths*: how a value is reached from an import. `epics.PV()` is an ins
 """
 from __future__ import annotations
 
+import functools
 import re
 
 # Libraries that talk to a control system. A value reached from one of these is "control-system".
@@ -165,26 +166,13 @@ _CODE_HINT = re.compile(r"\bimport\b|__import__|\b(epics|caproto|p4p|pvaccess|ta
                         r"caput_many|PV|get_pv|Motor|Device)\b")
 
 
-_INTERESTING: dict[str, bool] = {}
-
-
+@functools.lru_cache(maxsize=20_000)  # asked again for every value late in the solver's fixpoint
 def interesting_text(text: str) -> bool:
-    """See _interesting_text (memoised: a pure function, asked again for every value late in the
-    solver's fixpoint)."""
-    got = _INTERESTING.get(text)
-    if got is None:
-        if len(_INTERESTING) >= 20_000:
-            _INTERESTING.clear()
-        got = _INTERESTING[text] = _interesting_text(text)
-    return got
-
-
-def _interesting_text(text: str) -> bool:
     """Whether a string (or a pathlib path's text) matters to the checker as it is: it names an EPICS
     command-line tool, may be code that reaches the control system (an import, a control-system
     name: exec, python -c), names a secrets path or an environment variable of the fleet, or is a
-    path outside the execution folder. The solver keeps those exact
-    when it widens values late in its fixpoint."""
+    path outside the execution folder. The solver keeps those exact when it widens values late in
+    its fixpoint."""
     if text.startswith(("/", "~", "..", "\\")) or SECRET_PATH.search(text) or SECRET_ENV.search(text):
         return True
     if _CODE_HINT.search(text):

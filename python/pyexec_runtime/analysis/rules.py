@@ -39,6 +39,16 @@ def _risky(path: str, root: str) -> bool:
     )
 
 
+def _starts_code(path: str) -> bool:
+    """Whether calling path starts a process or runs code given as data (exec, import by name)."""
+    return bool(model.PROCESS_CALLS.match(path)) or path in model.DYNAMIC_CODE or path in model.DYNAMIC_IMPORT
+
+
+def _widened_cs(v: tuple) -> bool:
+    """Whether v is a widened value (solve.widened_path) reached from a control-system library."""
+    return v[0] == "u" and len(v) > 2 and model.cs_root(v[2])
+
+
 def _has_callable(values: frozenset) -> bool:
     """Whether some value is a library path or a container (something that may hold a function)."""
     for v in values:
@@ -90,9 +100,7 @@ class Checker:
         and network calls stay found when widened: see widened_call.)"""
         if "write" in self.path_kind(path) or path in model.WRITE_ATTRIBUTES or path in model.WRITE_METHOD_PREFIX:
             return True
-        if model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE or path in model.DYNAMIC_IMPORT:
-            return True
-        return model.cs_root(path) and self.is_handle(path)
+        return _starts_code(path) or (model.cs_root(path) and self.is_handle(path))
 
     def reset(self) -> None:
         self.findings: list[dict] = []
@@ -227,15 +235,15 @@ class Checker:
         method or anything at all (name None: the result of a call); another dangerous library's is
         checked as a call of `root.name` when that would start a process, run native or dynamic code or
         use the network (not file operations: `name = name.replace(...)` on a string from os.path)."""
-        why = f"`{callee}(...)` calls something reached from {root} by a chain of accesses the analysis stopped following"
+        why = (f"`{callee}(...)` calls something reached from {root} by a chain of accesses the analysis stopped "
+               "following")
         if model.cs_root(root):
             if name is None or name in model.WRITE_METHODS:
                 self.possible_write(node, f"{root}.{name or '?'}", f"possible EPICS write: {why}",
                                     "analysis-limit", HIGH)
         elif name is not None:
             path = f"{root}.{name}"
-            if (root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
-                    or path in model.DYNAMIC_IMPORT or model.NETWORK.match(path)):
+            if root in model.NATIVE_ROOTS or _starts_code(path) or model.NETWORK.match(path):
                 self.risky_call(node, callee, path, model.display(path), args, kwargs)
 
     def call_path(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
@@ -337,7 +345,7 @@ class Checker:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
             for v in ordered(values):
-                if v[0] == "u" and len(v) > 2 and model.cs_root(v[2]) and v[1] in model.WRITE_METHODS:
+                if _widened_cs(v) and v[1] in model.WRITE_METHODS:
                     self.possible_write(node, f"{v[2]}.{v[1] or '?'}", f"possible EPICS write: passes something "
                                         f"reached from {v[2]} by a chain of accesses the analysis stopped following "
                                         f"to `{callee}(...)`, which may call it", "analysis-limit", HIGH)
@@ -368,8 +376,7 @@ class Checker:
         computed = any(not (v[0] == "s" and v[2]) for v in names)
         if not computed:
             return
-        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" or (o[0] == "u" and len(o) > 2
-                    and model.cs_root(o[2])) for o in objs)
+        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" or _widened_cs(o) for o in objs)
         unknown = any(o[0] in ("u", "g") for o in objs)
         if on_cs:
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute of a "
@@ -400,7 +407,7 @@ class Checker:
                 self.possible_write(node, "dynamic", f"possible EPICS write: `{spelled}` assigns an attribute of "
                                     f"something reached by dynamic access ({r[1]})", "epics-dynamic", HIGH)
             elif r[0] == "u" and attr in ("value", "char_value") and (
-                    self.s.near_cs if len(r) == 2 else model.cs_root(r[2])):
+                    self.s.near_cs if len(r) == 2 else _widened_cs(r)):
                 self.possible_write(node, f"?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on an "
                                     "object the analysis cannot resolve, in a program that uses the control system")
 

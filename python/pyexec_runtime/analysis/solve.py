@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import itertools
 from typing import Any
 
@@ -716,17 +717,10 @@ class Solver:
             j = i + offset
             if spread_from < 0 and type(values) is Spread:
                 spread_from = j
-            if spread_from >= 0:
-                # f(*a): the elements of a may land on any parameter from here on (so may what follows).
-                for p in params[spread_from:]:
-                    self.add(table, p, values)
-                if info.vararg:
-                    key = ("varargs", fid)
-                    self.add(self.containers, key, values)
-                    self.add(table, info.vararg, (("k", key),))
-            elif j < len(params):
-                self.add(table, params[j], values)
-            elif info.vararg:
+            # f(*a): the elements of a may land on any parameter from there on (so may what follows).
+            for p in params[spread_from:] if spread_from >= 0 else params[j:j + 1]:
+                self.add(table, p, values)
+            if info.vararg and (spread_from >= 0 or j >= len(params)):
                 key = ("varargs", fid)
                 self.add(self.containers, key, values)
                 self.add(table, info.vararg, (("k", key),))
@@ -929,19 +923,10 @@ def widen_late(cur: set, new: set, keep: Any = _keep_nothing) -> set:
     return out
 
 
-_WIDENED: dict[str, tuple] = {}
-
-
+@functools.lru_cache(maxsize=_NORM_CACHE_MAX)
 def widened_path(path: str) -> tuple:
-    got = _WIDENED.get(path)
-    if got is None:
-        if len(_WIDENED) >= _NORM_CACHE_MAX:
-            _WIDENED.clear()
-        got = _WIDENED[path] = _widened_path(path)
-    return got
-
-
-def _widened_path(path: str) -> tuple:
+    """What a path stands for once widened: an unresolved value with its last attribute name (None
+    after a call or a subscript) and its library."""
     root = path.split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
     name = None
     if not path.endswith((")", "]")):
@@ -1134,7 +1119,7 @@ def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
     out: set = set()
     for first in args[0]:
         if first[0] != "s":
-            out.add(("s", "\x00", False))
+            out.add(UNKNOWN_STRING)
         elif combos > MAX_STRINGS:
             out.add(("s", first[1] + "/\x00", False))
         else:
