@@ -13,8 +13,6 @@ export class PatternRunner {
   private worker: Worker | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private nextId = 0;
-  /** Threads started so far (a test sees the restart after a timeout). */
-  starts = 0;
 
   /** The index of the first match of `source` in `text`, -1 for none, or 'timeout'. */
   search(source: string, text: string, timeoutMs: number): Promise<number | 'timeout'> {
@@ -37,7 +35,6 @@ export class PatternRunner {
         if (this.worker === w) this.worker = undefined;
       });
       this.worker = w;
-      this.starts++;
     }
     return this.worker;
   }

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Finding } from './analyzer.js';
-import { type PatternRunner, patternRunner } from './pattern-runner.js';
+import { patternRunner } from './pattern-runner.js';
 
 /** The configured regex patterns for the configured control-system type, compiled. */
 export interface CompiledPatterns {
@@ -52,6 +52,13 @@ export function hasPatterns(p: CompiledPatterns): boolean {
   return p.write.length > 0 || p.read.length > 0;
 }
 
+/** What the configured patterns found in one program. */
+export interface PatternMatches {
+  readonly findings: Finding[];
+  readonly writes: string[];
+  readonly reads: string[];
+}
+
 /** Longest time one configured pattern may run over one program (see PatternRunner). */
 export const PATTERN_TIMEOUT_MS = 2000;
 
@@ -66,8 +73,7 @@ export async function matchPatterns(
   p: CompiledPatterns,
   masked: string,
   timeoutMs: number = PATTERN_TIMEOUT_MS,
-  runner: PatternRunner = patternRunner,
-): Promise<{ findings: Finding[]; writes: string[]; reads: string[] }> {
+): Promise<PatternMatches> {
   const findings: Finding[] = [];
   const writes: string[] = [];
   const reads: string[] = [];
@@ -88,7 +94,7 @@ export async function matchPatterns(
     ['read', p.read, reads],
   ] as const) {
     for (const re of list) {
-      const index = await runner.search(re.source, masked, timeoutMs);
+      const index = await patternRunner.search(re.source, masked, timeoutMs);
       if (index === -1) continue;
       out.push(`pattern:${re.source}`);
       if (index === 'timeout') {

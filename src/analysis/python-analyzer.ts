@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { AnalysisReport, Analyzer, Finding } from './analyzer.js';
 import { AnalysisHelperError } from './errors.js';
-import { type CompiledPatterns, hasPatterns, matchPatterns } from './patterns.js';
+import { type CompiledPatterns, hasPatterns, matchPatterns, type PatternMatches } from './patterns.js';
 import { PythonHelper, type PythonHelperOptions } from './python-helper.js';
 
 export interface PythonAnalyzerOptions extends PythonHelperOptions {
@@ -70,7 +70,7 @@ export class PythonAnalyzer implements Analyzer {
     const parsed = HelperResult.safeParse(raw);
     if (!parsed.success)
       throw new AnalysisHelperError(`the analysis helper answered an unexpected shape: ${parsed.error.message}`);
-    const custom =
+    const custom: PatternMatches =
       parsed.data.masked !== null
         ? await matchPatterns(patterns, parsed.data.masked, this.options.patternTimeoutMs)
         : { findings: [], writes: [], reads: [] };
@@ -87,12 +87,7 @@ export class PythonAnalyzer implements Analyzer {
     if (this.ownsHelper) await this.helper.close();
   }
 
-  private report(
-    code: string,
-    r: HelperResult,
-    custom: { findings: Finding[]; writes: string[]; reads: string[] },
-    totalMs: number,
-  ): AnalysisReport {
+  private report(code: string, r: HelperResult, custom: PatternMatches, totalMs: number): AnalysisReport {
     const lines = code.split(NEWLINE);
     const findings: Finding[] = [];
     if (r.syntax_error) {
