@@ -93,76 +93,66 @@ describe('hostile growth stays bounded and keeps the writes', () => {
   });
 });
 
+/** A path of the project Python's sysconfig (stdlib, purelib). */
+const sysconfigPath = (name: string) =>
+  execFileSync(pythonExecutable(), ['-c', `import sysconfig; print(sysconfig.get_paths()['${name}'])`], {
+    encoding: 'utf8',
+  }).trim();
+
+/**
+ * Each file's report (timings aside, keys sorted), from a fresh Python under one PYTHONHASHSEED:
+ * string hashes, and so the iteration order of sets of strings, differ between processes.
+ */
+const reportsUnderSeed = (seed: number, files: readonly string[]) =>
+  new Promise<Record<string, string>>((resolve, reject) => {
+    const script = [
+      'import json, sys',
+      'from pyexec_runtime.analysis.analyze import analyze',
+      'out = {}',
+      'for name in json.load(sys.stdin):',
+      '    r = analyze(open(name, encoding="utf-8").read())',
+      '    r.pop("timings_ms")',
+      '    out[name] = json.dumps(r, sort_keys=True)',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const child = execFile(
+      pythonExecutable(),
+      ['-c', script],
+      {
+        encoding: 'utf8',
+        maxBuffer: 256 * 1024 * 1024,
+        env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: pythonPackageDir, PYTHONHASHSEED: String(seed) },
+      },
+      (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as Record<string, string>)),
+    );
+    child.stdin!.end(JSON.stringify(files));
+  });
+
 describe('the same program, the same analysis, in every process', () => {
-  // String hashes, and so the iteration order of sets of strings, differ between processes.
   const fixtures = path.join(import.meta.dirname, '../../fixtures/python/detection');
   const programs = [
     'write-getattr-over-many-names.py',
     'write-one-of-many-commands.py',
     'safe-rebinding-chains.py',
-  ].map((f) => readFileSync(path.join(fixtures, f), 'utf8'));
-  const script = [
-    'import json, sys',
-    'from pyexec_runtime.analysis.analyze import analyze',
-    'out = []',
-    'for code in json.load(sys.stdin):',
-    '    r = analyze(code)',
-    '    r.pop("timings_ms")',
-    '    out.append(r)',
-    'print(json.dumps(out, sort_keys=True))',
-  ].join('\n');
+  ].map((f) => path.join(fixtures, f));
 
-  it('reports are identical under six hash seeds', () => {
-    const runs = [0, 1, 2, 3, 42, 4242].map((seed) =>
-      execFileSync(pythonExecutable(), ['-c', script], {
-        input: JSON.stringify(programs),
-        encoding: 'utf8',
-        env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: pythonPackageDir, PYTHONHASHSEED: String(seed) },
-      }),
-    );
-    for (const run of runs.slice(1)) assert.equal(run, runs[0]);
-    const reports = JSON.parse(runs[0]!) as { writes: string[] }[];
-    assert.ok(reports[0]!.writes.includes('epics.caput'), 'the caput among 21 getattr names is found');
+  it('reports are identical under six hash seeds', async () => {
+    const runs = await Promise.all([0, 1, 2, 3, 42, 4242].map((seed) => reportsUnderSeed(seed, programs)));
+    for (const run of runs.slice(1)) assert.deepEqual(run, runs[0]);
+    const first = JSON.parse(runs[0]![programs[0]!]!) as { writes: string[] };
+    assert.ok(first.writes.includes('epics.caput'), 'the caput among 21 getattr names is found');
   });
 });
 
-const stdlib = execFileSync(pythonExecutable(), ['-c', "import sysconfig; print(sysconfig.get_paths()['stdlib'])"], {
-  encoding: 'utf8',
-}).trim();
+const stdlib = sysconfigPath('stdlib');
 const stdlibModules = readdirSync(stdlib)
   .filter((f) => f.endsWith('.py'))
   .sort()
   .map((f) => path.join(stdlib, f));
 
 describe('the same report under other hash seeds, over the whole standard library', () => {
-  // One digest per module: the report (timings aside) must not depend on PYTHONHASHSEED.
-  const script = [
-    'import hashlib, json, sys',
-    'from pyexec_runtime.analysis.analyze import analyze',
-    'out = {}',
-    'for name in json.load(sys.stdin):',
-    '    r = analyze(open(name, encoding="utf-8").read())',
-    '    r.pop("timings_ms")',
-    '    out[name] = hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()',
-    'print(json.dumps(out))',
-  ].join('\n');
-  const run = (seed: number) =>
-    new Promise<Record<string, string>>((resolve, reject) => {
-      const child = execFile(
-        pythonExecutable(),
-        ['-c', script],
-        {
-          encoding: 'utf8',
-          maxBuffer: 64 * 1024 * 1024,
-          env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: pythonPackageDir, PYTHONHASHSEED: String(seed) },
-        },
-        (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as Record<string, string>)),
-      );
-      child.stdin!.end(JSON.stringify(stdlibModules));
-    });
-
   it('gives every module the same report under seeds 1 and 4242', async () => {
-    const [a, b] = await Promise.all([run(1), run(4242)]);
+    const [a, b] = await Promise.all([reportsUnderSeed(1, stdlibModules), reportsUnderSeed(4242, stdlibModules)]);
     assert.equal(Object.keys(a).length, stdlibModules.length);
     const differing = Object.keys(a).filter((m) => a[m] !== b[m]);
     assert.deepEqual(differing, []);
@@ -170,9 +160,7 @@ describe('the same report under other hash seeds, over the whole standard librar
 });
 
 describe('larger real code: the standard library, pyepics and caproto', () => {
-  const site = execFileSync(pythonExecutable(), ['-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], {
-    encoding: 'utf8',
-  }).trim();
+  const site = sysconfigPath('purelib');
   const epicsCode = ['epics', 'caproto'].flatMap((pkg) =>
     (readdirSync(path.join(site, pkg), { recursive: true }) as string[])
       .filter((f) => f.endsWith('.py'))
