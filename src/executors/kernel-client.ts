@@ -16,6 +16,10 @@ console.debug = (...args: unknown[]) => {
  * @jupyterlab/services reconnects from a floating promise; disposing the connection meanwhile
  * (as the executor does once the request has failed) would reject it unhandled and end the
  * process. Whether the connection works is judged by the pool, not by this promise.
+ *
+ * The same goes for the kernel_info request the library sends on every reconnect (`void
+ * p.then(...)`, no catch): when the dying kernel's state is cleared, its future is canceled and
+ * the rejection is unhandled. Only that cancellation is absorbed; any other error still rejects.
  */
 class PoolKernelConnection extends KernelConnection {
   override async reconnect(): Promise<void> {
@@ -23,6 +27,15 @@ class PoolKernelConnection extends KernelConnection {
       await super.reconnect();
     } catch {
       // Disconnected: the kernel is being disposed or is gone; the pool resets it.
+    }
+  }
+
+  override async requestKernelInfo(): ReturnType<KernelConnection['requestKernelInfo']> {
+    try {
+      return await super.requestKernelInfo();
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('Canceled future for kernel_info_request')) return undefined;
+      throw err;
     }
   }
 }
