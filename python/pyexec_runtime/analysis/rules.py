@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from typing import Any, Callable
 
 from . import model
 from .solve import EMPTY, MERGED, Solver, _src, ordered
 
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
-DATA_METHODS = ("caget", "get", "read", "monitor", "info", "cainfo")
+# Calls on a control-system object that return data read through it, not another connection object:
+# whatever is derived from their result (`caget(...).reshape(2, 2).T`, `pv.get().put(...)`, which is
+# numpy's put) is data, neither a read nor a write. Exact names only: any other call on a connection
+# object is taken to return one (`dev.get_instantiated_signals()`, `motor.get_pv("VAL")`), so a write
+# through what it returns is found.
+DATA_CALLS = frozenset({
+    "caget", "caget_many", "cainfo", "camonitor", "get", "get_many", "get_all", "read", "info", "monitor",
+    "get_with_metadata", "get_ctrlvars", "get_timevars", "get_position", "get_field", "read_channel",
+    "read_channels", "read_attribute", "read_attributes", "read_attribute_reply", "read_attributes_reply",
+    "read_configuration", "describe", "describe_configuration", "get_attribute_list", "get_command_list",
+    "get_property", "read_pipe",
+})
 FILE_READ_METHODS = frozenset({"read_text", "read_bytes"})
 
 
@@ -149,13 +161,17 @@ class Checker:
         return (path[:i], path[i + 1:]) if i > 0 else ("", path)
 
     @staticmethod
+    @lru_cache(maxsize=4096)
     def is_handle(base: str) -> bool:
-        """An instance path that is a connection object (PV, Context, Motor ...), not data read through one."""
+        """An instance path that is a connection object (PV, Context, Motor ...), not data read through
+        one: no call along the path returned data (DATA_CALLS)."""
         if not base.endswith(("()", "[]")):
             return False
-        stem = base.rstrip("()[]")
-        last = stem.rsplit(".", 1)[-1]
-        return not (last.startswith(DATA_METHODS) and last not in ("get_pv", "get_pvs", "get_device"))
+        for segment in base.split("."):
+            i = segment.find("(")
+            if i > 0 and segment[:i] in DATA_CALLS:
+                return False
+        return True
 
     def is_write_path(self, path: str) -> bool:
         if path in model.WRITE_CALLS or path.startswith(model.WRITE_PREFIXES):

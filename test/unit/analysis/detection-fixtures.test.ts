@@ -66,3 +66,27 @@ describe('what a write finding says', () => {
     assert.match(f.message, /computed/);
   });
 });
+
+describe('what a read finding names', () => {
+  it('names the read itself, not every operation on the data it returned', async () => {
+    const code = [
+      'from epics import caget, PV',
+      'x = caget("SR:ORBIT:X").reshape(2, 2)',
+      'y = x.T.mean()',
+      'z = PV("SR:DCCT").get().astype(float).round(1)',
+      'results = {"y": y, "z": z}',
+    ].join('\n');
+    const report = await analyzer.analyze(code);
+    assert.equal(report.hasWrites, false);
+    assert.deepEqual(report.detectedPatterns?.reads, ['epics.PV', 'epics.PV.get', 'epics.caget']);
+    assert.deepEqual(
+      report.findings.filter((f) => f.rule === 'epics-read').map((f) => f.line),
+      [2, 4, 4],
+    );
+  });
+
+  it('keeps what a non-data call on a connection object returns a connection object', async () => {
+    const report = await analyzer.analyze('from epics import Motor\nMotor("M1").get_pv("VAL").put(3)\n');
+    assert.deepEqual(report.detectedPatterns?.writes, ['epics.Motor.get_pv.put']);
+  });
+});
