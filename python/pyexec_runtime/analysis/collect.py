@@ -74,7 +74,8 @@ class Scope:
 
 
 class FuncInfo:
-    __slots__ = ("fid", "node", "scope", "params", "vararg", "kwarg", "returns", "name", "cid", "kind", "is_gen")
+    __slots__ = ("fid", "node", "scope", "params", "vararg", "kwarg", "returns", "name", "cid", "kind", "is_gen",
+                 "yields")
 
     def __init__(self, fid: int, node: Any, scope: Scope, name: str) -> None:
         self.fid = fid
@@ -88,6 +89,7 @@ class FuncInfo:
         self.cid = -1  # the class it is defined in, if a method
         self.kind = "function"  # function | method | classmethod | staticmethod | lambda
         self.is_gen = False
+        self.yields: list[tuple[bool, Any]] = []  # (from: `yield from`, value node) of a generator
 
 
 class ClassInfo:
@@ -195,11 +197,12 @@ class Collector:
         if tt is ast.Name:
             self.bind(t.id, spec, value_node, comp_local)
         elif tt is ast.Tuple or tt is ast.List:
+            starred = any(type(elt) is ast.Starred for elt in t.elts)
             for i, elt in enumerate(t.elts):
                 if type(elt) is ast.Starred:
                     self.target(elt.value, ("value_of_container", spec), None, comp_local)
-                else:
-                    self.target(elt, ("item", spec, i), None, comp_local)
+                else:  # past a starred name, positions do not line up: -1, any member
+                    self.target(elt, ("item", spec, -1 if starred else i), None, comp_local)
         elif tt is ast.Attribute:
             self.expr(t.value)
             self.out.attr_stores.append((self.scope, t, spec))
@@ -220,11 +223,13 @@ class Collector:
         if st.returns is not None:
             self.expr(st.returns)
         info = self.new_func(st, st.name)
-        deco_names = {d.id for d in st.decorator_list if type(d) is ast.Name}
+        deco_names = {d.id if type(d) is ast.Name else d.attr for d in st.decorator_list
+                      if type(d) is ast.Name or type(d) is ast.Attribute}
         if self.scope.kind == "class":
             info.cid = self.scope.owner
             info.kind = "staticmethod" if "staticmethod" in deco_names else (
-                "classmethod" if "classmethod" in deco_names else "method")
+                "classmethod" if "classmethod" in deco_names else (
+                    "property" if deco_names & {"property", "cached_property"} else "method"))
             if info.kind != "staticmethod" and info.params:
                 # `self` is an instance of the class (of a subclass, through call sites), `cls` the class.
                 first = ("i" if info.kind == "method" else "c", info.cid)
@@ -355,8 +360,9 @@ class Collector:
         for item in st.items:
             self.expr(item.context_expr)
             if item.optional_vars is not None:
-                # `with Context('pva') as ctxt:` — __enter__ usually returns the object itself.
-                self.target(item.optional_vars, ("expr", item.context_expr))
+                # `with Context('pva') as ctxt:` — __enter__ usually returns the object itself; a
+                # class of the program's own says what; a @contextmanager generator yields it.
+                self.target(item.optional_vars, ("enter", ("expr", item.context_expr)))
         self.body(st.body)
 
     def s_import(self, st: Any) -> None:
@@ -526,7 +532,10 @@ class Collector:
             if t is ast.Yield or t is ast.YieldFrom:
                 s = self.scope
                 if s.kind == "function":
-                    out.funcs[s.owner].is_gen = True
+                    info = out.funcs[s.owner]
+                    info.is_gen = True
+                    if n.value is not None:
+                        info.yields.append((t is ast.YieldFrom, n.value))
             for name in n._fields:
                 v = getattr(n, name)
                 if isinstance(v, ast.AST):

@@ -91,9 +91,17 @@ KERNEL_NAMES: dict[str, str] = {
 }
 
 # Command-line tools.
-CLI_WRITE_TOOLS = frozenset({"caput", "pvput", "caput_many", "tango_admin"})
-CLI_READ_TOOLS = frozenset({"caget", "pvget", "camonitor", "pvmonitor", "cainfo", "pvinfo", "caget_many"})
+CLI_WRITE_TOOLS = frozenset({"caput", "pvput", "caput_many", "tango_admin", "caproto-put", "pvcall", "pvxput",
+                             "pvxcall"})
+CLI_READ_TOOLS = frozenset({"caget", "pvget", "camonitor", "pvmonitor", "cainfo", "pvinfo", "caget_many", "caproto-get",
+                            "caproto-monitor", "pvxget", "pvxmonitor", "pvxinfo"})
 CLI_WORD = re.compile(r"[^\s;|&`$()<>'\"=]+")
+# Programs that run commands or code given to them (a script file, standard input, a pipe): what
+# they run is not in the program's text.
+CLI_INTERPRETERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "python",
+                              "python3", "python2", "pypy", "pypy3", "perl", "ruby", "node", "env", "xargs", "ssh",
+                              "eval", "exec", "source", "nohup", "timeout", "sudo", "su", "watch", "parallel"})
+CLI_PIPE_TO_INTERPRETER = re.compile(r"\|\s*(?:\S*/)?(" + "|".join(sorted(CLI_INTERPRETERS)) + r")\b")
 
 PROCESS_CALLS = re.compile(
     r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"
@@ -102,13 +110,46 @@ PROCESS_CALLS = re.compile(
     r"|pty\.spawn|asyncio\.create_subprocess_(exec|shell)|multiprocessing\.Process|commands\.getoutput"
     r"|sh\.[A-Za-z_]+|pexpect\.(spawn|run))$"
 )
+# Calls that run Python source given as a string (analysed as code where the string is known).
 DYNAMIC_CODE = {"builtins.exec": "exec()", "builtins.eval": "eval()", "builtins.compile": "compile()",
-                "runpy.run_path": "runpy.run_path()", "runpy.run_module": "runpy.run_module()",
-                "code.InteractiveInterpreter": "code.InteractiveInterpreter", "code.interact": "code.interact()"}
+                "code.InteractiveInterpreter": "code.InteractiveInterpreter", "code.interact": "code.interact()",
+                "code.InteractiveInterpreter().runsource": "code.InteractiveInterpreter.runsource()",
+                "code.InteractiveInterpreter().runcode": "code.InteractiveInterpreter.runcode()",
+                "code.InteractiveConsole().push": "code.InteractiveConsole.push()",
+                "code.InteractiveConsole().runsource": "code.InteractiveConsole.runsource()",
+                "cProfile.run": "cProfile.run()", "cProfile.runctx": "cProfile.runctx()", "profile.run": "profile.run()",
+                "profile.runctx": "profile.runctx()", "timeit.timeit": "timeit.timeit()", "timeit.repeat": "timeit.repeat()",
+                "timeit.Timer": "timeit.Timer()", "pdb.run": "pdb.run()", "trace.Trace().run": "trace.Trace.run()"}
+# Calls that run code the program's text does not hold: a file, a module found at run time, or code
+# carried in data (a pickle, a marshalled code object, a YAML python/object tag).
+DATA_CODE = {"runpy.run_path": "runs the Python file", "runpy.run_module": "runs the module",
+             "importlib.machinery.SourceFileLoader": "loads the Python file",
+             "importlib.util.spec_from_file_location": "loads the Python file",
+             "pickle.loads": "unpickles data, which can call any function", "pickle.load": "unpickles a file, "
+             "which can call any function", "pickle.Unpickler": "unpickles data, which can call any function",
+             "_pickle.loads": "unpickles data, which can call any function",
+             "marshal.loads": "loads a code object", "marshal.load": "loads a code object",
+             "dill.loads": "unpickles data, which can call any function", "dill.load": "unpickles a file",
+             "cloudpickle.loads": "unpickles data, which can call any function",
+             "shelve.open": "opens a shelf of pickles", "pandas.read_pickle": "unpickles a file",
+             "yaml.unsafe_load": "loads YAML that can call any function",
+             "yaml.unsafe_load_all": "loads YAML that can call any function",
+             "yaml.load": "loads YAML with a loader that may call functions",
+             "yaml.load_all": "loads YAML with a loader that may call functions",
+             "jsonpickle.decode": "decodes objects that can call any function"}
 DYNAMIC_IMPORT = {"builtins.__import__": "__import__()", "importlib.import_module": "importlib.import_module()",
                   "importlib.__import__": "importlib.__import__()", "importlib.reload": "importlib.reload()",
                   "importlib.util.spec_from_file_location": "importlib.util.spec_from_file_location()"}
 NATIVE_ROOTS = frozenset({"ctypes", "cffi", "_ctypes"})
+# Libraries whose attributes, reached by a computed name, can run code or reach any module (so the
+# control system): getattr(os, name)(...) is dynamic access; getattr(numpy, name)(...) is not.
+DYNAMIC_GATEWAYS = frozenset({
+    "builtins", "sys", "os", "posix", "importlib", "runpy", "code", "codeop", "types", "inspect", "gc", "ctypes",
+    "_ctypes", "cffi", "subprocess", "pty", "multiprocessing", "concurrent", "asyncio", "threading", "functools",
+    "operator", "pickle", "marshal", "shelve", "dill", "__main__", "site", "timeit", "cProfile", "profile", "pdb",
+    "atexit", "signal", "sched", "yaml", "pexpect", "sh", "commands", "socket", "importlib_metadata", "pkgutil",
+    "zipimport", "unittest", "doctest", "typing",
+})
 NETWORK = re.compile(
     r"^(socket\.(socket|create_connection|create_server|socketpair|fromfd)"
     r"|requests(\.[A-Za-z_]+)*|httpx(\.[A-Za-z_]+)*|aiohttp\.(ClientSession|request)[^.]*(\.[A-Za-z_]+)*"

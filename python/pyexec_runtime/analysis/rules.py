@@ -28,7 +28,8 @@ _RISK_ROOTS = frozenset({
     "ctypes", "cffi", "_ctypes", "subprocess", "os", "posix", "pty", "asyncio", "multiprocessing", "commands", "sh",
     "pexpect", "builtins", "runpy", "code", "importlib", "socket", "requests", "httpx", "aiohttp", "urllib", "urllib3",
     "http", "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "xmlrpc", "io", "codecs", "gzip",
-    "bz2", "lzma", "shutil", "numpy", "pickle", "json", "pprint",
+    "bz2", "lzma", "shutil", "numpy", "pickle", "json", "pprint", "cProfile", "profile", "timeit", "pdb", "trace",
+    "marshal", "dill", "cloudpickle", "shelve", "yaml", "jsonpickle", "operator", "pandas", "_pickle",
 })
 
 
@@ -44,6 +45,8 @@ def _risky(path: str, root: str) -> bool:
     on the path first): calls of anything else skip it."""
     return bool(
         root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
+        or path in model.DATA_CODE or path.endswith((".__setattr__", ".__dict__"))
+        or path in ("operator.methodcaller", "operator.attrgetter")
         or path in model.DYNAMIC_IMPORT or path in _ATTRIBUTE_CALLS or model.NETWORK.match(path)
         or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
         or path.rsplit(".", 1)[-1] in model.SAVE_METHODS
@@ -53,12 +56,48 @@ def _risky(path: str, root: str) -> bool:
 
 def _starts_code(path: str) -> bool:
     """Whether calling path starts a process or runs code given as data (exec, import by name)."""
-    return bool(model.PROCESS_CALLS.match(path)) or path in model.DYNAMIC_CODE or path in model.DYNAMIC_IMPORT
+    return (bool(model.PROCESS_CALLS.match(path)) or path in model.DYNAMIC_CODE or path in model.DYNAMIC_IMPORT
+            or path in model.DATA_CODE)
 
 
 def _widened_cs(v: tuple) -> bool:
     """Whether v is a widened value (solve.widened_path) reached from a control-system library."""
     return v[0] == "u" and len(v) > 2 and model.cs_root(v[2])
+
+
+def _component(base: str) -> bool:
+    """An attribute of an ophyd device or signal (a component: another signal), not data read through
+    it: EpicsMotor(...).user_setpoint, dev.velocity."""
+    if not base.startswith(("ophyd.", "bluesky.")):
+        return False
+    cut = max(base.rfind(")"), base.rfind("]"))
+    return cut > 0 and Checker.is_handle(base[:cut + 1]) and "(" not in base[cut + 1:]
+
+
+def _handle_class(base: str) -> bool:
+    """A control-system class, whose methods called unbound take the instance first: epics.PV.put(pv, 1)."""
+    if "(" in base or "[" in base:
+        return False
+    last = base.rsplit(".", 1)[-1]
+    return last[:1].isupper()
+
+
+def _safe_yaml_loader(kwargs: dict, args: list) -> bool:
+    """yaml.load(..., Loader=yaml.SafeLoader / BaseLoader): builds no Python objects."""
+    loaders = kwargs.get("Loader", args[1] if len(args) > 1 else EMPTY)
+    return bool(loaders) and all(v[0] == "p" and v[1].rsplit(".", 1)[-1] in ("SafeLoader", "CSafeLoader", "BaseLoader",
+                                                                         "CBaseLoader") for v in loaders)
+
+
+def _first_word(text: str) -> str:
+    """The command name at the start of a command text ("" when its start is not known)."""
+    text = text.lstrip()
+    if not text or text.startswith("\x00"):
+        return ""
+    word = model.CLI_WORD.match(text.replace('"', "").replace("'", ""))
+    if word is None or "\x00" in word.group(0):
+        return ""
+    return word.group(0).rsplit("/", 1)[-1]
 
 
 def _has_callable(values: frozenset) -> bool:
@@ -97,6 +136,7 @@ class _Lazy:
 class Checker:
     def __init__(self, solver: Solver, options: dict, sub: Callable[[str, str, Any], dict | None]) -> None:
         self.s = solver
+        self.scope: Any = None  # the scope of the call being checked (on_call)
         self.options = options
         self.sub = sub  # analyses code found in a constant string (exec("..."), python -c "...")
         self.reset()
@@ -181,7 +221,7 @@ class Checker:
             return True
         if not model.cs_root(path):
             return False
-        if name in model.WRITE_METHODS and self.is_handle(base):
+        if name in model.WRITE_METHODS and (self.is_handle(base) or _component(base) or _handle_class(base)):
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -210,6 +250,7 @@ class Checker:
 
     # ---- calls -------------------------------------------------------------------------------
     def on_call(self, node: Any, scope: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
+        self.scope = scope
         callee = _Lazy(node.func)
         local_only = True
         for f in ordered(fvals):
@@ -289,7 +330,8 @@ class Checker:
         elif self.is_read_path(path):
             kinds.add("read")
         root = path.split(".", 1)[0].split("(", 1)[0]
-        if (root in _RISK_ROOTS or path.rsplit(".", 1)[-1] in model.SAVE_METHODS) and _risky(path, root):
+        if (root in _RISK_ROOTS or path.rsplit(".", 1)[-1] in model.SAVE_METHODS or path.endswith(".__setattr__")) \
+                and _risky(path, root):
             kinds.add("other")
         return frozenset(kinds)
 
@@ -299,10 +341,27 @@ class Checker:
             self.add("ctypes", HIGH, node, f"native code through {root}: `{callee}(...)` can bypass every guard")
         if model.PROCESS_CALLS.match(path):
             self.add("process-spawn", HIGH, node, f"starts a process: `{callee}(...)` ({shown})")
-            self.command_line(node, callee, args, kwargs)
+            self.command_line(node, callee, path, args, kwargs)
         code_kind = model.DYNAMIC_CODE.get(path)
         if code_kind is not None:
             self.dynamic_code(node, callee, code_kind, args)
+        data_code = model.DATA_CODE.get(path)
+        if data_code is not None:
+            self.add("dynamic-code", HIGH, node, f"runs code the program does not show: `{callee}(...)` {data_code}")
+            if path not in ("yaml.load", "yaml.load_all") or not _safe_yaml_loader(kwargs, args):
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {data_code}; what it "
+                                    "runs can reach the control system", "epics-dynamic", HIGH)
+        if path.endswith(".__setattr__") and args:
+            base = path[: -len(".__setattr__")]
+            self.dynamic_attribute(node, callee, frozenset({("p", base)}), args[0], "sets")
+            for name in sorted(v[1] for v in args[0] if v[0] == "s" and v[2]):
+                self.attribute_store(node, frozenset({("p", base)}), name, f"__setattr__({name!r}, ...)")
+        if path in ("operator.methodcaller", "operator.attrgetter") and args and self.s.near_cs:
+            names = {v[1].rsplit(".", 1)[-1] for v in args[0] if v[0] == "s" and v[2]}
+            if names & model.WRITE_METHODS or len(names) < len(args[0]):
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` calls or reaches a method "
+                                    "by name on objects the analysis does not follow, in a program that uses the "
+                                    "control system", "epics-dynamic", MEDIUM)
         import_kind = model.DYNAMIC_IMPORT.get(path)
         if import_kind is not None:
             names = [v for v in (args[0] if args else EMPTY) if v[0] == "s" and v[2]]
@@ -384,9 +443,9 @@ class Checker:
             self.reads.update(inner["reads"])
             self.possible_writes = self.possible_writes or inner["possible_writes"]
         if len(strings) < len(values) or not values:
-            if self.s.near_cs:
-                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` runs code the analysis "
-                                    "cannot see, in a program that uses the control system", "epics-dynamic", HIGH)
+            # Code the analysis cannot see can import the control system itself: near it or not.
+            self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` runs code the analysis "
+                                "cannot see", "epics-dynamic", HIGH)
 
     def dynamic_attribute(self, node: Any, callee: Any, objs: frozenset, names: frozenset, verb: str) -> None:
         computed = any(not (v[0] == "s" and v[2]) for v in names)
@@ -405,8 +464,13 @@ class Checker:
     # ---- attribute stores and loads ----------------------------------------------------------
     def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: Any) -> None:
         for r in ordered(receivers):
+            if r[0] == "i":  # an instance of a subclass of PV, Motor ...: as one of the library class
+                r = next((("p", b[1] + "()") for b in self.s.class_chain(r[1]) if b[0] == "p"
+                          and model.cs_root(b[1])), r)
             if r[0] == "p" and model.cs_root(r[1]):
                 path = r[1]
+                while path.endswith("()[]"):  # an element of a handle taken as a container: the handle
+                    path = path[:-2]
                 shown = model.display(path)
                 if not (path.endswith(("()", "[]"))):
                     cut = max(path.rfind(")"), path.rfind("]"))
@@ -427,10 +491,23 @@ class Checker:
                 self.possible_write(node, f"?.{attr}", f"possible EPICS write: `{spelled}` assigns `{attr}` on an "
                                     "object the analysis cannot resolve, in a program that uses the control system")
 
+    def untracked_store(self, target: Any, receivers: frozenset, values: frozenset) -> None:
+        """A write function stored where the analysis does not follow it (globals(), a module, a
+        __dict__ ...) can be called from there under another name."""
+        if all(r[0] in ("k", "i", "c") or (r[0] == "p" and model.cs_root(r[1])) for r in receivers):
+            return
+        for name in self.write_values(values):
+            self.write(target, name, f"EPICS write: `{_src(target)} = ...` stores {name} where the analysis does not "
+                       "follow it (a namespace, a module or an object it does not track), to be called from there")
+
     def check_stores_and_loads(self) -> None:
         s = self.s
         for scope, target, _spec in s.c.attr_stores:
-            self.attribute_store(target, s.ev(target.value, scope), target.attr, _Lazy(target, " = ..."))
+            receivers = s.ev(target.value, scope)
+            self.attribute_store(target, receivers, target.attr, _Lazy(target, " = ..."))
+            self.untracked_store(target, receivers, s.spec(_spec, scope))
+        for scope, target, _spec in s.c.item_stores:
+            self.untracked_store(target, s.ev(target.value, scope), s.spec(_spec, scope))
         for scope, node in s.c.attr_loads:
             for r in ordered(s.ev(node.value, scope)):
                 if r[0] == "p" and model.cs_root(r[1]) and self.is_handle(r[1]):
@@ -453,22 +530,21 @@ class Checker:
                 self.add("ctypes", HIGH, node, f"imports {path}: native code can bypass every guard")
 
     # ---- processes ---------------------------------------------------------------------------
-    def command_line(self, node: Any, callee: Any, args: list, kwargs: dict) -> None:
+    def command_line(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
         strings: list[str] = []
-        known = False
         for values in [*args, *kwargs.values()]:
             for v in values:
                 if v[0] == "s":
                     strings.append(v[1])
-                    known = known or v[2]
                 elif v[0] == "k":
                     for m in self.s.containers.get(v[1], EMPTY):
                         if m[0] == "s":
                             strings.append(m[1])
-                            known = known or m[2]
         tools = set()
         for text in strings:
-            for word in model.CLI_WORD.findall(text.replace("\x00", " ")):
+            # the shell drops quotes and backslashes: c""aput is caput
+            for word in model.CLI_WORD.findall(text.replace("\x00", " ").replace('"', "").replace("'", "")
+                                               .replace("\\", "")):
                 tools.add(word.rsplit("/", 1)[-1])
         writes = sorted(tools & model.CLI_WRITE_TOOLS)
         reads = sorted(tools & model.CLI_READ_TOOLS)
@@ -485,9 +561,64 @@ class Checker:
                             self.add(f["rule"], f["severity"], node, f"in Python run by `{callee}(...)`: {f['message']}")
                     self.writes.update(inner["writes"])
                     self.reads.update(inner["reads"])
-        if not writes and not known and self.s.near_cs:
-            self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` runs a command the analysis "
-                                "cannot resolve, in a program that uses the control system")
+        if writes:
+            return
+        hidden = self.hidden_command(node, path, strings)
+        if hidden:
+            self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` {hidden}")
+
+    def hidden_command(self, node: Any, path: str, strings: list[str]) -> str | None:
+        """Why the commands a process call runs are not all in the program's text (None: they are)."""
+        first = [path[3:]] if path.startswith("sh.") else self.command_words(node, 1 if ".spawn" in path else 0)
+        if first is None or any(not w for w in first):
+            return "runs a command the analysis cannot resolve"
+        for word in first:
+            if word in model.CLI_INTERPRETERS:
+                visible = all("\x00" not in t for t in strings) and any(t == "-c" or t.startswith("-c ")
+                                                                        or " -c " in t for t in strings)
+                if not visible:
+                    return f"runs {word}, whose commands (a script, standard input) the analysis cannot see"
+        for text in strings:
+            m = model.CLI_PIPE_TO_INTERPRETER.search(text)
+            if m:
+                return f"pipes into {m.group(1)}, whose commands the analysis cannot see"
+        return None
+
+    def command_words(self, node: Any, index: int) -> list[str] | None:
+        """The command name(s) a process call may run: the first word of its command (argument
+        index: a string, or the first element of a list display); "" where not known; None: no
+        command argument."""
+        if type(node) is not ast.Call or self.scope is None:
+            return None
+        arg = node.args[index] if len(node.args) > index else next(
+            (k.value for k in node.keywords if k.arg in ("args", "cmd", "command", "file", "path", "program")), None)
+        if arg is None:
+            return None
+        if type(arg) is ast.Starred:
+            return [""]
+        if type(arg) in (ast.List, ast.Tuple):
+            if not arg.elts or type(arg.elts[0]) is ast.Starred:
+                return [""]
+            arg = arg.elts[0]
+        values = self.s.memo.get(arg) if type(arg) not in (ast.Name, ast.Constant) else self.s.ev(arg, self.scope)
+        if values is None:
+            return [""]
+        out = []
+        for v in values:
+            if v[0] == "s":
+                text = v[1].lstrip()
+                if text.startswith(MERGED):
+                    out.extend(_first_word(line) for line in text[len(MERGED):].split("\n"))
+                else:
+                    out.append(_first_word(text))
+            elif v[0] == "k":  # a list built elsewhere: its first element is not known
+                members = self.s.containers.get(v[1], EMPTY)
+                out.extend(_first_word(m[1]) if m[0] == "s" else "" for m in members)
+                if not members:
+                    out.append("")
+            else:
+                out.append("")
+        return out or [""]
 
     # ---- files and secrets -------------------------------------------------------------------
     def classify(self, text: str | None, complete: bool = True) -> str:

@@ -5,7 +5,9 @@ Abstract values are small tuples:
   ("f", fid)               a function or lambda of the program
   ("m", fid, self_value)   a method bound to an instance of a class of the program
   ("c", cid) / ("i", cid)  a class of the program / one of its instances
-  ("k", key)               a container (list, dict, namespace ...) whose members are tracked together
+  ("k", key)               a container (list, dict, namespace ...) whose members are tracked together;
+                           a dict's keys are tracked apart (containers[("keys", key)], what iterating
+                           it gives), and a tuple's members by position where known (Solver.positions)
   ("ka", key, name)        a method of a container (append, get, ...)
   ("s", text, complete)    a string (complete=False: only the constant parts are known, "\\x00" between)
   ("po", text|None)        a pathlib path
@@ -41,6 +43,13 @@ MAX_STRINGS = 32
 # Likewise library paths: past this many in one value set, each is replaced by its widened form
 # (widened_path: bounded by the program's attribute names).
 MAX_LIBRARY_PATHS = 64
+# String methods whose result the analysis follows (Solver.string_method); any other gives a constant.
+STRING_METHODS = frozenset({"format", "join", "replace", "strip", "lstrip", "rstrip", "lower", "upper", "title",
+                            "capitalize", "casefold", "swapcase", "split", "rsplit", "splitlines", "removeprefix",
+                            "removesuffix", "zfill", "encode", "decode"})
+# How many combinations of known strings a format, a join or an f-string is evaluated for; past it,
+# one incomplete string that keeps every known text (words stay visible: a command-line tool's name).
+MAX_COMBINATIONS = 16
 MERGED = "\x00\n"  # text of a merged value: this marker, then the merged texts one per line
 MAX_MERGED_TEXT = 1_000_000
 # A new path, string or pathlib path of a binding that extends CHAIN_DEPTH or more of the binding's
@@ -120,6 +129,10 @@ def _prev_cut(path: str, i: int) -> int:
 _ALIAS_ROOTS = frozenset(k.split(".", 1)[0].split("(", 1)[0] for k in model.ALIASES)
 
 
+# Kinds of values that mean the same in the solver of code run by exec() (see Solver._free).
+_PORTABLE_KINDS = frozenset({"p", "s", "po", "d", "u", "const", "g"})
+
+
 class Solver:
     def __init__(self, c: Collected, outer: "Solver | None" = None) -> None:
         self.c = c
@@ -135,6 +148,10 @@ class Solver:
         self.volatile: set = set()  # nodes evaluated inside a recursion cut (see returns)
         self.call_args: dict[Any, tuple] = {}  # call node -> (scope, fvals, args, kwargs), for the checker
         self.containers: Table = Table()
+        # container key -> the container keys holding its members position by position (tuple
+        # literals, zip, enumerate, dict.items() pairs): what `a, b = t` and `for a, b in ...` bind.
+        # Set where the container is made, never changed after.
+        self.positions: dict[Any, tuple] = {}
         self.attr_table: Table = Table()
         self.near_cs = False
         self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
@@ -266,6 +283,8 @@ class Solver:
                 for recv in ordered(ev(target.value, scope)):
                     if recv[0] == "k":
                         add(self.containers, recv[1], values)
+                        if ("keys", recv[1]) in self.containers:
+                            add(self.containers, ("keys", recv[1]), ev(target.slice, scope))
 
     def get(self, table: Table, key: Any) -> Any:
         """Reads a binding table and records the read (see invalidate)."""
@@ -313,12 +332,14 @@ class Solver:
             return self.elements(self.spec(spec[1], scope))
         if kind == "item":
             inner = spec[1]
+            i = spec[2]
             if inner[0] == "expr" and type(inner[1]) in (ast.Tuple, ast.List):
                 elts = inner[1].elts
-                i = spec[2]
-                if i < len(elts) and not any(type(e) is ast.Starred for e in elts):
+                if 0 <= i < len(elts) and not any(type(e) is ast.Starred for e in elts):
                     return self.ev(elts[i], scope)
-            return self.elements(self.spec(inner, scope))
+            return self.item(self.spec(inner, scope), i)
+        if kind == "enter":
+            return self.entered(self.spec(spec[1], scope))
         if kind == "in":
             return self.spec(spec[1], spec[2])
         if kind == "value_of_container":
@@ -376,7 +397,11 @@ class Solver:
         for mod in self.c.module.stars:
             out.add(("p", norm(f"{mod}.{name}")))
         if self.outer is not None:
-            out.update(self.outer._module_name(name))
+            # The outer program's functions, classes, instances and containers are its own (their
+            # ids mean nothing here): unknown, as values.
+            out.update(v if v[0] in _PORTABLE_KINDS else UNK for v in self.outer._module_name(name))
+        if name == "__builtins__":
+            out.add(("p", "builtins"))
         kernel = model.KERNEL_NAMES.get(name)
         if kernel is not None and name not in BUILTIN_NAMES:
             self.near_cs = True
@@ -397,7 +422,11 @@ class Solver:
             return self.lookup(scope, node.id)
         if t is _Constant:
             v = node.value
-            return frozenset({("s", v[:4000], len(v) <= 4000)}) if type(v) is str else CONST_SET
+            if type(v) is str:
+                return frozenset({("s", v[:4000], len(v) <= 4000)})
+            if type(v) is bytes:  # as text: b"caput X 1" runs the same command
+                return frozenset({("s", v[:4000].decode("latin-1"), len(v) <= 4000)})
+            return CONST_SET
         got = self.memo.get(node)
         if got is not None:
             self.kids.append(node)
@@ -436,6 +465,10 @@ class Solver:
                 return {("p", root + ".<deep>")}
             if path == "pathlib.Path" and name in ("home", "cwd"):
                 return {("p", "pathlib.Path." + name)}
+            if name == "__class__" and path.endswith("()"):
+                return {("p", path[:-2])}
+            if name == "__call__":
+                return {v}
             return {("p", norm(f"{path}.{name}"))}
         if k == "i":
             return self.inst_attr(v[1], name, v)
@@ -451,7 +484,7 @@ class Solver:
         if k == "po":
             return {("pom", v[1], name)}
         if k in ("s", "const", "ka", "pom"):
-            return {CONST} if name not in ("format", "join", "replace", "strip") else {("smeth", v, name)}
+            return {("smeth", v, name)} if name in STRING_METHODS else {CONST}
         out = {("u", name, v[2]) if k == "u" and len(v) > 2 else ("u", name)}
         out.update(self.get(self.attr_table, name))
         return out
@@ -491,8 +524,11 @@ class Solver:
                 values = self.get(self.c.classes[entry[1]].scope.bind, name)
                 if values:
                     for val in values:
-                        if val[0] == "f" and self.c.funcs[val[1]].kind in ("method", "classmethod"):
-                            out.add(("m", val[1], inst if self.c.funcs[val[1]].kind == "method" else ("c", cid)))
+                        kind = self.c.funcs[val[1]].kind if val[0] == "f" else None
+                        if kind == "method" or kind == "classmethod":
+                            out.add(("m", val[1], inst if kind == "method" else ("c", cid)))
+                        elif kind == "property":
+                            out.update(self.call_function(val[1], inst, [], {}))
                         else:
                             out.add(val)
                     break
@@ -538,11 +574,14 @@ class Solver:
         return frozenset(out)
 
     def elements(self, values: frozenset) -> frozenset:
+        """What iterating values gives (a dict: its keys)."""
         out = set()
+        containers = self.containers
         for v in values:
             k = v[0]
             if k == "k":
-                out.update(self.get(self.containers, v[1]))
+                keys = ("keys", v[1])
+                out.update(self.get(containers, keys if keys in containers else v[1]))
             elif k == "p":
                 out.add(("p", norm(v[1] + "[]")))
             elif k == "d":
@@ -553,38 +592,133 @@ class Solver:
                 out.add(CONST)
         return frozenset(out) if out else UNK_SET
 
-    def container(self, node: Any, members: Any) -> frozenset:
+    def members(self, values: frozenset) -> frozenset:
+        """The members of values taken as containers (a dict: its values): what `**d` passes."""
+        out = set()
+        for v in values:
+            if v[0] == "k":
+                out.update(self.get(self.containers, v[1]))
+            else:
+                out.update(self.elements(frozenset((v,))))
+        return frozenset(out) if out else UNK_SET
+
+    def item(self, values: frozenset, i: int) -> frozenset:
+        """What the i-th name of `a, b = x` or `for a, b in ...` gets from each value (element) x:
+        the member at position i where the positions are known, else any member (i < 0: a target
+        with a starred name, whose positions do not line up)."""
+        out = set()
+        for v in values:
+            if v[0] == "k" and i >= 0:
+                refs = self.positions.get(v[1])
+                if refs is not None:
+                    if i < len(refs):
+                        out.update(self.get(self.containers, refs[i]))
+                    continue
+            out.update(self.elements(frozenset((v,))))
+        return frozenset(out) if out else UNK_SET
+
+    def entered(self, values: frozenset) -> frozenset:
+        """What `with x as y` binds y to, for each value x: what a generator (@contextmanager) yields,
+        what the __enter__ of a class of the program returns, else x itself."""
+        out = set(values)
+        for v in ordered(values):
+            if v[0] == "k" and v[1][0] == "gen":
+                out.update(self.elements(frozenset((v,))))
+            elif v[0] == "i":
+                for m in ordered(self.inst_attr(v[1], "__enter__", v)):
+                    if m[0] == "m":
+                        out.update(self.call_function(m[1], m[2], [], {}))
+        return frozenset(out)
+
+    def is_dict(self, key: Any) -> bool:
+        return ("keys", key) in self.containers
+
+    def container(self, node: Any, members: Any, keys: Any = None) -> frozenset:
+        """The container made at node; keys: a dict's keys (a dict is a container with a keys entry)."""
         key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
         self.add(self.containers, key, members)
         if key not in self.containers:
             self.containers[key] = set()
+        if keys is not None:
+            self.add(self.containers, ("keys", key), keys)
+            if ("keys", key) not in self.containers:
+                self.containers[("keys", key)] = set()
         return frozenset({("k", key)})
+
+    def positional(self, node: Any, parts: list, members: Any) -> frozenset:
+        """A container made at node whose members are known position by position (parts)."""
+        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+        refs = tuple(("pos", key, i) for i in range(len(parts)))
+        for ref, values in zip(refs, parts):
+            self.add(self.containers, ref, values)
+        self.positions[key] = refs
+        return self.container(node, members)
+
+    def pair_of(self, node: Any, parts: list) -> Any:
+        """zip / enumerate at node: a container of one positional container standing for every
+        tuple it yields; returns the outer container's key."""
+        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+        pair = ("tuple", key)
+        refs = tuple(("pos", pair, i) for i in range(len(parts)))
+        members: set = set()
+        for ref, values in zip(refs, parts):
+            self.add(self.containers, ref, values)
+            members.update(values)
+        self.positions[pair] = refs
+        self.add(self.containers, pair, members)
+        self.add(self.containers, key, {("k", pair)})
+        return key
 
     def ev_seq(self, node: Any, scope: Scope) -> frozenset:
         members: set = set()
+        parts: list | None = [] if type(node) is ast.Tuple else None
         for e in node.elts:
             if type(e) is ast.Starred:
                 members.update(self.elements(self.ev(e.value, scope)))
+                parts = None
             else:
-                members.update(self.ev(e, scope))
+                values = self.ev(e, scope)
+                members.update(values)
+                if parts is not None:
+                    parts.append(values)
+        if parts:
+            return self.positional(node, parts, members)
         return self.container(node, members)
 
     def ev_dict(self, node: Any, scope: Scope) -> frozenset:
         members: set = set()
+        keys: set = set()
         for k, v in zip(node.keys, node.values):
             if k is None:
-                members.update(self.elements(self.ev(v, scope)))
+                values = self.ev(v, scope)
+                members.update(self.members(values))
+                keys.update(self.elements(values))
             else:
                 members.update(self.ev(v, scope))
-        return self.container(node, members)
+                keys.update(self.ev(k, scope))
+        return self.container(node, members, keys)
 
     def ev_comp(self, node: Any, scope: Scope) -> frozenset:
         inner = self.c.node_scope.get(id(node), scope)
         if type(node) is ast.DictComp:
-            members = self.ev(node.value, inner)
-        else:
-            members = self.ev(node.elt, inner)
-        return self.container(node, members)
+            return self.container(node, self.ev(node.value, inner), self.ev(node.key, inner))
+        return self.container(node, self.ev(node.elt, inner))
+
+    def fill_dict(self, key: Any, args: list, kwargs: dict) -> None:
+        """dict(...), d.update(...): keys and values from mappings, from pairs, and from keywords."""
+        containers = self.containers
+        for values in args:
+            for v in ordered(values):
+                if v[0] == "k" and self.is_dict(v[1]):
+                    self.add(containers, ("keys", key), self.get(containers, ("keys", v[1])))
+                    self.add(containers, key, self.get(containers, v[1]))
+                else:
+                    pairs = self.elements(frozenset((v,)))
+                    self.add(containers, ("keys", key), self.item(pairs, 0))
+                    self.add(containers, key, self.item(pairs, 1))
+        for name, values in kwargs.items():
+            self.add(containers, ("keys", key), self.members(values) if name is None else {("s", name, True)})
+            self.add(containers, key, values)
 
     def ev_lambda(self, node: Any, scope: Scope) -> frozenset:
         inner = self.c.node_scope.get(id(node))
@@ -607,16 +741,15 @@ class Solver:
         return self.ev(node.value, scope)
 
     def ev_joinedstr(self, node: Any, scope: Scope) -> frozenset:
-        parts = []
-        complete = True
+        parts: list = []
         for v in node.values:
             if type(v) is ast.Constant and isinstance(v.value, str):
-                parts.append(v.value)
+                parts.append(frozenset({("s", v.value, True)}))
             else:
-                complete = False
-                parts.append("\x00")
-                self.ev(v.value, scope)
-        return frozenset({("s", "".join(parts)[:4000], complete)})
+                values = self.ev(v.value, scope)
+                plain = v.conversion in (-1, 115) and v.format_spec is None  # {x} or {x!s}
+                parts.append(values if plain else frozenset({UNKNOWN_STRING}))
+        return frozenset(joined("", parts))
 
     def ev_binop(self, node: Any, scope: Scope) -> frozenset:
         left = self.ev(node.left, scope)
@@ -634,7 +767,8 @@ class Solver:
                     else:
                         out.add(("s", _collapse_unknown(lv[1] + "\x00"), False))
             elif lv[0] == "s" and op is ast.Mod:
-                out.add(("s", lv[1], False))
+                parts = self.literal_parts(node.right, scope)
+                out.update(formatted(lv[1], lv[2], parts if parts is not None else [right], {}, _percent))
             elif lv[0] == "po" and op is ast.Div:
                 for rv in right:
                     text = rv[1] if rv[0] == "s" else "\x00"
@@ -659,7 +793,7 @@ class Solver:
         for kw in node.keywords:
             val = self.ev(kw.value, scope)
             if kw.arg is None:
-                kwargs[None] = kwargs.get(None, EMPTY) | self.elements(val)
+                kwargs[None] = kwargs.get(None, EMPTY) | self.members(val)
             else:
                 kwargs[kw.arg] = val
         out: set = set()
@@ -678,7 +812,12 @@ class Solver:
             path = f[1]
             if len(path) > MAX_PATH:
                 return {("p", path.split(".", 1)[0] + ".<deep>")}
-            return {("p", norm(path + "()"))}
+            if path.endswith((".__getattribute__", ".__getattr__")) and args:  # x.__getattribute__("caput")
+                return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
+            result = {("p", norm(path + "()"))}
+            if (args or kwargs) and not model.cs_root(path):
+                self.library_call(node, scope, args, kwargs, result)
+            return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
         if k == "m":
@@ -691,6 +830,11 @@ class Solver:
             return {inst}
         if k == "ka":
             return self.container_method(f[1], f[2], args, kwargs)
+        if k == "k":  # a namedtuple class (or a namespace called): an instance holding the arguments
+            members: set = set()
+            for values in [*args, *kwargs.values()]:
+                members.update(values)
+            return set(self.container(node, members))
         if k == "d":
             return {f}
         if k == "pom":
@@ -698,11 +842,45 @@ class Solver:
                 return {("po", f[1])}
             return {CONST}
         if k == "smeth":
-            base = f[1]  # a string method of a string, or of a value that may be one (str(x).strip())
-            return {("s", base[1] if base[0] == "s" else "\x00", False)}
+            return self.string_method(node, scope, f[1], f[2], args, kwargs)
         if k == "u":
             return {unknown_from(f)}
         return {CONST}
+
+    def library_call(self, node: Any, scope: Scope, args: list, kwargs: dict, result: set) -> None:
+        """A call of a library function with arguments: control-system objects and strings among
+        them (and among the elements of containers among them) are what a function of the program
+        passed along is called back with (executor.map / submit, asyncio.to_thread,
+        atexit.register ...), and control-system objects may come back from the call
+        (random.choice(pvs), itertools.chain(a, b), max(pvs, key=...), nullcontext(pv) ...).
+        Other values are not followed there: they cannot write, and following every value of every
+        callback would flood ordinary code; nor is any in a program that does not use the control
+        system."""
+        if not self.near_cs:
+            return
+        funcs = []
+        containers = []
+        relevant: set = set()
+        for values in [*args, *kwargs.values()]:
+            for v in values:
+                k = v[0]
+                if k == "f" or k == "m":
+                    funcs.append(v)
+                elif k == "k":
+                    containers.append(v)
+                elif k == "s" or (k == "p" and model.cs_root(v[1])):
+                    relevant.add(v)
+        if containers:
+            for v in self.elements(frozenset(containers)):
+                if v[0] == "s" or (v[0] == "p" and model.cs_root(v[1])):
+                    relevant.add(v)
+        if funcs and relevant:
+            spread = Spread(relevant)
+            for f in ordered(frozenset(funcs)):
+                self.apply(f, node, scope, [spread], {})
+        for v in relevant:
+            if v[0] == "p" and (v[1].endswith(("()", "[]")) or "(" not in v[1]):
+                result.add(v)
 
     def call_function(self, fid: int, self_value: tuple | None, args: list, kwargs: dict) -> set:
         info = self.c.funcs[fid]
@@ -754,9 +932,18 @@ class Solver:
         self.reads, self.kids = reads, kids = [], []
         try:
             out: set = set()
-            for r in info.returns:
-                out.update(self.ev(r, info.scope))
-            if info.is_gen or not out:
+            if info.is_gen:  # a generator: what it yields, as a container (the return value is not)
+                key = ("gen", fid)
+                yielded: set = set()
+                for from_, value in info.yields:
+                    values = self.ev(value, info.scope)
+                    yielded.update(self.elements(values) if from_ else values)
+                self.add(self.containers, key, yielded or UNK_SET)
+                out.add(("k", key))
+            else:
+                for r in info.returns:
+                    out.update(self.ev(r, info.scope))
+            if not out:
                 out.add(UNK)
         finally:
             self.in_progress.discard(fid)
@@ -767,7 +954,44 @@ class Solver:
         self.returns_memo[fid] = (result, reads, kids)
         return result
 
+    def string_method(self, node: Any, scope: Scope, base: tuple, name: str, args: list, kwargs: dict) -> set:
+        """A string method of base (a string, or a value that may be one: str(x).strip())."""
+        if base[0] != "s":
+            base = UNKNOWN_STRING
+        text, complete = base[1], base[2]
+        if name == "join":
+            parts = self.literal_parts(node.args[0], scope) if args and node.args else None
+            if parts is not None:
+                return joined(text, parts)
+            words = _texts(self.elements(args[0])) if args else []
+            return {("s", "\x00" + text.join(w for w, _ in words) + "\x00", False)}
+        if name in ("split", "rsplit", "splitlines"):
+            if complete and not args and not kwargs:
+                words = text.splitlines() if name == "splitlines" else text.split()
+                return set(self.container(node, {("s", w, True) for w in words}))
+            return set(self.container(node, {("s", w, False) for w in text.replace("\x00", " \x00 ").split()}))
+        if name == "format":
+            return formatted(text, complete, args, kwargs, str.format)
+        if name in ("encode", "decode"):  # bytes are followed as text
+            return {base}
+        if complete and not kwargs and all(_texts(a) and all(c for _, c in _texts(a)) and len(a) == 1 for a in args):
+            try:
+                return {("s", getattr(text, name)(*(_texts(a)[0][0] for a in args)), True)}
+            except (TypeError, ValueError):
+                return {CONST}
+        return {("s", text, False)}
+
+    def literal_parts(self, arg: Any, scope: Scope) -> list | None:
+        """The values of each element of a list or tuple display, in order (None: not one)."""
+        if type(arg) in (ast.List, ast.Tuple) and not any(type(e) is ast.Starred for e in arg.elts):
+            return [self.ev(e, scope) for e in arg.elts]
+        return None
+
     def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
+        if self.is_dict(key):
+            got = self.dict_method(key, name, args, kwargs)
+            if got is not None:
+                return got
         if name in CONTAINER_MUTATORS:
             for values in args[-1:]:
                 self.add(self.containers, key, values)
@@ -786,6 +1010,82 @@ class Solver:
         if name in CONTAINER_METHODS_RETURNING_SELF:
             return {("k", key)}
         return {CONST}
+
+    def dict_method(self, key: Any, name: str, args: list, kwargs: dict) -> set | None:
+        """The methods of a dict that involve its keys (None: as any container)."""
+        containers = self.containers
+        if name == "keys":
+            return {("k", ("keys", key))}
+        if name == "values":
+            view = ("values", key)
+            self.add(containers, view, self.get(containers, key))
+            return {("k", view)}
+        if name == "items":
+            pair, view = ("pair", key), ("items", key)
+            self.positions[pair] = (("keys", key), key)
+            self.add(containers, pair, self.get(containers, ("keys", key)) | self.get(containers, key))
+            self.add(containers, view, {("k", pair)})
+            return {("k", view)}
+        if name == "update":
+            self.fill_dict(key, args, kwargs)
+            return {CONST}
+        if name == "setdefault" and args:
+            self.add(containers, ("keys", key), args[0])
+        return None
+
+
+def _texts(values: frozenset) -> list:
+    """The strings among values as (text, complete), sorted; a value that may be something else
+    counts as an unknown string."""
+    out = sorted({(v[1], v[2]) for v in values if v[0] == "s"})
+    if len(out) < len(values):
+        out.append(("\x00", False))
+    return out
+
+
+def joined(sep: str, parts: list) -> set:
+    """sep.join over parts (value sets, in order): every combination up to MAX_COMBINATIONS, else one
+    incomplete string with every known text of every part."""
+    choices = [_texts(p) or [("\x00", False)] for p in parts]
+    combos = 1
+    for c in choices:
+        combos *= len(c)
+    if combos > MAX_COMBINATIONS:
+        return {("s", "\x00" + sep.join(" ".join(t for t, _ in c) for c in choices)[:4000] + "\x00", False)}
+    out = set()
+    for combo in itertools.product(*choices):
+        text = sep.join(t for t, _ in combo)
+        out.add(("s", _collapse_unknown(text)[:4000], all(c for _, c in combo)))
+    return out
+
+
+def _percent(template: str, *args: str) -> str:
+    return template % args
+
+
+def formatted(template: str, complete: bool, parts: list, kwargs: dict, fmt: Any) -> set:
+    """template.format(...) / template % (...): substituted for every combination of the parts' known
+    strings (up to MAX_COMBINATIONS), an unknown part as "\x00"; past that, or where formatting
+    fails, one incomplete string with the template's and the parts' known texts."""
+    choices = [_texts(p) for p in parts]
+    kw_names = sorted(k for k in kwargs if k is not None)
+    kw_choices = [_texts(kwargs[k]) for k in kw_names]
+    combos = 1
+    for c in choices + kw_choices:
+        combos *= len(c)
+    if complete and combos <= MAX_COMBINATIONS:
+        out = set()
+        try:
+            for combo in itertools.product(*choices, *kw_choices):
+                pos, kws = combo[:len(choices)], combo[len(choices):]
+                text = (fmt(template, *(t for t, _ in pos), **{n: t for n, (t, _) in zip(kw_names, kws)})
+                        if fmt is str.format else fmt(template, *(t for t, _ in pos)))
+                out.add(("s", _collapse_unknown(text)[:4000], all(c for _, c in combo)))
+            return out
+        except (IndexError, KeyError, ValueError, TypeError, AttributeError):
+            pass
+    words = " ".join(t for c in choices + kw_choices for t, _ in c)
+    return {("s", _collapse_unknown(template.replace("\x00", "") + "\x00" + words + "\x00")[:4000], False)}
 
 
 def ordered(values: Any) -> Any:
@@ -1008,9 +1308,57 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
         for n in names:
             out.update(s.attr(obj, n))
     if len(names) < len(args[1]):
-        out.add(("d", f"`{_src(node)}` reads an attribute whose name is computed"))
+        if args[0] and all(_plain_library(o) for o in args[0]):
+            out.add(UNK)  # an attribute of numpy, a logger, a string ...: not a way to the control system
+        else:
+            out.add(("d", f"`{_src(node)}` reads an attribute whose name is computed"))
     if len(args) > 2:
         out.update(args[2])
+    return out
+
+
+def _plain_library(v: tuple) -> bool:
+    """Whether v is a value whose attributes, whatever their name, lead neither to the control system
+    nor to running code: a string or a number, or an object of a library that is neither."""
+    k = v[0]
+    if k == "p":
+        root = v[1].split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
+        return not model.cs_root(v[1]) and root not in model.DYNAMIC_GATEWAYS
+    return k == "s" or k == "const" or k == "po"
+
+
+def _sp_type(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # type(x): the class of x (type(pv).put(pv, 1) is PV.put)
+    if len(args) != 1:
+        return {UNK}
+    out: set = set()
+    for v in args[0]:
+        if v[0] == "p" and v[1].endswith("()"):
+            out.add(("p", v[1][:-2]))
+        elif v[0] == "i":
+            out.add(("c", v[1]))
+        else:
+            out.add(CONST)
+    return out
+
+
+def _sp_super(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # super() in a method of a subclass of a library class: an instance of that class (super().put(...)
+    # in a PV subclass)
+    sc = scope
+    while sc is not None and sc.kind != "function":
+        sc = sc.parent
+    if sc is None:
+        return {UNK}
+    cid = s.c.funcs[sc.owner].cid
+    if cid < 0:
+        return {UNK}
+    # Library bases only: a base class of the program's own is not followed through super() (its
+    # methods see `self` as they are; following it as another instance kept argparse from a fixpoint).
+    out: set = {("p", "builtins.super()")}
+    for entry in s.class_chain(cid)[1:]:
+        if entry[0] == "p":
+            out.add(("p", norm(entry[1] + "()")))
     return out
 
 
@@ -1057,6 +1405,32 @@ def _sp_container_of_elements(s: Solver, node: Any, scope: Scope, args: list, kw
 
 def _sp_element(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     return set(s.elements(args[0])) if args else {UNK}
+
+
+def _sp_dict(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # dict(mapping or pairs, **kw), OrderedDict(...), defaultdict(factory, ...)
+    made = s.container(node, EMPTY, EMPTY)
+    key = next(iter(made))[1]
+    skip = 1 if _src(node.func).endswith("defaultdict") else 0
+    s.fill_dict(key, [a for a in args[skip:] if type(a) is not Spread], kwargs)
+    if any(type(a) is Spread for a in args):
+        s.add(s.containers, ("keys", key), UNK_SET)
+        s.add(s.containers, key, UNK_SET)
+    return set(made)
+
+
+def _sp_zip(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # zip(a, b, ...): pairs (a_i, b_i), each name of `for x, y in zip(...)` bound to its own part.
+    if not args or any(type(a) is Spread for a in args):
+        return _sp_container_of_elements(s, node, scope, args, kwargs)
+    parts = [s.elements(a) for a in args]
+    return {("k", s.pair_of(node, parts))}
+
+
+def _sp_enumerate(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    if not args or type(args[0]) is Spread:
+        return _sp_container_of_elements(s, node, scope, args, kwargs)
+    return {("k", s.pair_of(node, [CONST_SET, s.elements(args[0])]))}
 
 
 def _sp_namespace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1136,19 +1510,38 @@ def _sp_expanduser(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict)
 
 
 def _sp_map(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-    if args:
-        elems = [s.elements(a) for a in args[1:]]
-        for f in ordered(args[0]):
-            s.apply(f, node, scope, elems, {})
-    return {UNK}
+    if not args:
+        return {UNK}
+    elems = [s.elements(a) for a in args[1:]]
+    results: set = set()
+    for f in ordered(args[0]):
+        results.update(s.apply(f, node, scope, elems, {}))
+    return set(s.container(node, results))
+
+
+def _sp_split(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # shlex.split(text): the words of text
+    if not args:
+        return {UNK}
+    out: set = set()
+    for v in ordered(args[0]):
+        out.update(s.string_method(node, scope, v, "split", [], {}))
+    return out
 
 
 def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-    # threading.Thread(target=f, args=(...)) and friends call f.
-    for key in ("target", "function", "fn", "callback", "func"):
-        for f in ordered(kwargs.get(key, EMPTY)):
-            s.apply(f, node, scope, [Spread(s.elements(kwargs.get("args", UNK_SET)))], {})
-    return {("p", "threading.Thread()")}
+    # threading.Thread(target=f, args=(...)), Timer(interval, f, args=...) and friends call f.
+    passed = s.elements(kwargs.get("args", UNK_SET))
+    if "kwargs" in kwargs:
+        passed = passed | s.members(kwargs["kwargs"])
+    passed = Spread(passed)
+    targets = [kwargs.get(key, EMPTY) for key in ("target", "function", "fn", "callback", "func")]
+    targets.extend(a for a in args if any(v[0] in ("f", "m", "c", "p") for v in a))
+    for values in targets:
+        for f in ordered(values):
+            if f[0] != "p" or model.cs_root(f[1]):
+                s.apply(f, node, scope, [passed], {})
+    return {("p", "threading.Timer()" if _src(node.func).endswith("Timer") else "threading.Thread()")}
 
 
 _EV = {
@@ -1162,24 +1555,25 @@ _EV = {
 }
 
 _SPECIAL = {
-    "builtins.getattr": _sp_getattr, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
+    "builtins.getattr": _sp_getattr, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
     "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
     "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
     "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
     "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
     "builtins.sorted": _sp_container_of_elements, "builtins.reversed": _sp_container_of_elements,
-    "builtins.dict": _sp_namespace, "builtins.zip": _sp_container_of_elements,
-    "builtins.enumerate": _sp_container_of_elements, "builtins.filter": _sp_container_of_elements,
+    "builtins.dict": _sp_dict, "builtins.zip": _sp_zip,
+    "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_container_of_elements,
     "builtins.iter": _sp_container_of_elements, "builtins.next": _sp_element, "builtins.map": _sp_map,
     "types.SimpleNamespace": _sp_namespace, "collections.namedtuple": _sp_namespace,
-    "collections.OrderedDict": _sp_namespace, "collections.defaultdict": _sp_namespace,
+    "collections.OrderedDict": _sp_dict, "collections.defaultdict": _sp_dict,
     "collections.deque": _sp_container_of_elements, "copy.copy": _sp_first, "copy.deepcopy": _sp_first,
     "typing.cast": lambda s, n, sc, a, k: set(a[1]) if len(a) > 1 else {UNK},
     "pathlib.Path": _sp_path, "pathlib.PurePath": _sp_path, "pathlib.PosixPath": _sp_path,
     "pathlib.Path.home": _sp_path_home, "pathlib.Path.cwd": _sp_path_home, "os.path.join": _sp_join,
     "os.path.expanduser": _sp_expanduser, "os.path.abspath": _sp_expanduser, "os.path.realpath": _sp_expanduser,
     "os.path.normpath": _sp_expanduser, "os.fspath": _sp_expanduser, "builtins.str": _sp_expanduser,
+    "shlex.split": _sp_split, "shutil.which": _sp_expanduser,
     "threading.Thread": _sp_call_target, "threading.Timer": _sp_call_target,
     "multiprocessing.Process": _sp_call_target,
 }
