@@ -84,6 +84,8 @@ def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: in
     checker = Checker(solver, options, sub)
     converged = solver.solve(checker)
     checker.check_stores_and_loads()
+    if depth > 0:
+        checker.defined_writes()
     solver.keep = None  # the checker's bound method: no Solver <-> Checker cycle left for the collector
     if not converged:
         checker.possible_write(None, "unresolved", "the analysis could not follow every name to a fixed point; "

@@ -93,7 +93,7 @@ class FuncInfo:
 
 
 class ClassInfo:
-    __slots__ = ("cid", "node", "scope", "bases", "name", "outer")
+    __slots__ = ("cid", "node", "scope", "bases", "name", "outer", "fields")
 
     def __init__(self, cid: int, node: Any, scope: Scope, outer: Scope) -> None:
         self.cid = cid
@@ -101,6 +101,8 @@ class ClassInfo:
         self.scope = scope
         self.outer = outer
         self.bases = list(node.bases)
+        # annotated class attributes, in order: a dataclass's (or NamedTuple's) __init__ parameters
+        self.fields = [st.target.id for st in node.body if type(st) is ast.AnnAssign and type(st.target) is ast.Name]
         self.name = node.name
 
 
@@ -418,19 +420,37 @@ class Collector:
             self.body(case.body)
 
     def pattern(self, p: Any, spec: Spec) -> None:
-        for node in ast.walk(p):
-            t = type(node)
-            if t is ast.MatchAs or t is ast.MatchStar:
-                if node.name:
-                    self.bind(node.name, ("elem", spec) if t is ast.MatchStar else spec, None)
-            elif t is ast.MatchMapping and node.rest:
-                self.bind(node.rest, spec, None)
-            elif t is ast.MatchValue:
-                self.expr(node.value)
-            elif t is ast.MatchClass:
-                self.expr(node.cls)
-            elif t is ast.Constant and self.out.strings is not None and type(node.value) in _STRING_TYPES:
-                self.out.strings.append(node)  # a mapping pattern's key (values go through expr)
+        """Binds the names a case pattern captures: the subject itself, its elements (a sequence
+        pattern), its values (a mapping pattern) or its attributes (a class pattern's keywords)."""
+        t = type(p)
+        if t is ast.MatchAs or t is ast.MatchStar:
+            if t is ast.MatchAs and p.pattern is not None:
+                self.pattern(p.pattern, spec)
+            if p.name:
+                self.bind(p.name, spec, None)
+        elif t is ast.MatchOr:
+            for alt in p.patterns:
+                self.pattern(alt, spec)
+        elif t is ast.MatchSequence:
+            for sub in p.patterns:
+                self.pattern(sub, spec if type(sub) is ast.MatchStar else ("elem", spec))
+        elif t is ast.MatchMapping:
+            for key in p.keys:
+                self.expr(key)
+                if type(key) is ast.Constant and self.out.strings is not None and type(key.value) in _STRING_TYPES:
+                    self.out.strings.append(key)  # a mapping pattern's key (values go through expr)
+            for sub in p.patterns:
+                self.pattern(sub, ("members", spec))
+            if p.rest:
+                self.bind(p.rest, spec, None)
+        elif t is ast.MatchClass:
+            self.expr(p.cls)
+            for sub in p.patterns:
+                self.pattern(sub, ("members", spec))
+            for attr, sub in zip(p.kwd_attrs, p.kwd_patterns):
+                self.pattern(sub, ("attr_of", spec, attr))
+        elif t is ast.MatchValue:
+            self.expr(p.value)
 
     # ---- expressions -------------------------------------------------------------------------
     def expr(self, node: Any) -> None:

@@ -42,7 +42,9 @@ ALIASES["caproto.Context().get_pvs()[]"] = "caproto.PV()"
 # Calls that write. Paths, after normalisation.
 WRITE_CALLS = frozenset({
     "epics.caput", "epics.caput_many", "epics.ca.put", "epics.ca.sg_put", "epics.ca.put_many",
-    "epics.PV().put", "epics.autosave.restore_pvs",
+    "epics.PV().put", "epics.autosave.restore_pvs", "epics.ca.libca.ca_array_put", "epics.ca.libca.ca_array_put_callback",
+    "epics.ca.libca.ca_put", "epics.ca.libca.ca_put_callback", "epics.ca.libca.ca_sg_array_put",
+    "pvaccess.RpcClient().invoke",
     "epics.Motor().move", "epics.Motor().put", "epics.Motor().set_position", "epics.Motor().tweak",
     "epics.Motor().stop", "epics.Motor().restore_state", "epics.Motor().set_field", "epics.Motor().put_field",
     "epics.Device().put", "epics.Device().restore_state",
@@ -79,7 +81,7 @@ WRITE_ATTRIBUTES: dict[str, frozenset[str]] = {
 WRITE_PREFIXES = ("bluesky.plans.", "bluesky.plan_stubs.mv", "bluesky.plan_stubs.mvr", "bluesky.plan_stubs.abs_set",
                   "bluesky.plan_stubs.rel_set", "bluesky.plan_stubs.move_per_step")
 # pvaccess.Channel().putInt(...) and friends.
-WRITE_METHOD_PREFIX = {"pvaccess.Channel()": "put"}
+WRITE_METHOD_PREFIX = {"pvaccess.Channel()": "put", "pvaccess.MultiChannel()": "put"}
 
 # Names a kernel may provide without an import (Osprey's kernels pre-import these).
 KERNEL_NAMES: dict[str, str] = {
@@ -141,6 +143,15 @@ DYNAMIC_IMPORT = {"builtins.__import__": "__import__()", "importlib.import_modul
                   "importlib.__import__": "importlib.__import__()", "importlib.reload": "importlib.reload()",
                   "importlib.util.spec_from_file_location": "importlib.util.spec_from_file_location()"}
 NATIVE_ROOTS = frozenset({"ctypes", "cffi", "_ctypes"})
+# Library functions whose arguments are never called back nor handed back (Solver.library_call skips them).
+PLAIN_CALL_ROOTS = frozenset({"numpy", "math", "cmath", "statistics", "time", "datetime", "logging", "json", "re",
+                              "matplotlib", "scipy", "string", "textwrap", "decimal", "fractions", "hashlib", "base64",
+                              "struct", "os"})
+PLAIN_BUILTINS = frozenset({"builtins." + n for n in (
+    "print", "len", "range", "float", "int", "str", "repr", "round", "abs", "isinstance", "issubclass", "hasattr",
+    "bool", "format", "id", "hash", "type", "sum", "any", "all", "callable", "chr", "ord", "hex", "oct", "bin",
+    "divmod", "pow", "ascii", "open", "input", "setattr", "delattr", "property", "super", "object", "bytes",
+    "bytearray", "complex", "memoryview", "slice", "staticmethod", "classmethod")})
 # Libraries whose attributes, reached by a computed name, can run code or reach any module (so the
 # control system): getattr(os, name)(...) is dynamic access; getattr(numpy, name)(...) is not.
 DYNAMIC_GATEWAYS = frozenset({
@@ -188,6 +199,7 @@ HARMLESS_CONSUMERS = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=20_000)
 def cs_root(path: str) -> bool:
     """Whether a path starts in a control-system library."""
     end = len(path)

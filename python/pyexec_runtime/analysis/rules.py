@@ -310,6 +310,10 @@ class Checker:
         if not kind:
             return
         shown = model.display(path)
+        if "namespace" in kind:
+            self.possible_write(node, shown, f"possible EPICS write: `{callee}(...)` calls something taken from "
+                                f"the namespace of {path.split('.', 1)[0]} ({shown}), which the analysis does not "
+                                "follow", "epics-dynamic", HIGH)
         if "write" in kind:
             self.write(node, shown, f"EPICS write: calls {shown}{_alias(callee, shown)}")
         elif "read" in kind:
@@ -325,6 +329,8 @@ class Checker:
 
     def classify_path(self, path: str) -> frozenset:
         kinds = set()
+        if ".__dict__" in path and model.cs_root(path):
+            kinds.add("namespace")
         if self.is_write_path(path):
             kinds.add("write")
         elif self.is_read_path(path):
@@ -419,6 +425,10 @@ class Checker:
         for values in [*args, *kwargs.values()]:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
+            for v in values:
+                if v[0] == "p" and "(" not in v[1] and "read" in self.path_kind(v[1]):
+                    shown = model.display(v[1])
+                    self.read(node, shown, f"EPICS read: passes {shown} to `{callee}(...)`, which calls it")
             for v in ordered(values):
                 if _widened_cs(v) and v[1] in model.WRITE_METHODS:
                     self.possible_write(node, f"{v[2]}.{v[1] or '?'}", f"possible EPICS write: passes something "
@@ -499,6 +509,15 @@ class Checker:
         for name in self.write_values(values):
             self.write(target, name, f"EPICS write: `{_src(target)} = ...` stores {name} where the analysis does not "
                        "follow it (a namespace, a module or an object it does not track), to be called from there")
+
+    def defined_writes(self) -> None:
+        """In code run by exec(): a name it binds to a write function is the caller's from then on
+        (exec("w = caput"); w(...))."""
+        module = self.s.c.module
+        for name in sorted(module.locals):
+            for write in self.write_values(frozenset(module.bind.get(name, EMPTY))):
+                self.write(None, write, f"EPICS write: the code binds `{name}` to {write} in the namespace of the "
+                           "program that runs it")
 
     def check_stores_and_loads(self) -> None:
         s = self.s
@@ -662,6 +681,10 @@ class Checker:
             elif where == "unknown" and not quiet_unknown:
                 self.add("file-write", LOW, node, f"`{callee}(...)` writes a file whose path the analysis cannot "
                          "resolve (it may be outside the execution folder)")
+            if writing and text and text.rstrip("\x00").endswith((".py", ".pth", ".pyc", ".pyw")):
+                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` writes the Python file "
+                                    f"{shown!r}, which an import or a later run executes unseen", "epics-dynamic",
+                                    HIGH)
 
     def open_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
         mode_values = args[1] if len(args) > 1 else kwargs.get("mode" if path != "os.open" else "flags", EMPTY)

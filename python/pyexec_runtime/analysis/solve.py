@@ -152,6 +152,7 @@ class Solver:
         # literals, zip, enumerate, dict.items() pairs): what `a, b = t` and `for a, b in ...` bind.
         # Set where the container is made, never changed after.
         self.positions: dict[Any, tuple] = {}
+        self.eval_trees: dict[str, Any] = {}  # eval("...") text -> its expression node (eval_tree)
         self.attr_table: Table = Table()
         self.near_cs = False
         self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
@@ -338,6 +339,13 @@ class Solver:
                 if 0 <= i < len(elts) and not any(type(e) is ast.Starred for e in elts):
                     return self.ev(elts[i], scope)
             return self.item(self.spec(inner, scope), i)
+        if kind == "members":
+            return self.members(self.spec(spec[1], scope))
+        if kind == "attr_of":
+            out: set = set()
+            for v in ordered(self.spec(spec[1], scope)):
+                out.update(self.attr(v, spec[2]))
+            return frozenset(out) if out else UNK_SET
         if kind == "enter":
             return self.entered(self.spec(spec[1], scope))
         if kind == "in":
@@ -630,6 +638,20 @@ class Solver:
                         out.update(self.call_function(m[1], m[2], [], {}))
         return frozenset(out)
 
+    def eval_tree(self, text: str) -> Any:
+        """The expression node of eval(text), parsed once (the same node every round, for the memo);
+        None when it is not a short expression."""
+        got = self.eval_trees.get(text, False)
+        if got is False:
+            got = None
+            if len(text) < 1000:
+                try:
+                    got = ast.parse(text, mode="eval").body
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    got = None
+            self.eval_trees[text] = got
+        return got
+
     def is_dict(self, key: Any) -> bool:
         return ("keys", key) in self.containers
 
@@ -815,7 +837,8 @@ class Solver:
             if path.endswith((".__getattribute__", ".__getattr__")) and args:  # x.__getattribute__("caput")
                 return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
             result = {("p", norm(path + "()"))}
-            if (args or kwargs) and not model.cs_root(path):
+            if (args or kwargs) and self.near_cs and not model.cs_root(path) and path not in model.PLAIN_BUILTINS \
+                    and path.split(".", 1)[0].split("(", 1)[0] not in model.PLAIN_CALL_ROOTS:
                 self.library_call(node, scope, args, kwargs, result)
             return result
         if k == "f":
@@ -824,9 +847,17 @@ class Solver:
             return self.call_function(f[1], f[2], args, kwargs)
         if k == "c":
             inst = ("i", f[1])
-            for m in ordered(self.class_attr(f[1], "__init__")):
-                if m[0] == "f":
-                    self.call_function(m[1], inst, args, kwargs)
+            inits = [m for m in ordered(self.class_attr(f[1], "__init__")) if m[0] == "f"]
+            for m in inits:
+                self.call_function(m[1], inst, args, kwargs)
+            fields = self.c.classes[f[1]].fields
+            if not inits and fields:  # a dataclass: its fields hold the arguments
+                for i, values in enumerate(args):
+                    for name in fields[i:] if type(values) is Spread else fields[i:i + 1]:
+                        self.add(self.attr_table, name, values)
+                for name, values in kwargs.items():
+                    if name in fields:
+                        self.add(self.attr_table, name, values)
             return {inst}
         if k == "ka":
             return self.container_method(f[1], f[2], args, kwargs)
@@ -856,8 +887,6 @@ class Solver:
         Other values are not followed there: they cannot write, and following every value of every
         callback would flood ordinary code; nor is any in a program that does not use the control
         system."""
-        if not self.near_cs:
-            return
         funcs = []
         containers = []
         relevant: set = set()
@@ -1143,6 +1172,10 @@ def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
     else:
         return new
     kinds = {v[0] for v in new}
+    # Many new strings at once (a dict display's keys) are no growth chain, and merge_many folds them
+    # into one value right after: comparing each with each would cost their number squared.
+    if "s" in kinds and sum(1 for v in new if v[0] == "s") > MAX_STRINGS:
+        kinds.discard("s")
     pools: dict[str, set] = {}
     for v in (*cur, *new):
         k = v[0]
@@ -1156,7 +1189,7 @@ def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
             if _past_limits(text) or (len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH
                                       and not keep(text)):
                 v = widened_path(text)
-        elif k == "s" and len(pools["s"]) > 1:
+        elif k == "s" and "s" in pools and len(pools["s"]) > 1:
             # Strings grow at either end (s = s + "/", s = "(" + s + ")"): count what v contains.
             text = v[1]
             inner = _contained(text, pools["s"])
@@ -1442,6 +1475,39 @@ def _sp_namespace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) 
     return set(s.container(node, members))
 
 
+def _sp_eval(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # eval("epics.caput"): the value of the expression (its calls are checked as code by the checker)
+    if not args:
+        return {UNK}
+    out: set = set()
+    for v in ordered(args[0]):
+        tree = s.eval_tree(v[1]) if v[0] == "s" and v[2] else None
+        out.update(s.ev(tree, scope) if tree is not None else {UNK})
+    return out
+
+
+def _sp_getitem(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # operator.getitem(vars(epics), "caput"): as a subscript
+    if len(args) < 2:
+        return {UNK}
+    keys = _const_str(args[1])
+    out: set = set()
+    for v in args[0]:
+        if v[0] == "k":
+            out.update(s.get(s.containers, v[1]) or UNK_SET)
+        elif v[0] == "p" and v[1].endswith(".__dict__"):
+            base = v[1][: -len(".__dict__")]
+            out.update(("p", norm(f"{base}.{k}")) for k in keys)
+            if len(keys) < len(args[1]):
+                out.add(("d", f"`{_src(node)}` looks a name up with a computed key"))
+        elif v[0] == "g":
+            for k in keys:
+                out.update(s._module_name(k))
+        else:
+            out.add(unknown_from(v))
+    return out or {UNK}
+
+
 def _sp_vars(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if not args:
         return {("g",)}
@@ -1555,7 +1621,7 @@ _EV = {
 }
 
 _SPECIAL = {
-    "builtins.getattr": _sp_getattr, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
+    "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
     "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
     "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,

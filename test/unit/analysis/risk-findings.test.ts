@@ -107,3 +107,68 @@ describe('risky operations', () => {
     assert.ok(!present.findings.some((f) => f.rule.startsWith('results')));
   });
 });
+
+describe('commands whose programs the analysis cannot see', () => {
+  const cases: Array<{ name: string; code: string; hidden: RegExp | null }> = [
+    {
+      name: 'a known tool with known arguments',
+      code: 'import subprocess\nsubprocess.run(["ls", "-l"])\n',
+      hidden: null,
+    },
+    {
+      name: 'a shell given its whole command with -c',
+      code: 'import subprocess\nsubprocess.run(["bash", "-c", "ls -l"])\n',
+      hidden: null,
+    },
+    {
+      name: 'a shell running a script file',
+      code: 'import subprocess\nsubprocess.run(["bash", "ramp.sh"])\n',
+      hidden: /runs bash, whose commands/,
+    },
+    { name: 'a pipe into a shell', code: 'import os\nos.system("cat cmds.txt | sh")\n', hidden: /pipes into sh/ },
+    {
+      name: 'a tool named by a value the analysis cannot resolve',
+      code: 'import subprocess, sys\nsubprocess.run([sys.argv[1], "SR:X", "1"])\n',
+      hidden: /cannot resolve/,
+    },
+    {
+      name: 'os.spawnlp names its program in the second argument',
+      code: 'import os\nos.spawnlp(os.P_WAIT, "ls", "ls", "-l")\n',
+      hidden: null,
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: ${c.hidden ? 'a possible write' : 'no write'}`, async () => {
+      const report = await analyzer.analyze(c.code);
+      assert.ok(report.findings.some((f) => f.rule === 'process-spawn'));
+      const write = report.findings.find((f) => f.rule === 'epics-possible-write');
+      if (c.hidden) {
+        assert.equal(report.hasWrites, true);
+        assert.match(write?.message ?? '', c.hidden);
+      } else {
+        assert.equal(report.hasWrites, false, JSON.stringify(report.findings));
+      }
+    });
+  }
+});
+
+describe('dynamic access by a computed name', () => {
+  it("is no way to EPICS on numpy, a logger or a string; it is on os and on the program's own objects", async () => {
+    const head = 'import epics, json, os, numpy as np, logging\ncfg = json.load(open("c.json"))\n';
+    const plain = await analyzer.analyze(
+      `${head}getattr(np, cfg["f"])([1.0])\ngetattr(logging.getLogger("x"), cfg["level"])("m")\n`,
+    );
+    assert.equal(plain.hasWrites, false, JSON.stringify(plain.findings));
+    const gateway = await analyzer.analyze(`${head}getattr(os, cfg["f"])("x")\n`);
+    assert.equal(gateway.hasWrites, true);
+    const own = await analyzer.analyze(`${head}class Ramp:\n    pass\nr = Ramp()\ngetattr(r, cfg["action"])()\n`);
+    assert.equal(own.hasWrites, true);
+    assert.ok(own.findings.some((f) => f.rule === 'epics-dynamic' && /dynamic access/.test(f.message)));
+  });
+
+  it('runs unseen code: exec of a computed string is a possible write even without an EPICS import', async () => {
+    const report = await analyzer.analyze('import sys\nexec(sys.stdin.read())\n');
+    assert.equal(report.hasWrites, true);
+    assert.ok(report.findings.some((f) => f.rule === 'epics-dynamic' && /cannot see/.test(f.message)));
+  });
+});
