@@ -61,6 +61,7 @@ WRITE_CALLS = frozenset({
 # Method names that write when called on any instance of a control-system library.
 WRITE_METHODS = frozenset({
     "put", "put_many", "move", "mv", "mvr", "set", "set_position", "tweak", "post", "rpc", "write", "write_attribute",
+    "stop",
     "write_attribute_asynch", "write_attributes", "command_inout", "command_inout_asynch", "restore_state",
     "set_field", "put_field", "write_channel", "write_channels", "caput", "caput_many",
 })
@@ -73,6 +74,13 @@ UNRESOLVED_WRITE_METHODS = frozenset({"put", "put_many", "move", "rpc", "write_a
 # Motor and Device, tango DeviceProxy put on attribute assignment).
 WRITE_ATTRIBUTES: dict[str, frozenset[str]] = {
     "epics.PV()": frozenset({"value", "char_value"}),
+    "epics.get_pv()": frozenset({"value", "char_value"}),
+    "epics.Motor().PV()": frozenset({"value", "char_value"}),
+    "epics.Motor().get_pv()": frozenset({"value", "char_value"}),
+    "epics.Device().PV()": frozenset({"value", "char_value"}),
+    "epics.Device().get_pv()": frozenset({"value", "char_value"}),
+    "ophyd.EpicsSignal()": frozenset({"value"}),
+    "ophyd.Signal()": frozenset({"value"}),
     "epics.Motor()": frozenset({"*"}),
     "epics.Device()": frozenset({"*"}),
     "tango.DeviceProxy()": frozenset({"*"}),
@@ -94,16 +102,19 @@ KERNEL_NAMES: dict[str, str] = {
 
 # Command-line tools.
 CLI_WRITE_TOOLS = frozenset({"caput", "pvput", "caput_many", "tango_admin", "caproto-put", "pvcall", "pvxput",
-                             "pvxcall"})
+                             "pvxcall", "burtwb", "dbpf", "caputq"})
 CLI_READ_TOOLS = frozenset({"caget", "pvget", "camonitor", "pvmonitor", "cainfo", "pvinfo", "caget_many", "caproto-get",
                             "caproto-monitor", "pvxget", "pvxmonitor", "pvxinfo"})
 CLI_WORD = re.compile(r"[^\s;|&`$()<>'\"=]+")
 # Programs that run commands or code given to them (a script file, standard input, a pipe): what
 # they run is not in the program's text.
-CLI_INTERPRETERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "python",
-                              "python3", "python2", "pypy", "pypy3", "perl", "ruby", "node", "env", "xargs", "ssh",
-                              "eval", "exec", "source", "nohup", "timeout", "sudo", "su", "watch", "parallel"})
-CLI_PIPE_TO_INTERPRETER = re.compile(r"\|\s*(?:\S*/)?(" + "|".join(sorted(CLI_INTERPRETERS)) + r")\b")
+CLI_INTERPRETERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "eval", "exec",
+                              "source", ".", "su", "parallel", "jupyter", "make", "conda", "uv", "poetry", "pipx",
+                              "npx", "tmux", "screen", "expect", "awk", "gawk", "mawk"})
+CLI_INTERPRETER_NAME = re.compile(r"^(python|pypy|ipython|perl|ruby|node|lua|php|tclsh|wish|julia|Rscript)[\d.]*$")
+# Programs that run the command named after their own options (timeout 5 caget ...).
+CLI_WRAPPERS = frozenset({"timeout", "nice", "nohup", "env", "xargs", "sudo", "time", "stdbuf", "ionice", "taskset",
+                          "chrt", "ssh", "watch", "unbuffer", "setsid", "flock"})
 
 PROCESS_CALLS = re.compile(
     r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"
@@ -138,11 +149,28 @@ DATA_CODE = {"runpy.run_path": "runs the Python file", "runpy.run_module": "runs
              "yaml.unsafe_load_all": "loads YAML that can call any function",
              "yaml.load": "loads YAML with a loader that may call functions",
              "yaml.load_all": "loads YAML with a loader that may call functions",
-             "jsonpickle.decode": "decodes objects that can call any function"}
+             "jsonpickle.decode": "decodes objects that can call any function",
+             "joblib.load": "unpickles a file, which can call any function",
+             "torch.load": "unpickles a file, which can call any function",
+             "_pickle.load": "unpickles a file, which can call any function",
+             "_pickle.Unpickler": "unpickles data, which can call any function",
+             "pydoc.locate": "imports and returns the object a string names",
+             "pkgutil.resolve_name": "imports and returns the object a string names"}
 DYNAMIC_IMPORT = {"builtins.__import__": "__import__()", "importlib.import_module": "importlib.import_module()",
                   "importlib.__import__": "importlib.__import__()", "importlib.reload": "importlib.reload()",
                   "importlib.util.spec_from_file_location": "importlib.util.spec_from_file_location()"}
 NATIVE_ROOTS = frozenset({"ctypes", "cffi", "_ctypes"})
+# Library calls that call a function over the elements of what follows it (Solver.library_call).
+MAPPING_CALLS = frozenset({"map", "imap", "imap_unordered", "map_async", "starmap", "starmap_async", "apply",
+                           "applymap", "transform", "agg", "aggregate", "pipe", "vectorize"})
+# Library calls that return (some of) their arguments or the elements of their arguments.
+PASSTHROUGH_CALLS = frozenset({
+    "random.choice", "random.choices", "random.sample", "builtins.max", "builtins.min", "functools.reduce",
+    "heapq.nsmallest", "heapq.nlargest", "heapq.heappop", "heapq.heappushpop", "heapq.heapreplace", "heapq.merge",
+    "contextlib.nullcontext", "weakref.proxy", "weakref.ref", "copy.copy", "copy.deepcopy", "builtins.next",
+    "collections.ChainMap", "operator.getitem", "operator.itemgetter()", "functools.lru_cache()",
+    "functools.lru_cache", "functools.cache", "functools.wraps()",
+})
 # Library functions whose arguments are never called back nor handed back (Solver.library_call skips them).
 PLAIN_CALL_ROOTS = frozenset({"numpy", "math", "cmath", "statistics", "time", "datetime", "logging", "json", "re",
                               "matplotlib", "scipy", "string", "textwrap", "decimal", "fractions", "hashlib", "base64",
@@ -197,6 +225,30 @@ HARMLESS_CONSUMERS = frozenset({
     "builtins.callable", "builtins.help", "builtins.dir", "builtins.hash", "builtins.format", "builtins.hasattr",
     "builtins.getattr", "builtins.vars", "inspect.signature", "inspect.getsource", "inspect.getdoc",
 })
+
+
+# Calls on a control-system object that return data read through it, not another connection object:
+# whatever is derived from their result (`caget(...).reshape(2, 2).T`, `pv.get().put(...)`, which is
+# numpy's put) is data, neither a read nor a write. Exact names only: any other call on a connection
+# object is taken to return one (`dev.get_instantiated_signals()`, `motor.get_pv("VAL")`), so a write
+# through what it returns is found.
+DATA_CALLS = frozenset({
+    "caget", "caget_many", "cainfo", "camonitor", "get", "get_many", "get_all", "read", "info", "monitor",
+    "get_with_metadata", "get_ctrlvars", "get_timevars", "get_position", "get_field", "read_channel",
+    "read_channels", "read_attribute", "read_attributes", "read_attribute_reply", "read_attributes_reply",
+    "read_configuration", "describe", "describe_configuration", "get_attribute_list", "get_command_list",
+    "get_property", "read_pipe",
+})
+
+
+@functools.lru_cache(maxsize=20_000)
+def through_data_call(path: str) -> bool:
+    """Whether a call in DATA_CALLS is along path: what follows it is data, not a connection object."""
+    for segment in path.split("."):
+        i = segment.find("(")
+        if i > 0 and segment[:i] in DATA_CALLS:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=20_000)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -9,18 +10,6 @@ from . import model
 from .solve import EMPTY, MERGED, Solver, _src, ordered
 
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
-# Calls on a control-system object that return data read through it, not another connection object:
-# whatever is derived from their result (`caget(...).reshape(2, 2).T`, `pv.get().put(...)`, which is
-# numpy's put) is data, neither a read nor a write. Exact names only: any other call on a connection
-# object is taken to return one (`dev.get_instantiated_signals()`, `motor.get_pv("VAL")`), so a write
-# through what it returns is found.
-DATA_CALLS = frozenset({
-    "caget", "caget_many", "cainfo", "camonitor", "get", "get_many", "get_all", "read", "info", "monitor",
-    "get_with_metadata", "get_ctrlvars", "get_timevars", "get_position", "get_field", "read_channel",
-    "read_channels", "read_attribute", "read_attributes", "read_attribute_reply", "read_attributes_reply",
-    "read_configuration", "describe", "describe_configuration", "get_attribute_list", "get_command_list",
-    "get_property", "read_pipe",
-})
 FILE_READ_METHODS = frozenset({"read_text", "read_bytes"})
 
 
@@ -29,7 +18,8 @@ _RISK_ROOTS = frozenset({
     "pexpect", "builtins", "runpy", "code", "importlib", "socket", "requests", "httpx", "aiohttp", "urllib", "urllib3",
     "http", "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "xmlrpc", "io", "codecs", "gzip",
     "bz2", "lzma", "shutil", "numpy", "pickle", "json", "pprint", "cProfile", "profile", "timeit", "pdb", "trace",
-    "marshal", "dill", "cloudpickle", "shelve", "yaml", "jsonpickle", "operator", "pandas", "_pickle",
+    "marshal", "dill", "cloudpickle", "shelve", "yaml", "jsonpickle", "operator", "pandas", "_pickle", "joblib",
+    "torch", "pydoc", "pkgutil",
 })
 
 
@@ -45,7 +35,7 @@ def _risky(path: str, root: str) -> bool:
     on the path first): calls of anything else skip it."""
     return bool(
         root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
-        or path in model.DATA_CODE or path.endswith((".__setattr__", ".__dict__"))
+        or path in model.DATA_CODE or path.endswith((".__setattr__", ".__dict__")) or path == "numpy.load"
         or path in ("operator.methodcaller", "operator.attrgetter")
         or path in model.DYNAMIC_IMPORT or path in _ATTRIBUTE_CALLS or model.NETWORK.match(path)
         or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
@@ -85,19 +75,104 @@ def _handle_class(base: str) -> bool:
 def _safe_yaml_loader(kwargs: dict, args: list) -> bool:
     """yaml.load(..., Loader=yaml.SafeLoader / BaseLoader): builds no Python objects."""
     loaders = kwargs.get("Loader", args[1] if len(args) > 1 else EMPTY)
-    return bool(loaders) and all(v[0] == "p" and v[1].rsplit(".", 1)[-1] in ("SafeLoader", "CSafeLoader", "BaseLoader",
-                                                                         "CBaseLoader") for v in loaders)
+    safe = ("SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader", "FullLoader", "CFullLoader")
+    return bool(loaders) and all(v[0] == "p" and v[1].rsplit(".", 1)[-1] in safe for v in loaders)
 
 
-def _first_word(text: str) -> str:
-    """The command name at the start of a command text ("" when its start is not known)."""
-    text = text.lstrip()
-    if not text or text.startswith("\x00"):
-        return ""
-    word = model.CLI_WORD.match(text.replace('"', "").replace("'", ""))
-    if word is None or "\x00" in word.group(0):
-        return ""
-    return word.group(0).rsplit("/", 1)[-1]
+_UNKNOWN_WORD = frozenset({""})
+_SCRIPT_SUFFIXES = (".sh", ".bash", ".py", ".pl", ".rb", ".tcl", ".ipynb", ".csh", ".zsh", ".js")
+
+
+_SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
+
+
+def _program_word(word: str) -> str:
+    """A command word as the analysis compares it: a system program by its name (/usr/bin/ls is ls);
+    any other path as it is (a script of the facility's)."""
+    return word.rsplit("/", 1)[-1] if word.startswith(_SYSTEM_DIRS) else word
+
+
+def _word_texts(values: frozenset) -> set[str]:
+    """The texts one word of a command (one element of a list display) may be; "" where not known."""
+    out = set()
+    for v in values:
+        if v[0] == "s" and v[2]:
+            out.add(_program_word(v[1]))
+        elif v[0] == "p" and v[1] == "sys.executable":
+            out.add("python")
+        else:
+            out.add("")
+    return out or {""}
+
+
+def _command_segments(text: str) -> list[list[frozenset]]:
+    """The command lines in a command string: cut at ; & | newlines $( and backquotes; shell quotes
+    and backslashes dropped (c""aput is caput); a word with an unknown part is unknown."""
+    out = []
+    if "$(" in text or "`" in text:  # command substitution: the shell builds the command
+        out.append([_UNKNOWN_WORD])
+    for segment in re.split(r"[;&|\n]+|\$\(|`", text.replace('"', "").replace("'", "").replace("\\", "")):
+        words = []
+        for word in segment.split():
+            if "\x00" in word or any(c in word for c in "*?[]{}$"):  # unknown, or expanded by the shell
+                words.append(_UNKNOWN_WORD)
+            else:
+                words.append(frozenset({_program_word(word)}))
+        if words:
+            out.append(words)
+    if "\x00" in text and not out:
+        out.append([_UNKNOWN_WORD])
+    return out
+
+
+def _is_interpreter(word: str) -> bool:
+    return word in model.CLI_INTERPRETERS or bool(model.CLI_INTERPRETER_NAME.match(word))
+
+
+def _hidden(words: list[frozenset], depth: int) -> str | None:
+    """Why a command line (words: the sets of texts each word may be) may run commands its text does
+    not show: its program not known, a script, or a shell or interpreter not given its whole program
+    with -c; wrappers (timeout, nice, env, xargs, ssh host ...) are looked through."""
+    i = 0
+    while i < len(words) and depth < 4:
+        program = words[i]
+        if "" in program:
+            return "runs a command the analysis cannot resolve"
+        script = next((w for w in sorted(program) if w.startswith(("./", "/", "~", "../")) or
+                       w.endswith(_SCRIPT_SUFFIXES)), None)
+        if script is not None:
+            return f"runs the script {script}, which the analysis cannot see"
+        if program <= model.CLI_WRAPPERS:  # the program is the first word after its options (and ssh's host)
+            i += 1
+            needs_host = "ssh" in program
+            while i < len(words) and "" not in words[i]:
+                if any(w.startswith("-") or "=" in w or w.replace(".", "").isdigit() for w in words[i]):
+                    i += 1
+                elif needs_host:
+                    needs_host = False
+                    i += 1
+                else:
+                    break
+            continue
+        rest = words[i + 1:]
+        runner = next((w for word in rest for w in sorted(word) if w in ("-exec", "-execdir", "-ok", "-okdir")), None)
+        if runner is not None:
+            return f"runs commands through `{runner}`, which the analysis cannot see"
+        interpreter = next((w for w in sorted(program) if _is_interpreter(w)), None)
+        if interpreter is None:
+            return None
+        for j, word in enumerate(rest):
+            if word == frozenset({"-c"}) and j + 1 < len(rest) and "" not in rest[j + 1]:
+                if interpreter.startswith(("python", "pypy", "ipython")):
+                    return None  # its code is analysed as Python (command_line)
+                for text in sorted(rest[j + 1]):
+                    for line in _command_segments(text):
+                        why = _hidden(line, depth + 1)
+                        if why:
+                            return why
+                return None
+        return f"runs {interpreter}, whose commands (a script, standard input, a module) the analysis cannot see"
+    return None
 
 
 def _has_callable(values: frozenset) -> bool:
@@ -205,13 +280,7 @@ class Checker:
     def is_handle(base: str) -> bool:
         """An instance path that is a connection object (PV, Context, Motor ...), not data read through
         one: no call along the path returned data (DATA_CALLS)."""
-        if not base.endswith(("()", "[]")):
-            return False
-        for segment in base.split("."):
-            i = segment.find("(")
-            if i > 0 and segment[:i] in DATA_CALLS:
-                return False
-        return True
+        return base.endswith(("()", "[]")) and not model.through_data_call(base)
 
     def is_write_path(self, path: str) -> bool:
         if path in model.WRITE_CALLS or path.startswith(model.WRITE_PREFIXES):
@@ -222,6 +291,8 @@ class Checker:
         if not model.cs_root(path):
             return False
         if name in model.WRITE_METHODS and (self.is_handle(base) or _component(base) or _handle_class(base)):
+            return True
+        if base == "tango.DeviceProxy()" and name[:1].isupper():  # dp.On(): a Tango command
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -352,11 +423,12 @@ class Checker:
         if code_kind is not None:
             self.dynamic_code(node, callee, code_kind, args)
         data_code = model.DATA_CODE.get(path)
-        if data_code is not None:
+        if path == "numpy.load" and "allow_pickle" in kwargs:
+            data_code = "may load a pickle (allow_pickle), which can call any function"
+        if data_code is not None and not (path in ("yaml.load", "yaml.load_all") and _safe_yaml_loader(kwargs, args)):
             self.add("dynamic-code", HIGH, node, f"runs code the program does not show: `{callee}(...)` {data_code}")
-            if path not in ("yaml.load", "yaml.load_all") or not _safe_yaml_loader(kwargs, args):
-                self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {data_code}; what it "
-                                    "runs can reach the control system", "epics-dynamic", HIGH)
+            self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {data_code}; what it "
+                                "runs can reach the control system", "epics-dynamic", HIGH)
         if path.endswith(".__setattr__") and args:
             base = path[: -len(".__setattr__")]
             self.dynamic_attribute(node, callee, frozenset({("p", base)}), args[0], "sets")
@@ -393,11 +465,12 @@ class Checker:
         if path in model.FILE_OPEN:
             self.open_call(node, callee, path, args, kwargs)
         elif model.FILE_MUTATORS.match(path):
-            targets = args[1:] if path.startswith(("shutil.copy", "shutil.move")) and len(args) > 1 else args[:1]
+            copies = path.startswith(("shutil.copy", "shutil.move"))
+            targets = args[1:] if copies and len(args) > 1 else args[:1]
             if path in ("pickle.dump", "json.dump"):
                 targets = []
             for t in targets:
-                self.file_target(node, callee, t, True)
+                self.file_target(node, callee, t, True, code=not copies)
         elif path.rsplit(".", 1)[-1] in model.SAVE_METHODS and args:
             self.file_target(node, callee, args[0], True, quiet_unknown=True)
         self.secrets_call(node, callee, path, args, kwargs)
@@ -443,6 +516,7 @@ class Checker:
         self.add("dynamic-code", HIGH, node, f"runs dynamic code: `{callee}(...)` ({kind})")
         values = args[0] if args else EMPTY
         strings = sorted(v[1] for v in values if v[0] == "s" and v[2])
+        seen = len(strings) + sum(1 for v in values if v[0] in ("f", "m"))  # timeit(lambda: ...): program code
         for text in strings:
             inner = self.sub(text, "eval" if kind == "eval()" else "exec", self.s)
             if inner is None:
@@ -452,7 +526,7 @@ class Checker:
             self.writes.update(inner["writes"])
             self.reads.update(inner["reads"])
             self.possible_writes = self.possible_writes or inner["possible_writes"]
-        if len(strings) < len(values) or not values:
+        if seen < len(values) or not values:
             # Code the analysis cannot see can import the control system itself: near it or not.
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` runs code the analysis "
                                 "cannot see", "epics-dynamic", HIGH)
@@ -461,7 +535,8 @@ class Checker:
         computed = any(not (v[0] == "s" and v[2]) for v in names)
         if not computed:
             return
-        on_cs = any((o[0] == "p" and model.cs_root(o[1])) or o[0] == "d" or _widened_cs(o) for o in objs)
+        on_cs = any((o[0] == "p" and model.cs_root(o[1]) and not model.through_data_call(o[1])) or o[0] == "d" or _widened_cs(o)
+                    for o in objs)
         unknown = any(o[0] in ("u", "g") for o in objs)
         if on_cs:
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute of a "
@@ -559,7 +634,8 @@ class Checker:
                     for m in self.s.containers.get(v[1], EMPTY):
                         if m[0] == "s":
                             strings.append(m[1])
-        tools = set()
+        lines = (None if path.startswith("sh.") else self.command_lines(node, 1 if ".spawn" in path else 0)) or []
+        tools = {w.rsplit("/", 1)[-1] for line in lines for word in line for w in word if w}
         for text in strings:
             # the shell drops quotes and backslashes: c""aput is caput
             for word in model.CLI_WORD.findall(text.replace("\x00", " ").replace('"', "").replace("'", "")
@@ -582,62 +658,69 @@ class Checker:
                     self.reads.update(inner["reads"])
         if writes:
             return
-        hidden = self.hidden_command(node, path, strings)
+        hidden = self.hidden_command(path, lines)
         if hidden:
             self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` {hidden}")
 
-    def hidden_command(self, node: Any, path: str, strings: list[str]) -> str | None:
-        """Why the commands a process call runs are not all in the program's text (None: they are)."""
-        first = [path[3:]] if path.startswith("sh.") else self.command_words(node, 1 if ".spawn" in path else 0)
-        if first is None or any(not w for w in first):
-            return "runs a command the analysis cannot resolve"
-        for word in first:
-            if word in model.CLI_INTERPRETERS:
-                visible = all("\x00" not in t for t in strings) and any(t == "-c" or t.startswith("-c ")
-                                                                        or " -c " in t for t in strings)
-                if not visible:
-                    return f"runs {word}, whose commands (a script, standard input) the analysis cannot see"
-        for text in strings:
-            m = model.CLI_PIPE_TO_INTERPRETER.search(text)
-            if m:
-                return f"pipes into {m.group(1)}, whose commands the analysis cannot see"
+    @staticmethod
+    def hidden_command(path: str, commands: list[list[frozenset]]) -> str | None:
+        """Why the commands a process call runs (commands: its command lines) are not all in the
+        program's text (None: they are)."""
+        if path.startswith("sh."):  # sh.ls(...): the program is the attribute
+            commands = [[frozenset({path[3:]})]]
+        for words in commands:
+            why = _hidden(words, 0)
+            if why:
+                return why
         return None
 
-    def command_words(self, node: Any, index: int) -> list[str] | None:
-        """The command name(s) a process call may run: the first word of its command (argument
-        index: a string, or the first element of a list display); "" where not known; None: no
-        command argument."""
+    def command_lines(self, node: Any, index: int) -> list[list[frozenset]] | None:
+        """The command lines a process call may run, each a list of words, each word the set of
+        texts it may be ("" where not known): a list display word by word (`["caget"] + names`: its
+        known head), a command string cut at ; & | $( and `; None: no command argument."""
         if type(node) is not ast.Call or self.scope is None:
             return None
         arg = node.args[index] if len(node.args) > index else next(
             (k.value for k in node.keywords if k.arg in ("args", "cmd", "command", "file", "path", "program")), None)
         if arg is None:
             return None
-        if type(arg) is ast.Starred:
-            return [""]
+        executable = next((k.value for k in node.keywords if k.arg == "executable"), None)
+        if executable is not None:  # Popen(..., executable=x) runs x, whatever the command says
+            return [[frozenset(_word_texts(self.s.ev(executable, self.scope)))]]
+        tail: list[frozenset] = []
+        if type(arg) is ast.BinOp and type(arg.op) is ast.Add and type(arg.left) in (ast.List, ast.Tuple):
+            arg, tail = arg.left, [_UNKNOWN_WORD]
         if type(arg) in (ast.List, ast.Tuple):
-            if not arg.elts or type(arg.elts[0]) is ast.Starred:
-                return [""]
-            arg = arg.elts[0]
+            words = []
+            for e in arg.elts:
+                if type(e) is ast.Starred:
+                    words.append(_UNKNOWN_WORD)
+                    continue
+                words.append(frozenset(_word_texts(self.s.ev(e, self.scope))))
+            return [words + tail] if words else [[_UNKNOWN_WORD]]
+        if type(arg) is ast.Starred:
+            return [[_UNKNOWN_WORD]]
         values = self.s.memo.get(arg) if type(arg) not in (ast.Name, ast.Constant) else self.s.ev(arg, self.scope)
-        if values is None:
-            return [""]
-        out = []
-        for v in values:
+        out: list[list[frozenset]] = []
+        for v in ordered(values or EMPTY):
             if v[0] == "s":
-                text = v[1].lstrip()
-                if text.startswith(MERGED):
-                    out.extend(_first_word(line) for line in text[len(MERGED):].split("\n"))
-                else:
-                    out.append(_first_word(text))
-            elif v[0] == "k":  # a list built elsewhere: its first element is not known
-                members = self.s.containers.get(v[1], EMPTY)
-                out.extend(_first_word(m[1]) if m[0] == "s" else "" for m in members)
-                if not members:
-                    out.append("")
-            else:
-                out.append("")
-        return out or [""]
+                text = v[1]
+                texts = text[len(MERGED):].split("\n") if text.startswith(MERGED) else [text]
+                for t in texts:
+                    out.extend(_command_segments(t))
+            elif v[0] == "p" and v[1] == "sys.executable":
+                out.append([frozenset({"python"})])
+            elif v[0] == "k" and v[1] in self.s.positions:  # a tuple, or the words of str.split(): in order
+                out.append([frozenset(_word_texts(frozenset(self.s.containers.get(r, EMPTY))))
+                            for r in self.s.positions[v[1]]])
+            elif v[0] == "k":  # a list built elsewhere: its program is one of its known words (order is lost)
+                members = sorted(_word_texts(frozenset(m for m in self.s.containers.get(v[1], EMPTY)
+                                                       if m[0] == "s" and m[2])) - {""})
+                programs = [m for m in members if not m.startswith(("-", "/", "~", ".")) and "/" not in m]
+                out.append([frozenset(programs or members or {""}), *(frozenset({m}) for m in members)])
+            else:  # a value that may be anything: the program is not known
+                out.append([_UNKNOWN_WORD])
+        return out or [[_UNKNOWN_WORD]]
 
     # ---- files and secrets -------------------------------------------------------------------
     def classify(self, text: str | None, complete: bool = True) -> str:
@@ -667,7 +750,10 @@ class Checker:
                 out.append((None, False))
         return out or [(None, False)]
 
-    def file_target(self, node: Any, callee: Any, values: frozenset, writing: bool, quiet_unknown: bool = False) -> None:
+    def file_target(self, node: Any, callee: Any, values: frozenset, writing: bool, quiet_unknown: bool = False,
+                    code: bool = True) -> None:
+        """Checks a file a call reads or writes; code: whether what it writes comes from the program
+        (a .py file written is code to run later; one copied is not new code)."""
         for text, complete in self.path_texts(values):
             where = self.classify(text, complete)
             shown = (text or "").replace("\x00", "…")
@@ -681,7 +767,7 @@ class Checker:
             elif where == "unknown" and not quiet_unknown:
                 self.add("file-write", LOW, node, f"`{callee}(...)` writes a file whose path the analysis cannot "
                          "resolve (it may be outside the execution folder)")
-            if writing and text and text.rstrip("\x00").endswith((".py", ".pth", ".pyc", ".pyw")):
+            if writing and code and text and text.rstrip("\x00").endswith((".py", ".pth", ".pyc", ".pyw")):
                 self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` writes the Python file "
                                     f"{shown!r}, which an import or a later run executes unseen", "epics-dynamic",
                                     HIGH)

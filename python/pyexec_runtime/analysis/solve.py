@@ -633,9 +633,10 @@ class Solver:
             if v[0] == "k" and v[1][0] == "gen":
                 out.update(self.elements(frozenset((v,))))
             elif v[0] == "i":
-                for m in ordered(self.inst_attr(v[1], "__enter__", v)):
-                    if m[0] == "m":
-                        out.update(self.call_function(m[1], m[2], [], {}))
+                for enter in ("__enter__", "__aenter__"):
+                    for m in ordered(self.inst_attr(v[1], enter, v)):
+                        if m[0] == "m":
+                            out.update(self.call_function(m[1], m[2], [], {}))
         return frozenset(out)
 
     def eval_tree(self, text: str) -> Any:
@@ -791,6 +792,8 @@ class Solver:
             elif lv[0] == "s" and op is ast.Mod:
                 parts = self.literal_parts(node.right, scope)
                 out.update(formatted(lv[1], lv[2], parts if parts is not None else [right], {}, _percent))
+            elif lv[0] == "k" and op is ast.Add and any(rv[0] == "k" for rv in right):  # list + list
+                out.update(self.container(node, self.members(frozenset((lv,))) | self.members(right)))
             elif lv[0] == "po" and op is ast.Div:
                 for rv in right:
                     text = rv[1] if rv[0] == "s" else "\x00"
@@ -839,7 +842,7 @@ class Solver:
             result = {("p", norm(path + "()"))}
             if (args or kwargs) and self.near_cs and not model.cs_root(path) and path not in model.PLAIN_BUILTINS \
                     and path.split(".", 1)[0].split("(", 1)[0] not in model.PLAIN_CALL_ROOTS:
-                self.library_call(node, scope, args, kwargs, result)
+                self.library_call(node, scope, path, args, kwargs, result)
             return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
@@ -878,38 +881,43 @@ class Solver:
             return {unknown_from(f)}
         return {CONST}
 
-    def library_call(self, node: Any, scope: Scope, args: list, kwargs: dict, result: set) -> None:
-        """A call of a library function with arguments: control-system objects and strings among
-        them (and among the elements of containers among them) are what a function of the program
-        passed along is called back with (executor.map / submit, asyncio.to_thread,
-        atexit.register ...), and control-system objects may come back from the call
-        (random.choice(pvs), itertools.chain(a, b), max(pvs, key=...), nullcontext(pv) ...).
-        Other values are not followed there: they cannot write, and following every value of every
-        callback would flood ordinary code; nor is any in a program that does not use the control
-        system."""
-        funcs = []
-        containers = []
-        relevant: set = set()
-        for values in [*args, *kwargs.values()]:
-            for v in values:
-                k = v[0]
-                if k == "f" or k == "m":
-                    funcs.append(v)
-                elif k == "k":
-                    containers.append(v)
-                elif k == "s" or (k == "p" and model.cs_root(v[1])):
-                    relevant.add(v)
-        if containers:
-            for v in self.elements(frozenset(containers)):
-                if v[0] == "s" or (v[0] == "p" and model.cs_root(v[1])):
-                    relevant.add(v)
-        if funcs and relevant:
-            spread = Spread(relevant)
+    def library_call(self, node: Any, scope: Scope, path: str, args: list, kwargs: dict, result: set) -> None:
+        """A call of a library function with arguments, in a program that uses the control system.
+
+        A function of the program among the arguments is called back with the arguments that
+        follow it, position by position (executor.submit(f, q, pv), asyncio.to_thread,
+        atexit.register, loop.call_soon ...), or with their elements where the library maps it over
+        them (executor.map(f, pvs), pool.imap ...). Only control-system objects and strings are
+        passed on: other values cannot write, and following every value of every callback would
+        flood ordinary code. A library function that picks from its arguments
+        (model.PASSTHROUGH_CALLS: random.choice(pvs), itertools.chain(a, b), max(pvs, key=...))
+        hands control-system objects back."""
+        name = path.rsplit(".", 1)[-1]
+        mapping = name in model.MAPPING_CALLS
+        for i, values in enumerate(args):
+            funcs = [v for v in values if v[0] == "f" or v[0] == "m"]
+            if not funcs or type(values) is Spread:
+                continue
+            rest = args[i + 1:]
+            if name.startswith("starmap"):
+                passed = [Spread(self.relevant(self.elements(self.elements(a)))) for a in rest[:1]]
+            elif mapping:
+                passed = [self.relevant(self.elements(a)) for a in rest]
+            else:
+                passed = [Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a)
+                          for a in rest]
+            passed_kw = {k: self.relevant(v) for k, v in kwargs.items() if k is not None}
             for f in ordered(frozenset(funcs)):
-                self.apply(f, node, scope, [spread], {})
-        for v in relevant:
-            if v[0] == "p" and (v[1].endswith(("()", "[]")) or "(" not in v[1]):
-                result.add(v)
+                self.apply(f, node, scope, passed, passed_kw)
+        if path in model.PASSTHROUGH_CALLS or path.startswith("itertools."):
+            for values in args:
+                for v in self.relevant(values | self.elements(values) if type(values) is not Spread else values):
+                    if v[0] == "p" and (v[1].endswith(("()", "[]")) or "(" not in v[1]):
+                        result.add(v)
+
+    def relevant(self, values: frozenset) -> frozenset:
+        """What a callback is passed of values: control-system objects and strings."""
+        return frozenset(v for v in values if v[0] == "s" or (v[0] == "p" and model.cs_root(v[1])))
 
     def call_function(self, fid: int, self_value: tuple | None, args: list, kwargs: dict) -> set:
         info = self.c.funcs[fid]
@@ -997,6 +1005,9 @@ class Solver:
         if name in ("split", "rsplit", "splitlines"):
             if complete and not args and not kwargs:
                 words = text.splitlines() if name == "splitlines" else text.split()
+                if 0 < len(words) <= 16:  # in order: `a, b = "x y".split()`, a command's program
+                    return set(self.positional(node, [frozenset({("s", w, True)}) for w in words],
+                                               {("s", w, True) for w in words}))
                 return set(self.container(node, {("s", w, True) for w in words}))
             return set(self.container(node, {("s", w, False) for w in text.replace("\x00", " \x00 ").split()}))
         if name == "format":
@@ -1011,9 +1022,14 @@ class Solver:
         return {("s", text, False)}
 
     def literal_parts(self, arg: Any, scope: Scope) -> list | None:
-        """The values of each element of a list or tuple display, in order (None: not one)."""
+        """The values of each element of a list or tuple display, in order (None: not one); a display
+        followed by `+ other`: its elements, then one unknown part for the rest."""
         if type(arg) in (ast.List, ast.Tuple) and not any(type(e) is ast.Starred for e in arg.elts):
             return [self.ev(e, scope) for e in arg.elts]
+        if type(arg) is ast.BinOp and type(arg.op) is ast.Add:
+            left = self.literal_parts(arg.left, scope)
+            if left is not None:
+                return left + (self.literal_parts(arg.right, scope) or [frozenset({UNKNOWN_STRING})])
         return None
 
     def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
@@ -1356,7 +1372,7 @@ def _plain_library(v: tuple) -> bool:
     k = v[0]
     if k == "p":
         root = v[1].split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
-        return not model.cs_root(v[1]) and root not in model.DYNAMIC_GATEWAYS
+        return (not model.cs_root(v[1]) or model.through_data_call(v[1])) and root not in model.DYNAMIC_GATEWAYS
     return k == "s" or k == "const" or k == "po"
 
 
@@ -1597,16 +1613,18 @@ def _sp_split(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> s
 
 def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     # threading.Thread(target=f, args=(...)), Timer(interval, f, args=...) and friends call f.
-    passed = s.elements(kwargs.get("args", UNK_SET))
+    given = kwargs.get("args", UNK_SET)
+    shown = next((k.value for k in node.keywords if k.arg == "args"), None) if type(node) is ast.Call else None
+    parts = s.literal_parts(shown, scope) if shown is not None else None
+    passed: list = parts if parts is not None else [Spread(s.elements(given))]  # args=(q, pv): by position
     if "kwargs" in kwargs:
-        passed = passed | s.members(kwargs["kwargs"])
-    passed = Spread(passed)
+        passed.append(Spread(s.members(kwargs["kwargs"])))
     targets = [kwargs.get(key, EMPTY) for key in ("target", "function", "fn", "callback", "func")]
     targets.extend(a for a in args if any(v[0] in ("f", "m", "c", "p") for v in a))
     for values in targets:
         for f in ordered(values):
             if f[0] != "p" or model.cs_root(f[1]):
-                s.apply(f, node, scope, [passed], {})
+                s.apply(f, node, scope, passed, {})
     return {("p", "threading.Timer()" if _src(node.func).endswith("Timer") else "threading.Thread()")}
 
 
