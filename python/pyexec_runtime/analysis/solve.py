@@ -614,15 +614,19 @@ class Solver:
         """What the i-th name of `a, b = x` or `for a, b in ...` gets from each value (element) x:
         the member at position i where the positions are known, else any member (i < 0: a target
         with a starred name, whose positions do not line up)."""
-        out = set()
-        for v in values:
-            if v[0] == "k" and i >= 0:
-                refs = self.positions.get(v[1])
-                if refs is not None:
-                    if i < len(refs):
-                        out.update(self.get(self.containers, refs[i]))
-                    continue
-            out.update(self.elements(frozenset((v,))))
+        out: set = set()
+        rest = values
+        if i >= 0 and self.positions:
+            rest = set()
+            positions = self.positions
+            for v in values:
+                refs = positions.get(v[1]) if v[0] == "k" else None
+                if refs is None:
+                    rest.add(v)
+                elif i < len(refs):
+                    out.update(self.get(self.containers, refs[i]))
+        if rest:
+            out.update(self.elements(frozenset(rest) if type(rest) is set else rest))
         return frozenset(out) if out else UNK_SET
 
     def entered(self, values: frozenset) -> frozenset:
@@ -837,12 +841,15 @@ class Solver:
             path = f[1]
             if len(path) > MAX_PATH:
                 return {("p", path.split(".", 1)[0] + ".<deep>")}
-            if path.endswith((".__getattribute__", ".__getattr__")) and args:  # x.__getattribute__("caput")
-                return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
             result = {("p", norm(path + "()"))}
-            if (args or kwargs) and self.near_cs and not model.cs_root(path) and path not in model.PLAIN_BUILTINS \
-                    and path.split(".", 1)[0].split("(", 1)[0] not in model.PLAIN_CALL_ROOTS:
-                self.library_call(node, scope, path, args, kwargs, result)
+            if (args or kwargs) and self.near_cs:
+                kind = _library_kind(path)
+                if kind == "getattr":  # x.__getattribute__("caput")
+                    return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
+                if kind:
+                    self.library_call(node, scope, path, args, kwargs, result)
+            elif args and path.endswith((".__getattribute__", ".__getattr__")):
+                return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
             return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
@@ -1364,6 +1371,18 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
     if len(args) > 2:
         out.update(args[2])
     return out
+
+
+@functools.lru_cache(maxsize=20_000)
+def _library_kind(path: str) -> str:
+    """How Solver.apply treats a call of the library path with arguments: "getattr"
+    (x.__getattribute__), "follow" (Solver.library_call) or "" (a plain call)."""
+    if path.endswith((".__getattribute__", ".__getattr__")):
+        return "getattr"
+    if model.cs_root(path) or path in model.PLAIN_BUILTINS or \
+            path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS:
+        return ""
+    return "follow"
 
 
 def _plain_library(v: tuple) -> bool:
