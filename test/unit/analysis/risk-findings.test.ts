@@ -125,7 +125,11 @@ describe('commands whose programs the analysis cannot see', () => {
       code: 'import subprocess\nsubprocess.run(["bash", "ramp.sh"])\n',
       hidden: /runs bash, whose commands/,
     },
-    { name: 'a pipe into a shell', code: 'import os\nos.system("cat cmds.txt | sh")\n', hidden: /runs sh, whose commands/ },
+    {
+      name: 'a pipe into a shell',
+      code: 'import os\nos.system("cat cmds.txt | sh")\n',
+      hidden: /runs sh, whose commands/,
+    },
     {
       name: 'a tool named by a value the analysis cannot resolve',
       code: 'import subprocess, sys\nsubprocess.run([sys.argv[1], "SR:X", "1"])\n',
