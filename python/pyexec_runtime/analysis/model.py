@@ -110,11 +110,27 @@ CLI_WORD = re.compile(r"[^\s;|&`$()<>'\"=]+")
 # they run is not in the program's text.
 CLI_INTERPRETERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "eval", "exec",
                               "source", ".", "su", "parallel", "jupyter", "make", "conda", "uv", "poetry", "pipx",
-                              "npx", "tmux", "screen", "expect", "awk", "gawk", "mawk"})
+                              "npx", "tmux", "screen", "expect"})
+CLI_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "/bin/sh", "/bin/bash"})
 CLI_INTERPRETER_NAME = re.compile(r"^(python|pypy|ipython|perl|ruby|node|lua|php|tclsh|wish|julia|Rscript)[\d.]*$")
 # Programs that run the command named after their own options (timeout 5 caget ...).
 CLI_WRAPPERS = frozenset({"timeout", "nice", "nohup", "env", "xargs", "sudo", "time", "stdbuf", "ionice", "taskset",
                           "chrt", "ssh", "watch", "unbuffer", "setsid", "flock"})
+# Options of those wrappers that take a value (sudo -u opr cmd: the program is cmd).
+CLI_WRAPPER_VALUE_OPTIONS: dict[str, frozenset[str]] = {
+    "sudo": frozenset({"-u", "-g", "-h", "-p", "-C", "-U", "-r", "-t", "-D"}),
+    "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "env": frozenset({"-u", "-C", "-S", "--unset", "--chdir"}),
+    "ssh": frozenset({"-p", "-l", "-i", "-o", "-F", "-J", "-b", "-c", "-D", "-E", "-e", "-I", "-L", "-m", "-O", "-Q",
+                      "-R", "-S", "-W", "-w", "-B"}),
+    "xargs": frozenset({"-n", "-I", "-L", "-P", "-s", "-d", "-E", "-a", "--max-args", "--max-procs"}),
+    "ionice": frozenset({"-c", "-n", "-p"}),
+    "flock": frozenset({"-w", "-E", "--timeout"}),
+    "watch": frozenset({"-n", "-d", "--interval"}),
+    "chrt": frozenset({"-p"}),
+    "taskset": frozenset({"-c", "-p"}),
+}
 
 PROCESS_CALLS = re.compile(
     r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"

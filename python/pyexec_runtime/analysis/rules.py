@@ -114,7 +114,7 @@ def _command_segments(text: str) -> list[list[frozenset]]:
     for segment in re.split(r"[;&|\n]+|\$\(|`", text.replace('"', "").replace("'", "").replace("\\", "")):
         words = []
         for word in segment.split():
-            if "\x00" in word or any(c in word for c in "*?[]{}$"):  # unknown, or expanded by the shell
+            if "\x00" in word or "%(" in word or any(c in word for c in "*?[]{}$"):  # unknown, or expanded
                 words.append(_UNKNOWN_WORD)
             else:
                 words.append(frozenset({_program_word(word)}))
@@ -138,6 +138,17 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
         program = words[i]
         if "" in program:
             return "runs a command the analysis cannot resolve"
+        if i == 0 and all("=" in w and not w.startswith("-") for w in program):  # VAR=value before the command
+            i += 1
+            continue
+        spaced = [w for w in sorted(program) if any(c in w for c in " \t;&|")]
+        if spaced:  # one word holding a whole command line (ssh host "cd /opt && ./restore")
+            for text in spaced:
+                for line in _command_segments(text):
+                    why = _hidden(line, depth + 1)
+                    if why:
+                        return why
+            return None
         script = next((w for w in sorted(program) if w.startswith(("./", "/", "~", "../")) or
                        w.endswith(_SCRIPT_SUFFIXES)), None)
         if script is not None:
@@ -145,8 +156,11 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
         if program <= model.CLI_WRAPPERS:  # the program is the first word after its options (and ssh's host)
             i += 1
             needs_host = "ssh" in program
+            takes_value = frozenset().union(*(model.CLI_WRAPPER_VALUE_OPTIONS.get(w, EMPTY) for w in program))
             while i < len(words) and "" not in words[i]:
-                if any(w.startswith("-") or "=" in w or w.replace(".", "").isdigit() for w in words[i]):
+                if words[i] & takes_value:  # sudo -u opr, timeout -s INT: the option and its value
+                    i += 2
+                elif any(w.startswith("-") or "=" in w or w.replace(".", "").isdigit() for w in words[i]):
                     i += 1
                 elif needs_host:
                     needs_host = False
@@ -162,7 +176,9 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
         if interpreter is None:
             return None
         for j, word in enumerate(rest):
-            if word == frozenset({"-c"}) and j + 1 < len(rest) and "" not in rest[j + 1]:
+            flags = next(iter(word)) if len(word) == 1 else ""
+            given = flags.startswith("-") and not flags.startswith("--") and "c" in flags  # -c, -lc, -ec
+            if given and j + 1 < len(rest) and "" not in rest[j + 1]:
                 if interpreter.startswith(("python", "pypy", "ipython")):
                     return None  # its code is analysed as Python (command_line)
                 for text in sorted(rest[j + 1]):
@@ -292,7 +308,7 @@ class Checker:
             return False
         if name in model.WRITE_METHODS and (self.is_handle(base) or _component(base) or _handle_class(base)):
             return True
-        if base == "tango.DeviceProxy()" and name[:1].isupper():  # dp.On(): a Tango command
+        if base == "tango.DeviceProxy()" and name[:1].isupper() and name not in ("State", "Status"):  # dp.On()
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -421,7 +437,7 @@ class Checker:
             self.command_line(node, callee, path, args, kwargs)
         code_kind = model.DYNAMIC_CODE.get(path)
         if code_kind is not None:
-            self.dynamic_code(node, callee, code_kind, args)
+            self.dynamic_code(node, callee, code_kind, args, kwargs)
         data_code = model.DATA_CODE.get(path)
         if path == "numpy.load" and "allow_pickle" in kwargs:
             data_code = "may load a pickle (allow_pickle), which can call any function"
@@ -498,7 +514,7 @@ class Checker:
         for values in [*args, *kwargs.values()]:
             for name in self.write_values(values):
                 self.write(node, name, f"EPICS write: passes {name} to `{callee}(...)`, which may call it")
-            for v in values:
+            for v in ordered(values):
                 if v[0] == "p" and "(" not in v[1] and "read" in self.path_kind(v[1]):
                     shown = model.display(v[1])
                     self.read(node, shown, f"EPICS read: passes {shown} to `{callee}(...)`, which calls it")
@@ -512,9 +528,13 @@ class Checker:
                                         f"`{callee}(...)`, which the analysis does not follow")
 
     # ---- dynamic access ----------------------------------------------------------------------
-    def dynamic_code(self, node: Any, callee: Any, kind: str, args: list) -> None:
+    def dynamic_code(self, node: Any, callee: Any, kind: str, args: list, kwargs: dict) -> None:
         self.add("dynamic-code", HIGH, node, f"runs dynamic code: `{callee}(...)` ({kind})")
-        values = args[0] if args else EMPTY
+        # the code: the first argument (source=, stmt=, code=), and timeit's setup (second, or setup=)
+        code = [args[0] if args else kwargs.get("source", kwargs.get("stmt", kwargs.get("code", EMPTY)))]
+        if kind.startswith("timeit") and (len(args) > 1 or "setup" in kwargs):
+            code.append(args[1] if len(args) > 1 else kwargs["setup"])
+        values = frozenset().union(*code)
         strings = sorted(v[1] for v in values if v[0] == "s" and v[2])
         seen = len(strings) + sum(1 for v in values if v[0] in ("f", "m"))  # timeit(lambda: ...): program code
         for text in strings:
@@ -634,7 +654,8 @@ class Checker:
                     for m in self.s.containers.get(v[1], EMPTY):
                         if m[0] == "s":
                             strings.append(m[1])
-        lines = (None if path.startswith("sh.") else self.command_lines(node, 1 if ".spawn" in path else 0)) or []
+        index = 1 if path.startswith(("os.spawn", "posix.spawn")) else 0  # os.spawnlp(mode, file, ...)
+        lines = (None if path.startswith("sh.") and path != "sh.Command" else self.command_lines(node, index)) or []
         tools = {w.rsplit("/", 1)[-1] for line in lines for word in line for w in word if w}
         for text in strings:
             # the shell drops quotes and backslashes: c""aput is caput
@@ -666,7 +687,7 @@ class Checker:
     def hidden_command(path: str, commands: list[list[frozenset]]) -> str | None:
         """Why the commands a process call runs (commands: its command lines) are not all in the
         program's text (None: they are)."""
-        if path.startswith("sh."):  # sh.ls(...): the program is the attribute
+        if path.startswith("sh.") and path != "sh.Command":  # sh.ls(...): the program is the attribute
             commands = [[frozenset({path[3:]})]]
         for words in commands:
             why = _hidden(words, 0)
@@ -682,11 +703,14 @@ class Checker:
             return None
         arg = node.args[index] if len(node.args) > index else next(
             (k.value for k in node.keywords if k.arg in ("args", "cmd", "command", "file", "path", "program")), None)
-        if arg is None:
-            return None
+        if arg is None:  # run(**options): the command is in a mapping the analysis does not read
+            return [[_UNKNOWN_WORD]] if any(k.arg is None for k in node.keywords) else None
         executable = next((k.value for k in node.keywords if k.arg == "executable"), None)
         if executable is not None:  # Popen(..., executable=x) runs x, whatever the command says
-            return [[frozenset(_word_texts(self.s.ev(executable, self.scope)))]]
+            program = frozenset(_word_texts(self.s.ev(executable, self.scope)))
+            shell = any(k.arg == "shell" for k in node.keywords)
+            if not (shell and program <= model.CLI_SHELLS):  # a shell with shell=True runs the command string
+                return [[program]]
         tail: list[frozenset] = []
         if type(arg) is ast.BinOp and type(arg.op) is ast.Add and type(arg.left) in (ast.List, ast.Tuple):
             arg, tail = arg.left, [_UNKNOWN_WORD]

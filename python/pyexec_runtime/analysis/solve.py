@@ -24,6 +24,7 @@ import ast
 import builtins
 import functools
 import itertools
+import re
 from typing import Any
 
 from . import model
@@ -70,6 +71,8 @@ CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "pople
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
 CONTAINER_MUTATORS = frozenset({"append", "add", "insert", "appendleft", "setdefault"})
 CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
+_CONTAINER_METHODS = (CONTAINER_METHODS_RETURNING_MEMBERS | CONTAINER_METHODS_RETURNING_SELF | CONTAINER_MUTATORS
+                      | CONTAINER_BULK_MUTATORS)
 
 
 _Name = ast.Name
@@ -484,7 +487,7 @@ class Solver:
             return self.class_attr(v[1], name)
         if k == "k":
             out = {("ka", v[1], name)}
-            if name not in CONTAINER_METHODS_RETURNING_MEMBERS and name not in CONTAINER_METHODS_RETURNING_SELF:
+            if name not in _CONTAINER_METHODS:
                 out.update(self.get(self.containers, v[1]))  # SimpleNamespace-like objects
             return out
         if k == "d":
@@ -795,7 +798,9 @@ class Solver:
                         out.add(("s", _collapse_unknown(lv[1] + "\x00"), False))
             elif lv[0] == "s" and op is ast.Mod:
                 parts = self.literal_parts(node.right, scope)
-                out.update(formatted(lv[1], lv[2], parts if parts is not None else [right], {}, _percent))
+                if parts is None:  # one value, or a mapping ("%(tool)s" % d): its strings as well
+                    parts = [right | self.members(frozenset(v for v in right if v[0] == "k"))]
+                out.update(formatted(lv[1], lv[2], parts, {}, _percent))
             elif lv[0] == "k" and op is ast.Add and any(rv[0] == "k" for rv in right):  # list + list
                 out.update(self.container(node, self.members(frozenset((lv,))) | self.members(right)))
             elif lv[0] == "po" and op is ast.Div:
@@ -923,8 +928,9 @@ class Solver:
                         result.add(v)
 
     def relevant(self, values: frozenset) -> frozenset:
-        """What a callback is passed of values: control-system objects and strings."""
-        return frozenset(v for v in values if v[0] == "s" or (v[0] == "p" and model.cs_root(v[1])))
+        """What a callback is passed of values: control-system objects, strings, and the program's
+        containers and objects (which may hold control-system objects)."""
+        return frozenset(v for v in values if v[0] in ("s", "k", "i") or (v[0] == "p" and model.cs_root(v[1])))
 
     def call_function(self, fid: int, self_value: tuple | None, args: list, kwargs: dict) -> set:
         info = self.c.funcs[fid]
@@ -1012,20 +1018,21 @@ class Solver:
         if name in ("split", "rsplit", "splitlines"):
             if complete and not args and not kwargs:
                 words = text.splitlines() if name == "splitlines" else text.split()
-                if 0 < len(words) <= 16:  # in order: `a, b = "x y".split()`, a command's program
-                    return set(self.positional(node, [frozenset({("s", w, True)}) for w in words],
-                                               {("s", w, True) for w in words}))
                 return set(self.container(node, {("s", w, True) for w in words}))
             return set(self.container(node, {("s", w, False) for w in text.replace("\x00", " \x00 ").split()}))
         if name == "format":
             return formatted(text, complete, args, kwargs, str.format)
         if name in ("encode", "decode"):  # bytes are followed as text
             return {base}
-        if complete and not kwargs and all(_texts(a) and all(c for _, c in _texts(a)) and len(a) == 1 for a in args):
-            try:
-                return {("s", getattr(text, name)(*(_texts(a)[0][0] for a in args)), True)}
-            except (TypeError, ValueError):
-                return {CONST}
+        if complete and not kwargs and len(text) <= 4000 and \
+                all(_texts(a) and all(c for _, c in _texts(a)) and len(a) == 1 for a in args):
+            given = [_texts(a)[0][0] for a in args]
+            growth = len(given[1]) * text.count(given[0]) if name == "replace" and len(given) > 1 and given[0] else 0
+            if growth <= 100_000:  # "a".replace("a", s) on a long s, again and again: not built
+                try:
+                    return {("s", getattr(text, name)(*given)[:4000], True)}
+                except (TypeError, ValueError):
+                    return {CONST}
         return {("s", text, False)}
 
     def literal_parts(self, arg: Any, scope: Scope) -> list | None:
@@ -1111,6 +1118,9 @@ def joined(sep: str, parts: list) -> set:
     return out
 
 
+_WIDE_FIELD = re.compile(r"\d{4,}")  # "{:>2000000000}": a field width the analysis does not build
+
+
 def _percent(template: str, *args: str) -> str:
     return template % args
 
@@ -1125,7 +1135,7 @@ def formatted(template: str, complete: bool, parts: list, kwargs: dict, fmt: Any
     combos = 1
     for c in choices + kw_choices:
         combos *= len(c)
-    if complete and combos <= MAX_COMBINATIONS:
+    if complete and combos <= MAX_COMBINATIONS and not _WIDE_FIELD.search(template):
         out = set()
         try:
             for combo in itertools.product(*choices, *kw_choices):
@@ -1405,6 +1415,8 @@ def _sp_type(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
             out.add(("p", v[1][:-2]))
         elif v[0] == "i":
             out.add(("c", v[1]))
+        elif v[0] == "u":
+            out.add(unknown_from(v))
         else:
             out.add(CONST)
     return out
@@ -1519,6 +1531,11 @@ def _sp_eval(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
         tree = s.eval_tree(v[1]) if v[0] == "s" and v[2] else None
         out.update(s.ev(tree, scope) if tree is not None else {UNK})
     return out
+
+
+def _sp_compile(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # compile(source, ...): exec(compile(src, ...)) runs src; the checker sees the source in exec
+    return set(args[0] if args else kwargs.get("source", UNK_SET))
 
 
 def _sp_getitem(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1658,7 +1675,7 @@ _EV = {
 }
 
 _SPECIAL = {
-    "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
+    "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "builtins.compile": _sp_compile, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
     "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
     "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
