@@ -185,8 +185,11 @@ PASSTHROUGH_CALLS = frozenset({
     "heapq.nsmallest", "heapq.nlargest", "heapq.heappop", "heapq.heappushpop", "heapq.heapreplace", "heapq.merge",
     "contextlib.nullcontext", "weakref.proxy", "weakref.ref", "copy.copy", "copy.deepcopy", "builtins.next",
     "collections.ChainMap", "operator.getitem", "operator.itemgetter()", "functools.lru_cache()",
-    "functools.lru_cache", "functools.cache", "functools.wraps()",
+    "functools.lru_cache", "functools.cache", "functools.wraps()", "contextlib.closing",
+    "contextlib.ExitStack().enter_context", "contextlib.AsyncExitStack().enter_async_context",
 })
+# Library calls that pass a function the elements of the one tuple that follows it.
+ARGUMENT_TUPLE_CALLS = frozenset({"enter", "enterabs", "apply_async", "start_new_thread"})
 # Library functions whose arguments are never called back nor handed back (Solver.library_call skips them).
 PLAIN_CALL_ROOTS = frozenset({"numpy", "math", "cmath", "statistics", "time", "datetime", "logging", "json", "re",
                               "matplotlib", "scipy", "string", "textwrap", "decimal", "fractions", "hashlib", "base64",

@@ -574,8 +574,8 @@ class Checker:
                           and model.cs_root(b[1])), r)
             if r[0] == "p" and model.cs_root(r[1]):
                 path = r[1]
-                while path.endswith("()[]"):  # an element of a handle taken as a container: the handle
-                    path = path[:-2]
+                while path.endswith("[]") and path.rstrip("[]").endswith("()"):  # an element of a handle
+                    path = path[:-2]  # taken as a container (itertools.product(motors, ...)): the handle
                 shown = model.display(path)
                 if not (path.endswith(("()", "[]"))):
                     cut = max(path.rfind(")"), path.rfind("]"))

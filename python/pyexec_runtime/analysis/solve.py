@@ -801,6 +801,10 @@ class Solver:
                 if parts is None:  # one value, or a mapping ("%(tool)s" % d): its strings as well
                     parts = [right | self.members(frozenset(v for v in right if v[0] == "k"))]
                 out.update(formatted(lv[1], lv[2], parts, {}, _percent))
+            elif lv[0] == "k" and op is ast.BitOr and self.is_dict(lv[1]):  # dict | dict
+                made = self.container(node, EMPTY, EMPTY)
+                self.fill_dict(next(iter(made))[1], [frozenset((lv,)), right], {})
+                out.update(made)
             elif lv[0] == "k" and op is ast.Add and any(rv[0] == "k" for rv in right):  # list + list
                 out.update(self.container(node, self.members(frozenset((lv,))) | self.members(right)))
             elif lv[0] == "po" and op is ast.Div:
@@ -911,16 +915,23 @@ class Solver:
             if not funcs or type(values) is Spread:
                 continue
             rest = args[i + 1:]
-            if name.startswith("starmap"):
+            if name == "reduce":  # reduce(f, xs, initial): both parameters get elements (or initial)
+                passed = [Spread(self.relevant(self.elements(rest[0]) | frozenset().union(*rest[1:])))] if rest else []
+            elif name in model.ARGUMENT_TUPLE_CALLS and rest:  # scheduler.enter(delay, prio, f, (pv,))
+                passed = [Spread(self.relevant(self.elements(rest[0])))]
+            elif name.startswith("starmap"):
                 passed = [Spread(self.relevant(self.elements(self.elements(a)))) for a in rest[:1]]
             elif mapping:
                 passed = [self.relevant(self.elements(a)) for a in rest]
             else:
                 passed = [Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a)
                           for a in rest]
-            passed_kw = {k: self.relevant(v) for k, v in kwargs.items() if k is not None}
+            passed_kw = {k: self.relevant(v) for k, v in kwargs.items() if k is not None and k != "key"}
             for f in ordered(frozenset(funcs)):
                 self.apply(f, node, scope, passed, passed_kw)
+        for f in ordered(kwargs.get("key", EMPTY)):  # max(pvs, key=f): f gets each element
+            if (f[0] == "f" or f[0] == "m") and args and type(args[0]) is not Spread:
+                self.apply(f, node, scope, [self.relevant(self.elements(args[0]))], {})
         if path in model.PASSTHROUGH_CALLS or path.startswith("itertools."):
             for values in args:
                 for v in self.relevant(values | self.elements(values) if type(values) is not Spread else values):
@@ -1492,11 +1503,33 @@ def _sp_dict(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
     made = s.container(node, EMPTY, EMPTY)
     key = next(iter(made))[1]
     skip = 1 if _src(node.func).endswith("defaultdict") else 0
+    if skip and args:  # defaultdict(factory): a missing key gets what factory() returns
+        for f in ordered(args[0]):
+            s.add(s.containers, key, s.apply(f, node, scope, [], {}))
     s.fill_dict(key, [a for a in args[skip:] if type(a) is not Spread], kwargs)
     if any(type(a) is Spread for a in args):
         s.add(s.containers, ("keys", key), UNK_SET)
         s.add(s.containers, key, UNK_SET)
     return set(made)
+
+
+def _sp_sorted(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # sorted(xs, key=f): f is called with each element
+    if args and "key" in kwargs:
+        elements = s.elements(args[0])
+        for f in ordered(kwargs["key"]):
+            s.apply(f, node, scope, [elements], {})
+    return _sp_container_of_elements(s, node, scope, args[:1], {})
+
+
+def _sp_filter(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # filter(f, xs): f is called with each element; the result holds some of them
+    if len(args) < 2:
+        return _sp_container_of_elements(s, node, scope, args, kwargs)
+    elements = s.elements(args[1])
+    for f in ordered(args[0]):
+        s.apply(f, node, scope, [elements], {})
+    return set(s.container(node, elements))
 
 
 def _sp_zip(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1681,9 +1714,9 @@ _SPECIAL = {
     "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
     "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
     "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
-    "builtins.sorted": _sp_container_of_elements, "builtins.reversed": _sp_container_of_elements,
+    "builtins.sorted": _sp_sorted, "builtins.reversed": _sp_container_of_elements,
     "builtins.dict": _sp_dict, "builtins.zip": _sp_zip,
-    "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_container_of_elements,
+    "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_filter,
     "builtins.iter": _sp_container_of_elements, "builtins.next": _sp_element, "builtins.map": _sp_map,
     "types.SimpleNamespace": _sp_namespace, "collections.namedtuple": _sp_namespace,
     "collections.OrderedDict": _sp_dict, "collections.defaultdict": _sp_dict,
