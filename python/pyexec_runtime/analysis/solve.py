@@ -1504,8 +1504,9 @@ def _sp_dict(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
     key = next(iter(made))[1]
     skip = 1 if _src(node.func).endswith("defaultdict") else 0
     if skip and args:  # defaultdict(factory): a missing key gets what factory() returns
-        for f in ordered(args[0]):
-            s.add(s.containers, key, s.apply(f, node, scope, [], {}))
+        for f in ordered(args[0]):  # (a function of the program's or the control system's: list()
+            if f[0] in ("f", "m") or (f[0] == "p" and model.cs_root(f[1])):  # made here would be this dict)
+                s.add(s.containers, key, s.apply(f, node, scope, [], {}))
     s.fill_dict(key, [a for a in args[skip:] if type(a) is not Spread], kwargs)
     if any(type(a) is Spread for a in args):
         s.add(s.containers, ("keys", key), UNK_SET)
