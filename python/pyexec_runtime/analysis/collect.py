@@ -87,7 +87,7 @@ class FuncInfo:
         self.kwarg: str | None = None
         self.returns: list[Any] = []
         self.cid = -1  # the class it is defined in, if a method
-        self.kind = "function"  # function | method | classmethod | staticmethod | lambda
+        self.kind = "function"  # function | method | classmethod | staticmethod | property | lambda
         self.is_gen = False
         self.yields: list[tuple[bool, Any]] = []  # (from: `yield from`, value node) of a generator
 

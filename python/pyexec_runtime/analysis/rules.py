@@ -58,10 +58,8 @@ def _widened_cs(v: tuple) -> bool:
 def _component(base: str) -> bool:
     """An attribute of an ophyd device or signal (a component: another signal), not data read through
     it: EpicsMotor(...).user_setpoint, dev.velocity."""
-    if not base.startswith(("ophyd.", "bluesky.")):
-        return False
-    cut = max(base.rfind(")"), base.rfind("]"))
-    return cut > 0 and Checker.is_handle(base[:cut + 1]) and "(" not in base[cut + 1:]
+    return (base.startswith(("ophyd.", "bluesky.")) and ("(" in base or "[" in base)
+            and not model.through_data_call(base))
 
 
 def _handle_class(base: str) -> bool:
@@ -143,12 +141,7 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
             continue
         spaced = [w for w in sorted(program) if any(c in w for c in " \t;&|")]
         if spaced:  # one word holding a whole command line (ssh host "cd /opt && ./restore")
-            for text in spaced:
-                for line in _command_segments(text):
-                    why = _hidden(line, depth + 1)
-                    if why:
-                        return why
-            return None
+            return _hidden_in(spaced, depth + 1)
         script = next((w for w in sorted(program) if w.startswith(("./", "/", "~", "../")) or
                        w.endswith(_SCRIPT_SUFFIXES)), None)
         if script is not None:
@@ -181,14 +174,25 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
             if given and j + 1 < len(rest) and "" not in rest[j + 1]:
                 if interpreter.startswith(("python", "pypy", "ipython")):
                     return None  # its code is analysed as Python (command_line)
-                for text in sorted(rest[j + 1]):
-                    for line in _command_segments(text):
-                        why = _hidden(line, depth + 1)
-                        if why:
-                            return why
-                return None
+                return _hidden_in(sorted(rest[j + 1]), depth + 1)
         return f"runs {interpreter}, whose commands (a script, standard input, a module) the analysis cannot see"
     return None
+
+
+def _hidden_in(texts: list[str], depth: int) -> str | None:
+    """Why one of the command lines in texts (a shell's -c argument, ssh's remote command) may run
+    commands its text does not show (None: none does)."""
+    for text in texts:
+        for line in _command_segments(text):
+            why = _hidden(line, depth)
+            if why:
+                return why
+    return None
+
+
+def _named_program(path: str) -> str | None:
+    """The program a call of the sh library names by attribute (sh.ls(...) runs ls; sh.Command(x) runs x)."""
+    return path[3:] if path.startswith("sh.") and path != "sh.Command" else None
 
 
 def _has_callable(values: frozenset) -> bool:
@@ -555,8 +559,8 @@ class Checker:
         computed = any(not (v[0] == "s" and v[2]) for v in names)
         if not computed:
             return
-        on_cs = any((o[0] == "p" and model.cs_root(o[1]) and not model.through_data_call(o[1])) or o[0] == "d" or _widened_cs(o)
-                    for o in objs)
+        on_cs = any((o[0] == "p" and model.cs_root(o[1]) and not model.through_data_call(o[1]))
+                    or o[0] == "d" or _widened_cs(o) for o in objs)
         unknown = any(o[0] in ("u", "g") for o in objs)
         if on_cs:
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {verb} an attribute of a "
@@ -578,8 +582,7 @@ class Checker:
                     path = path[:-2]  # taken as a container (itertools.product(motors, ...)): the handle
                 shown = model.display(path)
                 if not (path.endswith(("()", "[]"))):
-                    cut = max(path.rfind(")"), path.rfind("]"))
-                    if cut > 0 and not self.is_handle(path[: cut + 1]):
+                    if model.through_data_call(path):
                         continue  # an attribute of data read from the control system (caget(...).T.shape = ...)
                     self.possible_write(node, f"{shown}.{attr}", f"possible EPICS write: `{spelled}` replaces "
                                         f"{shown}.{attr} in the library", "epics-dynamic", HIGH)
@@ -655,7 +658,7 @@ class Checker:
                         if m[0] == "s":
                             strings.append(m[1])
         index = 1 if path.startswith(("os.spawn", "posix.spawn")) else 0  # os.spawnlp(mode, file, ...)
-        lines = (None if path.startswith("sh.") and path != "sh.Command" else self.command_lines(node, index)) or []
+        lines = [] if _named_program(path) else (self.command_lines(node, index) or [])
         tools = {w.rsplit("/", 1)[-1] for line in lines for word in line for w in word if w}
         for text in strings:
             # the shell drops quotes and backslashes: c""aput is caput
@@ -687,8 +690,9 @@ class Checker:
     def hidden_command(path: str, commands: list[list[frozenset]]) -> str | None:
         """Why the commands a process call runs (commands: its command lines) are not all in the
         program's text (None: they are)."""
-        if path.startswith("sh.") and path != "sh.Command":  # sh.ls(...): the program is the attribute
-            commands = [[frozenset({path[3:]})]]
+        program = _named_program(path)
+        if program:
+            commands = [[frozenset({program})]]
         for words in commands:
             why = _hidden(words, 0)
             if why:

@@ -663,9 +663,24 @@ class Solver:
     def is_dict(self, key: Any) -> bool:
         return ("keys", key) in self.containers
 
+    def node_key(self, node: Any) -> tuple:
+        """The key of the container made at node: its source position (the same in every process,
+        unlike id()), and the depth of exec'd code it is in."""
+        return (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+
+    def record_positions(self, key: Any, parts: list) -> set:
+        """Records the members of container key position by position; returns them all."""
+        refs = tuple(("pos", key, i) for i in range(len(parts)))
+        members: set = set()
+        for ref, values in zip(refs, parts):
+            self.add(self.containers, ref, values)
+            members.update(values)
+        self.positions[key] = refs
+        return members
+
     def container(self, node: Any, members: Any, keys: Any = None) -> frozenset:
         """The container made at node; keys: a dict's keys (a dict is a container with a keys entry)."""
-        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+        key = self.node_key(node)
         self.add(self.containers, key, members)
         if key not in self.containers:
             self.containers[key] = set()
@@ -675,27 +690,12 @@ class Solver:
                 self.containers[("keys", key)] = set()
         return frozenset({("k", key)})
 
-    def positional(self, node: Any, parts: list, members: Any) -> frozenset:
-        """A container made at node whose members are known position by position (parts)."""
-        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
-        refs = tuple(("pos", key, i) for i in range(len(parts)))
-        for ref, values in zip(refs, parts):
-            self.add(self.containers, ref, values)
-        self.positions[key] = refs
-        return self.container(node, members)
-
     def pair_of(self, node: Any, parts: list) -> Any:
         """zip / enumerate at node: a container of one positional container standing for every
         tuple it yields; returns the outer container's key."""
-        key = (self.depth, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+        key = self.node_key(node)
         pair = ("tuple", key)
-        refs = tuple(("pos", pair, i) for i in range(len(parts)))
-        members: set = set()
-        for ref, values in zip(refs, parts):
-            self.add(self.containers, ref, values)
-            members.update(values)
-        self.positions[pair] = refs
-        self.add(self.containers, pair, members)
+        self.add(self.containers, pair, self.record_positions(pair, parts))
         self.add(self.containers, key, {("k", pair)})
         return key
 
@@ -711,8 +711,8 @@ class Solver:
                 members.update(values)
                 if parts is not None:
                     parts.append(values)
-        if parts:
-            return self.positional(node, parts, members)
+        if parts:  # a tuple display: its members by position as well
+            self.record_positions(self.node_key(node), parts)
         return self.container(node, members)
 
     def ev_dict(self, node: Any, scope: Scope) -> frozenset:
@@ -850,15 +850,11 @@ class Solver:
             path = f[1]
             if len(path) > MAX_PATH:
                 return {("p", path.split(".", 1)[0] + ".<deep>")}
-            result = {("p", norm(path + "()"))}
-            if (args or kwargs) and self.near_cs:
-                kind = _library_kind(path)
-                if kind == "getattr":  # x.__getattribute__("caput")
-                    return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
-                if kind:
-                    self.library_call(node, scope, path, args, kwargs, result)
-            elif args and path.endswith((".__getattribute__", ".__getattr__")):
+            if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
                 return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
+            result = {("p", norm(path + "()"))}
+            if (args or kwargs) and self.near_cs and _followed_library_call(path):
+                self.library_call(node, scope, path, args, kwargs, result)
             return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
@@ -1395,15 +1391,11 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
 
 
 @functools.lru_cache(maxsize=20_000)
-def _library_kind(path: str) -> str:
-    """How Solver.apply treats a call of the library path with arguments: "getattr"
-    (x.__getattribute__), "follow" (Solver.library_call) or "" (a plain call)."""
-    if path.endswith((".__getattribute__", ".__getattr__")):
-        return "getattr"
-    if model.cs_root(path) or path in model.PLAIN_BUILTINS or \
-            path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS:
-        return ""
-    return "follow"
+def _followed_library_call(path: str) -> bool:
+    """Whether a call of the library path with arguments goes through Solver.library_call (not a
+    control-system call, nor one of the plain library calls that call back and hand back nothing)."""
+    return not (model.cs_root(path) or path in model.PLAIN_BUILTINS
+                or path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS)
 
 
 def _plain_library(v: tuple) -> bool:
