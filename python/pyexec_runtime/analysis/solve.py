@@ -799,7 +799,8 @@ class Solver:
             elif lv[0] == "s" and op is ast.Mod:
                 parts = self.literal_parts(node.right, scope)
                 if parts is None:  # one value, or a mapping ("%(tool)s" % d): its strings as well
-                    parts = [right | self.members(frozenset(v for v in right if v[0] == "k"))]
+                    mappings = frozenset(v for v in right if v[0] == "k")
+                    parts = [right | self.members(mappings) if mappings else right]
                 out.update(formatted(lv[1], lv[2], parts, {}, _percent))
             elif lv[0] == "k" and op is ast.BitOr and self.is_dict(lv[1]):  # dict | dict
                 made = self.container(node, EMPTY, EMPTY)
