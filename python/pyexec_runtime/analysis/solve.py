@@ -71,6 +71,12 @@ CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "pople
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
 CONTAINER_MUTATORS = frozenset({"append", "add", "insert", "appendleft", "setdefault"})
 CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
+# A library object that holds things (queue.Queue(), tqdm(pvs), pandas.Series(motors)) keeps what a
+# program puts in it: containers[("lib", its path)], filled by the arguments it was made from and by
+# these methods, handed back by iteration, subscripts and LIBRARY_FETCHES (Solver.library_members).
+LIBRARY_STORES = frozenset({"put", "put_nowait", "append", "appendleft", "add", "insert", "push"})
+LIBRARY_BULK_STORES = frozenset({"extend", "extendleft", "update"})
+LIBRARY_FETCHES = frozenset({"get", "get_nowait", "pop", "popleft", "popitem", "__next__", "item"})
 _CONTAINER_METHODS = (CONTAINER_METHODS_RETURNING_MEMBERS | CONTAINER_METHODS_RETURNING_SELF | CONTAINER_MUTATORS
                       | CONTAINER_BULK_MUTATORS)
 
@@ -158,6 +164,8 @@ class Solver:
         self.eval_trees: dict[str, Any] = {}  # eval("...") text -> its expression node (eval_tree)
         self.attr_table: Table = Table()
         self.near_cs = False
+        self.instance_dicts = False  # whether vars(obj) / obj.__dict__ of an instance is used (store_attribute)
+        self.force_round = False  # a round that must be followed by another (see instance_dict)
         self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
         self.in_progress: set[int] = set()
         self.kernel_names_used: set[str] = set()
@@ -192,7 +200,9 @@ class Solver:
             self.reads, self.kids = root
             self.run_events()
             # After the last round allowed, its values stand (out of date or not): keep them all.
-            if self.tick == start_tick or not self.invalidate(root[0], drop=round_no < max_rounds):
+            stale = self.tick != start_tick and self.invalidate(root[0], drop=round_no < max_rounds)
+            forced, self.force_round = self.force_round, False
+            if not stale and not forced:
                 converged = True
                 break
         self.reads, self.kids = [], []
@@ -277,6 +287,8 @@ class Solver:
                 values = spec(sp, scope)
                 for recv in ordered(ev(target.value, scope)):
                     k = recv[0]
+                    if k == "i" and self.instance_dicts:
+                        self.store_attribute(recv[1], target.attr, values)
                     if k in ("i", "u", "c", "f", "m") or (k == "p" and not model.cs_root(recv[1])):
                         add(self.attr_table, target.attr, values)
                     elif k == "k":
@@ -288,7 +300,28 @@ class Solver:
                     if recv[0] == "k":
                         add(self.containers, recv[1], values)
                         if ("keys", recv[1]) in self.containers:
-                            add(self.containers, ("keys", recv[1]), ev(target.slice, scope))
+                            keys = ev(target.slice, scope)
+                            add(self.containers, ("keys", recv[1]), keys)
+                            if recv[1][0] == "vars":  # obj.__dict__["name"] = v: obj.name is v
+                                for name in _const_str(keys):
+                                    add(self.attr_table, name, values)
+
+    def store_attribute(self, cid: int, name: str, values: Any) -> None:
+        """obj.name = values on an instance of class cid: also what vars(obj) and obj.__dict__ hold."""
+        key = ("vars", cid)
+        self.add(self.containers, ("keys", key), {("s", name, True)})
+        self.add(self.containers, key, values)
+
+    def instance_dict(self, cid: int) -> tuple:
+        """vars(obj) / obj.__dict__ of an instance of class cid: a dict of the attributes stored on
+        such instances (by the program, or by a dataclass's constructor)."""
+        if not self.instance_dicts:  # from now on stores fill them: one more round sees them all
+            self.instance_dicts = self.force_round = True
+        key = ("vars", cid)
+        for k in (key, ("keys", key)):
+            if k not in self.containers:
+                self.containers[k] = set()
+        return ("k", key)
 
     def get(self, table: Table, key: Any) -> Any:
         """Reads a binding table and records the read (see invalidate)."""
@@ -529,6 +562,8 @@ class Solver:
         return out
 
     def inst_attr(self, cid: int, name: str, inst: tuple) -> set:
+        if name == "__dict__":
+            return {self.instance_dict(cid)}
         out: set = set()
         for entry in self.class_chain(cid):
             if entry[0] == "c":
@@ -539,6 +574,8 @@ class Solver:
                         if kind == "method" or kind == "classmethod":
                             out.add(("m", val[1], inst if kind == "method" else ("c", cid)))
                         elif kind == "property":
+                            out.update(self.call_function(val[1], inst, [], {}))
+                        elif val[0] == "pr":  # x = property(getter)
                             out.update(self.call_function(val[1], inst, [], {}))
                         else:
                             out.add(val)
@@ -571,6 +608,8 @@ class Solver:
                     out.add(("s", "", False))
                 else:
                     out.add(("p", norm(path + "[]")))
+                    if self.near_cs:
+                        out.update(self.library_members(path))
             elif k == "g":
                 for key in const_keys:
                     out.update(self._module_name(key))
@@ -595,6 +634,8 @@ class Solver:
                 out.update(self.get(containers, keys if keys in containers else v[1]))
             elif k == "p":
                 out.add(("p", norm(v[1] + "[]")))
+                if self.near_cs:
+                    out.update(self.library_members(v[1]))
             elif k == "d":
                 out.add(v)
             elif k in ("u", "i", "f", "m", "ka"):
@@ -602,6 +643,12 @@ class Solver:
             else:
                 out.add(CONST)
         return frozenset(out) if out else UNK_SET
+
+    def library_members(self, path: str) -> Any:
+        """What the program put in the library object at path (see LIBRARY_STORES)."""
+        if model.cs_root(path):
+            return EMPTY
+        return self.get(self.containers, ("lib", path))
 
     def members(self, values: frozenset) -> frozenset:
         """The members of values taken as containers (a dict: its values): what `**d` passes."""
@@ -750,6 +797,12 @@ class Solver:
             self.add(containers, ("keys", key), self.members(values) if name is None else {("s", name, True)})
             self.add(containers, key, values)
 
+    def ev_yield(self, node: Any, scope: Scope) -> frozenset:
+        """`x = yield v`: what the generator is sent (gen.send(x)), or None."""
+        if scope.kind != "function":
+            return CONST_SET
+        return CONST_SET | self.get(self.containers, ("sent", scope.owner))
+
     def ev_lambda(self, node: Any, scope: Scope) -> frozenset:
         inner = self.c.node_scope.get(id(node))
         return frozenset({("f", inner.owner)}) if inner is not None else UNK_SET
@@ -854,8 +907,14 @@ class Solver:
             if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
                 return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
             result = {("p", norm(path + "()"))}
-            if (args or kwargs) and self.near_cs and _followed_library_call(path):
-                self.library_call(node, scope, path, args, kwargs, result)
+            if self.near_cs:
+                if (args or kwargs) and _followed_library_call(path):
+                    self.library_call(node, scope, path, args, kwargs, result)
+                elif model.cs_root(path) and _has_function(args, kwargs):
+                    self.control_system_callback(node, scope, path, args, kwargs)
+                receiver, _, name = path.rpartition(".")
+                if name in LIBRARY_FETCHES and receiver.endswith((")", "]")):
+                    result.update(self.library_members(receiver))
             return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
@@ -871,9 +930,11 @@ class Solver:
                 for i, values in enumerate(args):
                     for name in fields[i:] if type(values) is Spread else fields[i:i + 1]:
                         self.add(self.attr_table, name, values)
+                        self.store_attribute(f[1], name, values)
                 for name, values in kwargs.items():
                     if name in fields:
                         self.add(self.attr_table, name, values)
+                        self.store_attribute(f[1], name, values)
             return {inst}
         if k == "ka":
             return self.container_method(f[1], f[2], args, kwargs)
@@ -905,8 +966,24 @@ class Solver:
         flood ordinary code. A library function that picks from its arguments
         (model.PASSTHROUGH_CALLS: random.choice(pvs), itertools.chain(a, b), max(pvs, key=...))
         hands control-system objects back."""
-        name = path.rsplit(".", 1)[-1]
+        receiver, _, name = path.rpartition(".")
         mapping = name in model.MAPPING_CALLS
+        held = EMPTY  # what the library object the method belongs to holds (s.apply(f): f gets it)
+        if receiver.endswith((")", "]")):
+            lib = ("lib", receiver)
+            if name in LIBRARY_STORES and args:
+                last = args[-1]
+                self.add(self.containers, lib, self.relevant(self.elements(last) if type(last) is Spread else last))
+            elif name in LIBRARY_BULK_STORES:
+                for values in args:
+                    self.add(self.containers, lib, self.relevant(self.elements(values)))
+            if mapping:
+                held = self.relevant(self.library_members(receiver))
+        made = ("lib", norm(path + "()"))  # tqdm(pvs), pandas.Series(motors): holds their elements
+        for values in args:
+            holders = frozenset(v for v in values if v[0] == "k" or (v[0] == "p" and not model.cs_root(v[1])))
+            if holders:
+                self.add(self.containers, made, self.relevant(self.elements(holders)))
         for i, values in enumerate(args):
             funcs = [v for v in values if v[0] == "f" or v[0] == "m"]
             if not funcs or type(values) is Spread:
@@ -920,6 +997,8 @@ class Solver:
                 passed = [Spread(self.relevant(self.elements(self.elements(a)))) for a in rest[:1]]
             elif mapping:
                 passed = [self.relevant(self.elements(a)) for a in rest]
+                if held:
+                    passed.insert(0, held)
             else:
                 passed = [Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a)
                           for a in rest]
@@ -934,6 +1013,27 @@ class Solver:
                 for v in self.relevant(values | self.elements(values) if type(values) is not Spread else values):
                     if v[0] == "p" and (v[1].endswith(("()", "[]")) or "(" not in v[1]):
                         result.add(v)
+
+    def control_system_callback(self, node: Any, scope: Scope, path: str, args: list, kwargs: dict) -> None:
+        """A function of the program given to the control system (epics.PV(name, callback=f),
+        pv.add_callback(f), camonitor(name, callback=f), signal.subscribe(f)) is called back with
+        the keywords pyepics and ophyd pass: pvname, value, cb_info=(index, pv), obj=signal."""
+        receiver, _, name = path.rpartition(".")
+        if receiver.endswith((")", "]")):
+            obj = receiver  # pv.add_callback(f): pv
+        elif name[:1].isupper():
+            obj = norm(path + "()")  # epics.PV(name, callback=f): the new PV
+        else:
+            obj = "epics.PV()"  # camonitor(name, callback=f): a PV pyepics makes
+        handle = frozenset({("p", obj)})
+        info = ("cb_info", self.node_key(node))
+        self.add(self.containers, info, self.record_positions(info, [CONST_SET, handle]))
+        passed = {"pvname": frozenset({UNKNOWN_STRING}), "value": CONST_SET, "cb_info": frozenset({("k", info)}),
+                  "obj": handle}
+        for values in [*args, *kwargs.values()]:
+            for f in ordered(values):
+                if f[0] == "f" or f[0] == "m":
+                    self.apply(f, node, scope, [], passed)
 
     def relevant(self, values: frozenset) -> frozenset:
         """What a callback is passed of values: control-system objects, strings, and the program's
@@ -1055,6 +1155,10 @@ class Solver:
         return None
 
     def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
+        if name == "send" and key[0] == "gen":  # gen.send(x): the generator's `yield` gives x
+            if args:
+                self.add(self.containers, ("sent", key[1]), args[0])
+            return set(self.get(self.containers, key)) or {UNK}
         if self.is_dict(key):
             got = self.dict_method(key, name, args, kwargs)
             if got is not None:
@@ -1099,6 +1203,15 @@ class Solver:
         if name == "setdefault" and args:
             self.add(containers, ("keys", key), args[0])
         return None
+
+
+def _has_function(args: list, kwargs: dict) -> bool:
+    """Whether a function or method of the program is among the arguments of a call."""
+    for values in [*args, *kwargs.values()]:
+        for v in values:
+            if v[0] == "f" or v[0] == "m":
+                return True
+    return False
 
 
 def _texts(values: frozenset) -> list:
@@ -1487,6 +1600,58 @@ def _sp_container_of_elements(s: Solver, node: Any, scope: Scope, args: list, kw
     return set(s.container(node, members))
 
 
+def _sp_iter(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # iter(xs); iter(f, sentinel): what f returns, again and again
+    if len(args) == 2 and type(args[0]) is not Spread:
+        results: set = set()
+        for f in ordered(args[0]):
+            results.update(s.apply(f, node, scope, [], {}))
+        return set(s.container(node, results))
+    return _sp_container_of_elements(s, node, scope, args, kwargs)
+
+
+def _sp_fromkeys(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # dict.fromkeys(keys, value): every key holds value
+    keys = s.elements(args[0]) if args else EMPTY
+    return set(s.container(node, args[1] if len(args) > 1 else CONST_SET, keys))
+
+
+def _sp_chainmap(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # collections.ChainMap(a, b): looks keys up in the dicts it is given (they stay the same objects)
+    out = {v for a in args for v in a if v[0] == "k"}
+    return out or set(s.container(node, EMPTY, EMPTY))
+
+
+def _sp_itemgetter_call(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # operator.itemgetter(k)(d): a member of d
+    return set(s.members(args[0])) if args else {UNK}
+
+
+def _sp_field(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # a dataclass field: its instances get the default, or what default_factory() returns
+    out: set = set(kwargs.get("default", EMPTY))
+    for f in ordered(kwargs.get("default_factory", EMPTY)):
+        out.update(s.apply(f, node, scope, [], {}))
+    return out or {CONST}
+
+
+def _sp_replace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # dataclasses.replace(obj, name=value): a copy of obj with those fields
+    for name, values in kwargs.items():
+        if name is not None:
+            for obj in ordered(args[0] if args else EMPTY):
+                if obj[0] == "i":
+                    s.store_attribute(obj[1], name, values)
+            s.add(s.attr_table, name, values)
+    return set(args[0]) if args else {UNK}
+
+
+def _sp_property(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # property(getter) in a class body: reading the attribute on an instance calls getter
+    getters = args[0] if args else kwargs.get("fget", EMPTY)
+    return {("pr", f[1]) for f in getters if f[0] == "f"} or {UNK}
+
+
 def _sp_element(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     return set(s.elements(args[0])) if args else {UNK}
 
@@ -1594,6 +1759,8 @@ def _sp_vars(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
     for v in args[0]:
         if v[0] == "p":
             out.add(("p", v[1] + ".__dict__"))
+        elif v[0] == "i":
+            out.add(s.instance_dict(v[1]))
         else:
             out.add(UNK)
     return out
@@ -1698,23 +1865,26 @@ _EV = {
     ast.GeneratorExp: Solver.ev_comp, ast.DictComp: Solver.ev_comp, ast.Lambda: Solver.ev_lambda,
     ast.IfExp: Solver.ev_ifexp, ast.BoolOp: Solver.ev_boolop, ast.NamedExpr: Solver.ev_passthrough,
     ast.Await: Solver.ev_passthrough, ast.Starred: Solver.ev_passthrough, ast.JoinedStr: Solver.ev_joinedstr,
-    ast.BinOp: Solver.ev_binop,
+    ast.BinOp: Solver.ev_binop, ast.Yield: Solver.ev_yield,
 }
 
 _SPECIAL = {
     "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "builtins.compile": _sp_compile, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
     "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
-    "builtins.property": _sp_first, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
+    "builtins.property": _sp_property, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
     "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
     "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
     "builtins.sorted": _sp_sorted, "builtins.reversed": _sp_container_of_elements,
     "builtins.dict": _sp_dict, "builtins.zip": _sp_zip,
     "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_filter,
-    "builtins.iter": _sp_container_of_elements, "builtins.next": _sp_element, "builtins.map": _sp_map,
+    "builtins.iter": _sp_iter, "builtins.next": _sp_element, "builtins.map": _sp_map,
     "types.SimpleNamespace": _sp_namespace, "collections.namedtuple": _sp_namespace,
     "collections.OrderedDict": _sp_dict, "collections.defaultdict": _sp_dict,
-    "collections.deque": _sp_container_of_elements, "copy.copy": _sp_first, "copy.deepcopy": _sp_first,
+    "collections.deque": _sp_container_of_elements, "builtins.dict.fromkeys": _sp_fromkeys,
+    "collections.OrderedDict.fromkeys": _sp_fromkeys, "collections.ChainMap": _sp_chainmap,
+    "operator.itemgetter()": _sp_itemgetter_call, "dataclasses.field": _sp_field, "dataclasses.replace": _sp_replace,
+    "copy.copy": _sp_first, "copy.deepcopy": _sp_first,
     "typing.cast": lambda s, n, sc, a, k: set(a[1]) if len(a) > 1 else {UNK},
     "pathlib.Path": _sp_path, "pathlib.PurePath": _sp_path, "pathlib.PosixPath": _sp_path,
     "pathlib.Path.home": _sp_path_home, "pathlib.Path.cwd": _sp_path_home, "os.path.join": _sp_join,
