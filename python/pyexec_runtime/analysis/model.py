@@ -65,6 +65,12 @@ WRITE_METHODS = frozenset({
     "write_attribute_asynch", "write_attributes", "command_inout", "command_inout_asynch", "restore_state",
     "set_field", "put_field", "write_channel", "write_channels", "caput", "caput_many",
 })
+# pyepics's device classes (epics.devices: Scaler, Mca, Struck, Transform, ai, ao, ...) are methods
+# over their record's PVs: s.Count(), s.CountTime(1.0), mca.start(). Every method call on one writes
+# except those whose name starts with one of these (s.Read(), s.getNames(), mca.get_rois()).
+DEVICE_CLASSES_PREFIX = "epics.devices."
+DEVICE_READ_PREFIXES = ("get", "Get", "read", "Read", "PV", "pv", "add_callback", "remove_callback", "save_state",
+                        "wait", "show", "_")
 # Method names that write when called on *any* object (Osprey: `connector.write_channel(...)`).
 DISTINCT_WRITE_METHODS = frozenset({"write_channel", "write_channels", "caput", "caput_many"})
 DISTINCT_READ_METHODS = frozenset({"read_channel", "read_channels", "caget", "caget_many"})
@@ -184,7 +190,7 @@ PASSTHROUGH_CALLS = frozenset({
     "random.choice", "random.choices", "random.sample", "builtins.max", "builtins.min", "functools.reduce",
     "heapq.nsmallest", "heapq.nlargest", "heapq.heappop", "heapq.heappushpop", "heapq.heapreplace", "heapq.merge",
     "contextlib.nullcontext", "weakref.proxy", "weakref.ref", "copy.copy", "copy.deepcopy", "builtins.next",
-    "collections.ChainMap", "operator.getitem", "operator.itemgetter()", "functools.lru_cache()",
+    "operator.getitem", "functools.lru_cache()",
     "functools.lru_cache", "functools.cache", "functools.wraps()", "contextlib.closing",
     "contextlib.ExitStack().enter_context", "contextlib.AsyncExitStack().enter_async_context",
 })

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import sys
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -35,7 +37,8 @@ def _risky(path: str, root: str) -> bool:
     on the path first): calls of anything else skip it."""
     return bool(
         root in model.NATIVE_ROOTS or model.PROCESS_CALLS.match(path) or path in model.DYNAMIC_CODE
-        or path in model.DATA_CODE or path.endswith((".__setattr__", ".__dict__")) or path == "numpy.load"
+        or path in model.DATA_CODE or path.endswith((".__setattr__", ".__dict__", ".exec_module", ".load_module"))
+        or path == "numpy.load"
         or path in ("operator.methodcaller", "operator.attrgetter")
         or path in model.DYNAMIC_IMPORT or path in _ATTRIBUTE_CALLS or model.NETWORK.match(path)
         or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
@@ -82,6 +85,23 @@ _SCRIPT_SUFFIXES = (".sh", ".bash", ".py", ".pl", ".rb", ".tcl", ".ipynb", ".csh
 
 
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
+_SYS_PATH_MUTATORS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.extend", "site.addsitedir"})
+# Methods of network connections that send data (a command line sent to an IOC shell or a remote
+# shell runs there), and of ssh clients that run a command.
+_SEND_METHODS = frozenset({"send", "sendall", "sendto", "write", "writelines", "exec_command", "sendline"})
+_AWK = frozenset({"awk", "gawk", "mawk", "nawk", "busybox awk"})
+_AWK_COMMANDS = re.compile(r"\bsystem\s*\(|\|\s*[\"&]|\bgetline\b")
+
+
+@lru_cache(maxsize=1024)
+def _installed(module: str) -> bool:
+    """Whether a top-level module is in the standard library or installed where the analysis runs."""
+    if not module or module in sys.stdlib_module_names or module in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _program_word(word: str) -> str:
@@ -195,6 +215,16 @@ def _named_program(path: str) -> str | None:
     return path[3:] if path.startswith("sh.") and path != "sh.Command" else None
 
 
+def _sent_write_tools(values: frozenset) -> list[str]:
+    """The write tools that start a command line in the texts sent over a connection."""
+    tools = set()
+    for v in values:
+        if v[0] == "s":
+            for line in _command_segments(v[1]):
+                tools.update(line[0] & model.CLI_WRITE_TOOLS)
+    return sorted(tools)
+
+
 def _has_callable(values: frozenset) -> bool:
     """Whether some value is a library path or a container (something that may hold a function)."""
     for v in values:
@@ -255,6 +285,7 @@ class Checker:
         self.writes: set[str] = set()
         self.reads: set[str] = set()
         self.possible_writes = False
+        self.extends_path = False  # the program adds to sys.path (an import may then be its own code)
 
     # ---- output ------------------------------------------------------------------------------
     def add(self, rule: str, severity: str, node: Any, message: str) -> None:
@@ -313,6 +344,9 @@ class Checker:
         if name in model.WRITE_METHODS and (self.is_handle(base) or _component(base) or _handle_class(base)):
             return True
         if base == "tango.DeviceProxy()" and name[:1].isupper() and name not in ("State", "Status"):  # dp.On()
+            return True
+        if base.startswith(model.DEVICE_CLASSES_PREFIX) and self.is_handle(base) \
+                and not name.startswith(model.DEVICE_READ_PREFIXES):  # scaler.Count()
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -395,6 +429,8 @@ class Checker:
                 self.risky_call(node, callee, path, model.display(path), args, kwargs)
 
     def call_path(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
+        if path in _SYS_PATH_MUTATORS:
+            self.extends_path = True
         kind = self.path_kinds.get(path)
         if kind is None:
             kind = self.path_kinds[path] = self.classify_path(path)
@@ -445,15 +481,20 @@ class Checker:
         data_code = model.DATA_CODE.get(path)
         if path == "numpy.load" and "allow_pickle" in kwargs:
             data_code = "may load a pickle (allow_pickle), which can call any function"
+        elif root == "importlib" and path.endswith((".exec_module", ".load_module")):
+            data_code = "runs a module's code, which the program does not show"
         if data_code is not None and not (path in ("yaml.load", "yaml.load_all") and _safe_yaml_loader(kwargs, args)):
             self.add("dynamic-code", HIGH, node, f"runs code the program does not show: `{callee}(...)` {data_code}")
             self.possible_write(node, "dynamic", f"possible EPICS write: `{callee}(...)` {data_code}; what it "
                                 "runs can reach the control system", "epics-dynamic", HIGH)
         if path.endswith(".__setattr__") and args:
             base = path[: -len(".__setattr__")]
-            self.dynamic_attribute(node, callee, frozenset({("p", base)}), args[0], "sets")
-            for name in sorted(v[1] for v in args[0] if v[0] == "s" and v[2]):
-                self.attribute_store(node, frozenset({("p", base)}), name, f"__setattr__({name!r}, ...)")
+            receivers, names = frozenset({("p", base)}), args[0]
+            if base in ("builtins.object", "builtins.type") and len(args) > 1:  # object.__setattr__(pv, "value", 1)
+                receivers, names = args[0], args[1]
+            self.dynamic_attribute(node, callee, receivers, names, "sets")
+            for name in sorted(v[1] for v in names if v[0] == "s" and v[2]):
+                self.attribute_store(node, receivers, name, f"__setattr__({name!r}, ...)")
         if path in ("operator.methodcaller", "operator.attrgetter") and args and self.s.near_cs:
             names = {v[1].rsplit(".", 1)[-1] for v in args[0] if v[0] == "s" and v[2]}
             if names & model.WRITE_METHODS or len(names) < len(args[0]):
@@ -477,6 +518,10 @@ class Checker:
             self.dynamic_attribute(node, callee, args[0], args[1], "deletes")
         if model.NETWORK.match(path):
             self.add("network", MEDIUM, node, f"network access: `{callee}(...)` ({shown})")
+            if path.rsplit(".", 1)[-1] in _SEND_METHODS and args:
+                for tool in _sent_write_tools(args[0]):
+                    self.write(node, f"cli:{tool}", f"EPICS write: `{callee}(...)` sends the command {tool} over the "
+                               "network, to a shell that runs it (an IOC shell, ssh)")
             if model.HTTP_MUTATION.match(path) and self.s.near_cs:
                 self.possible_write(
                     node, shown, f"possible control-system write: `{callee}(...)` sends an HTTP "
@@ -645,6 +690,10 @@ class Checker:
             root = path.split(".", 1)[0]
             if root in model.NATIVE_ROOTS:
                 self.add("ctypes", HIGH, node, f"imports {path}: native code can bypass every guard")
+            elif self.extends_path and not _installed(root):
+                self.possible_write(node, "import", f"possible EPICS write: imports {root}, which is not an installed "
+                                    "library, in a program that adds to sys.path: its code is not in the program",
+                                    "epics-dynamic", HIGH)
 
     # ---- processes ---------------------------------------------------------------------------
     def command_line(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
@@ -666,6 +715,7 @@ class Checker:
                                                .replace("\\", "")):
                 tools.add(word.rsplit("/", 1)[-1])
         writes = sorted(tools & model.CLI_WRITE_TOOLS)
+        awk_runs = not tools.isdisjoint(_AWK) and any(_AWK_COMMANDS.search(t) for t in strings)
         reads = sorted(tools & model.CLI_READ_TOOLS)
         for tool in writes:
             self.write(node, f"cli:{tool}", f"EPICS write: `{callee}(...)` runs the command-line tool {tool}")
@@ -683,6 +733,8 @@ class Checker:
         if writes:
             return
         hidden = self.hidden_command(path, lines)
+        if hidden is None and awk_runs:
+            hidden = "runs awk code that starts commands (system(), a pipe), which the analysis does not read"
         if hidden:
             self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` {hidden}")
 
