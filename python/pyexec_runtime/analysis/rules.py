@@ -85,6 +85,7 @@ _SCRIPT_SUFFIXES = (".sh", ".bash", ".py", ".pl", ".rb", ".tcl", ".ipynb", ".csh
 
 
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
+_KNOWN_NAME = re.compile(r"^[\w.+-]+$")
 _SYS_PATH_MUTATORS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.extend", "site.addsitedir"})
 # Methods of network connections that send data (a command line sent to an IOC shell or a remote
 # shell runs there), and of ssh clients that run a command.
@@ -116,6 +117,9 @@ def _word_texts(values: frozenset) -> set[str]:
     for v in values:
         if v[0] == "s" and v[2]:
             out.add(_program_word(v[1]))
+        elif v[0] == "s" and "/" in v[1] and _KNOWN_NAME.match(v[1].rsplit("/", 1)[1]) and v[1].rsplit("/", 1)[1] \
+                in model.CLI_WRITE_TOOLS:  # os.path.join(EPICS_BIN, "caput"): a caput, wherever it is
+            out.add(v[1].rsplit("/", 1)[1])
         elif v[0] == "p" and v[1] == "sys.executable":
             out.add("python")
         else:

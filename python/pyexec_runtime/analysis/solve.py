@@ -166,6 +166,7 @@ class Solver:
         self.near_cs = False
         self.instance_dicts = False  # whether vars(obj) / obj.__dict__ of an instance is used (store_attribute)
         self.force_round = False  # a round that must be followed by another (see instance_dict)
+        self.reevaluate = False  # every value again in the next round (see reach_cs)
         self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
         self.in_progress: set[int] = set()
         self.kernel_names_used: set[str] = set()
@@ -202,6 +203,12 @@ class Solver:
             # After the last round allowed, its values stand (out of date or not): keep them all.
             stale = self.tick != start_tick and self.invalidate(root[0], drop=round_no < max_rounds)
             forced, self.force_round = self.force_round, False
+            if self.reevaluate and round_no < max_rounds:
+                self.reevaluate = False
+                self.memo.clear()
+                self.deps.clear()
+                self.call_args.clear()
+                forced = True
             if not stale and not forced:
                 converged = True
                 break
@@ -305,6 +312,13 @@ class Solver:
                             if recv[1][0] == "vars":  # obj.__dict__["name"] = v: obj.name is v
                                 for name in _const_str(keys):
                                     add(self.attr_table, name, values)
+
+    def reach_cs(self) -> None:
+        """The program uses the control system, found while solving (a kernel's name, an import by
+        name): what was evaluated before assumed it does not (library_call, getattr): all again."""
+        if not self.near_cs:
+            self.near_cs = True
+            self.reevaluate = True
 
     def store_attribute(self, cid: int, name: str, values: Any) -> None:
         """obj.name = values on an instance of class cid: also what vars(obj) and obj.__dict__ hold."""
@@ -448,7 +462,7 @@ class Solver:
             out.add(("p", "builtins"))
         kernel = model.KERNEL_NAMES.get(name)
         if kernel is not None and name not in BUILTIN_NAMES:
-            self.near_cs = True
+            self.reach_cs()
             self.kernel_names_used.add(name)
             out.add(("p", kernel))
         elif name in BUILTIN_NAMES:
@@ -583,6 +597,8 @@ class Solver:
             else:
                 out.add(("p", norm(f"{entry[1]}().{name}")))
         out.update(self.get(self.attr_table, name))
+        if not out and not name.startswith("__"):  # class Ring: def __getattr__(self, name): return PV(...)
+            out = self.special_method(inst, "__getattr__", [frozenset({("s", name, True)})]) or out
         if not out:
             out.add(("u", name))
         return out
@@ -617,6 +633,9 @@ class Solver:
                     out.add(("d", f"`{_src(node)}` looks a global up with a computed key"))
             elif k == "d":
                 out.add(v)
+            elif k == "i" and ((got := self.special_method(v, "__getitem__", [keys])) is not None
+                               or (got := self.special_method(v, "__missing__", [keys])) is not None):
+                out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
             elif k in ("u", "i", "f", "m"):
                 out.add(unknown_from(v))
             else:
@@ -638,11 +657,32 @@ class Solver:
                     out.update(self.library_members(v[1]))
             elif k == "d":
                 out.add(v)
+            elif k == "i" and (got := self.special_method(v, "__iter__", [])) is not None:
+                for it in got:  # a class of the program's with __iter__
+                    if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
+                        nxt = self.special_method(it, "__next__", [])
+                        out.update(nxt if nxt is not None else (unknown_from(it),))
+                    else:
+                        out.update(self.elements(frozenset((it,))))
             elif k in ("u", "i", "f", "m", "ka"):
                 out.add(unknown_from(v))
             else:
                 out.add(CONST)
         return frozenset(out) if out else UNK_SET
+
+    def special_method(self, inst: tuple, name: str, args: list) -> set | None:
+        """What the method `name` (__iter__, __getitem__, __getattr__ ...) of the program's class of
+        inst returns, called with args; None when the class and its bases in the program have none."""
+        for entry in self.class_chain(inst[1]):
+            if entry[0] == "c":
+                values = self.get(self.c.classes[entry[1]].scope.bind, name)
+                if values:
+                    out: set = set()
+                    for val in ordered(values):
+                        if val[0] == "f":
+                            out.update(self.call_function(val[1], inst, args, {}))
+                    return out
+        return None
 
     def library_members(self, path: str) -> Any:
         """What the program put in the library object at path (see LIBRARY_STORES)."""
@@ -1497,6 +1537,8 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
     if len(names) < len(args[1]):
         if args[0] and all(_plain_library(o) for o in args[0]):
             out.add(UNK)  # an attribute of numpy, a logger, a string ...: not a way to the control system
+        elif not s.near_cs and not any((o[0] == "p" and not _plain_library(o)) or o[0] == "d" for o in args[0]):
+            out.add(UNK)  # the program's own objects, in a program that never reaches the control system
         else:
             out.add(("d", f"`{_src(node)}` reads an attribute whose name is computed"))
     if len(args) > 2:
@@ -1565,7 +1607,7 @@ def _sp_import(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> 
     out: set = set()
     for n in names:
         if model.cs_root(n):
-            s.near_cs = True
+            s.reach_cs()
         root = n if node.func and _is_import_module(node) else n.split(".", 1)[0]
         out.add(("p", norm(root)))
     if len(names) < len(values) or not values:
@@ -1804,9 +1846,9 @@ def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
         combos *= len(texts)
     out: set = set()
     for first in args[0]:
-        if first[0] != "s":
-            out.add(UNKNOWN_STRING)
-        elif combos > MAX_STRINGS:
+        if first[0] != "s":  # os.path.join(unknown, "caput"): what follows stays known
+            first = UNKNOWN_STRING
+        if combos > MAX_STRINGS:
             out.add(("s", first[1] + "/\x00", False))
         else:
             for combo in itertools.product(*parts):
@@ -1814,6 +1856,16 @@ def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
                 complete = first[2] and all(c for _, c in combo)
                 out.add(("s", first[1] + ("/" + tail if tail else ""), complete))
     return out
+
+
+def _sp_shlex_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # shlex.join(words): the command line of those words
+    return s.string_method(node, scope, ("s", " ", True), "join", args, kwargs)
+
+
+def _sp_getenv(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # os.environ.get(name, default), os.getenv(name, default): a string not known, or the default
+    return {UNKNOWN_STRING, *(args[1] if len(args) > 1 else kwargs.get("default", EMPTY))}
 
 
 def _sp_expanduser(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1890,7 +1942,7 @@ _SPECIAL = {
     "pathlib.Path.home": _sp_path_home, "pathlib.Path.cwd": _sp_path_home, "os.path.join": _sp_join,
     "os.path.expanduser": _sp_expanduser, "os.path.abspath": _sp_expanduser, "os.path.realpath": _sp_expanduser,
     "os.path.normpath": _sp_expanduser, "os.fspath": _sp_expanduser, "builtins.str": _sp_expanduser,
-    "shlex.split": _sp_split, "shutil.which": _sp_expanduser,
+    "shlex.split": _sp_split, "shlex.join": _sp_shlex_join, "os.environ.get": _sp_getenv, "os.getenv": _sp_getenv, "shutil.which": _sp_expanduser,
     "threading.Thread": _sp_call_target, "threading.Timer": _sp_call_target,
     "multiprocessing.Process": _sp_call_target,
 }

@@ -90,3 +90,27 @@ describe('what a read finding names', () => {
     assert.deepEqual(report.detectedPatterns?.writes, ['epics.Motor.get_pv.put']);
   });
 });
+
+describe('what a write finding names, where the program hides it in ordinary Python', () => {
+  // Each of these was found at 2ab1485 only as an unnamed possible write (`?.put`, `cli`): the
+  // approver saw "something may write" instead of the PV or tool.
+  const named: Array<[string, string]> = [
+    ['write-class-iter.py', 'epics.PV.put'],
+    ['write-getattr-proxy.py', 'epics.PV.put'],
+    ['write-dict-subclass-missing.py', 'epics.PV.put'],
+    ['write-cli-shlex-join.py', 'cli:caput'],
+    ['write-cli-tool-from-env-default.py', 'cli:caput'],
+  ];
+  for (const [file, write] of named) {
+    it(`names ${write} in ${file}`, async () => {
+      const report = await analyzer.analyze(readFileSync(path.join(dir, file), 'utf8'));
+      assert.ok(report.detectedPatterns?.writes.includes(write), JSON.stringify(report.detectedPatterns));
+    });
+  }
+
+  it('reads through a wrapper that delegates by __getattr__ name the PV methods it reaches', async () => {
+    const report = await analyzer.analyze(readFileSync(path.join(dir, 'read-getattr-delegating-wrapper.py'), 'utf8'));
+    assert.deepEqual(report.detectedPatterns?.writes, []);
+    assert.ok(report.detectedPatterns?.reads.includes('epics.PV.get'), JSON.stringify(report.detectedPatterns));
+  });
+});
