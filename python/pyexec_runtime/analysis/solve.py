@@ -66,6 +66,10 @@ MAX_PATH_ATTRIBUTES = 12
 # string, a pathlib path) as it is, only its widened form (see widen_late): the fixpoint then ends
 # in a few more rounds. The fixtures and the benchmark program settle by round 3.
 WIDEN_FROM_ROUND = 5
+# Rounds in which a value the analysis has nothing for yet stays nothing (see Solver.unresolved):
+# the first evaluates module code before the functions and methods it calls (a store in __init__
+# comes after the module code that reads the attribute); the second sees those stores.
+OPTIMISTIC_ROUNDS = 2
 MAX_PATH = 240
 CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "popleft", "setdefault", "__getitem__"})
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
@@ -167,6 +171,9 @@ class Solver:
         self.instance_dicts = False  # whether vars(obj) / obj.__dict__ of an instance is used (store_attribute)
         self.force_round = False  # a round that must be followed by another (see instance_dict)
         self.reevaluate = False  # every value again in the next round (see reach_cs)
+        self.optimistic = True  # see unresolved
+        self.bottoms = 0  # how many times unresolved() gave nothing
+        self.optimistic_nodes: set = set()  # memoised nodes whose value counted on such a nothing
         self.returns_memo: dict[int, tuple[frozenset, list, list]] = {}
         self.in_progress: set[int] = set()
         self.kernel_names_used: set[str] = set()
@@ -195,6 +202,7 @@ class Solver:
         root: tuple[list, list] = ([], [])
         for round_no in range(1, max_rounds + 1):
             self.round_no = round_no
+            bottoms = self.bottoms
             start_tick = self.tick
             self.returns_memo = {}
             root = ([], [])
@@ -209,6 +217,13 @@ class Solver:
                 self.deps.clear()
                 self.call_args.clear()
                 forced = True
+            if self.optimistic and (round_no >= OPTIMISTIC_ROUNDS or not (stale or forced)):
+                # From now on a value still nothing is unknown (see unresolved): the values that
+                # counted on a nothing are evaluated again.
+                self.optimistic = False
+                if self.optimistic_nodes or self.bottoms != bottoms:
+                    self.drop_optimistic()
+                    forced = True
             if not stale and not forced:
                 converged = True
                 break
@@ -216,6 +231,19 @@ class Solver:
         if checker is not None:
             self.replay_calls(checker, root[1])
         return converged
+
+    def drop_optimistic(self) -> None:
+        """Forgets the memoised values that counted on a nothing (see unresolved), and what used them."""
+        bad = self.optimistic_nodes
+        for node, (_reads, kids) in self.deps.items():  # kids come before the nodes that used them
+            if kids and not bad.isdisjoint(kids):
+                bad.add(node)
+        memo, deps, call_args = self.memo, self.deps, self.call_args
+        for node in bad:
+            memo.pop(node, None)
+            deps.pop(node, None)
+            call_args.pop(node, None)
+        self.optimistic_nodes = set()
 
     def invalidate(self, root_reads: list, drop: bool = True) -> bool:
         """Drops every memoised value that read a binding changed after the read (or used such a
@@ -313,6 +341,15 @@ class Solver:
                                 for name in _const_str(keys):
                                     add(self.attr_table, name, values)
 
+    def unresolved(self) -> frozenset:
+        """What a value the analysis has nothing for is: nothing yet while the first fixpoint is
+        sought (an attribute read before the store that sets it is evaluated, a list iterated
+        before it is filled: those values come in a later round), unknown after it (see solve)."""
+        if self.optimistic:
+            self.bottoms += 1
+            return EMPTY
+        return UNK_SET
+
     def reach_cs(self) -> None:
         """The program uses the control system, found while solving (a kernel's name, an import by
         name): what was evaluated before assumed it does not (library_call, getattr): all again."""
@@ -395,7 +432,7 @@ class Solver:
             out: set = set()
             for v in ordered(self.spec(spec[1], scope)):
                 out.update(self.attr(v, spec[2]))
-            return frozenset(out) if out else UNK_SET
+            return frozenset(out) if out else self.unresolved()
         if kind == "enter":
             return self.entered(self.spec(spec[1], scope))
         if kind == "in":
@@ -493,12 +530,16 @@ class Solver:
         if handler is None:
             result = CONST_SET
         else:
-            reads, kids, cuts = self.reads, self.kids, self.cuts
+            reads, kids, cuts, bottoms = self.reads, self.kids, self.cuts, self.bottoms
             frame = self.reads, self.kids = [], []
             result = handler(self, node, scope)
             self.reads, self.kids = reads, kids
             if self.cuts != cuts:
                 self.volatile.add(node)
+            if self.bottoms != bottoms:
+                self.optimistic_nodes.add(node)
+            elif self.optimistic_nodes:
+                self.optimistic_nodes.discard(node)
             if frame[0] or frame[1]:
                 self.deps[node] = frame  # nodes that read nothing stay valid for good
             if len(result) > MAX_STRINGS:
@@ -599,7 +640,7 @@ class Solver:
         out.update(self.get(self.attr_table, name))
         if not out and not name.startswith("__"):  # class Ring: def __getattr__(self, name): return PV(...)
             out = self.special_method(inst, "__getattr__", [frozenset({("s", name, True)})]) or out
-        if not out:
+        if not out and self.unresolved():
             out.add(("u", name))
         return out
 
@@ -611,7 +652,7 @@ class Solver:
         for v in self.ev(node.value, scope):
             k = v[0]
             if k == "k":
-                out.update(self.get(self.containers, v[1]) or {UNK})
+                out.update(self.get(self.containers, v[1]) or self.unresolved())
             elif k == "p":
                 path = v[1]
                 if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
@@ -668,7 +709,7 @@ class Solver:
                 out.add(unknown_from(v))
             else:
                 out.add(CONST)
-        return frozenset(out) if out else UNK_SET
+        return frozenset(out) if out else self.unresolved()
 
     def special_method(self, inst: tuple, name: str, args: list) -> set | None:
         """What the method `name` (__iter__, __getitem__, __getattr__ ...) of the program's class of
@@ -698,7 +739,7 @@ class Solver:
                 out.update(self.get(self.containers, v[1]))
             else:
                 out.update(self.elements(frozenset((v,))))
-        return frozenset(out) if out else UNK_SET
+        return frozenset(out) if out else self.unresolved()
 
     def item(self, values: frozenset, i: int) -> frozenset:
         """What the i-th name of `a, b = x` or `for a, b in ...` gets from each value (element) x:
@@ -717,7 +758,7 @@ class Solver:
                     out.update(self.get(self.containers, refs[i]))
         if rest:
             out.update(self.elements(frozenset(rest) if type(rest) is set else rest))
-        return frozenset(out) if out else UNK_SET
+        return frozenset(out) if out else self.unresolved()
 
     def entered(self, values: frozenset) -> frozenset:
         """What `with x as y` binds y to, for each value x: what a generator (@contextmanager) yields,
@@ -932,7 +973,9 @@ class Solver:
         for f in ordered(fvals):
             out.update(self.apply(f, node, scope, args, kwargs))
         self.call_args[node] = (scope, fvals, args, kwargs)
-        return frozenset(out) if out else UNK_SET
+        if out:
+            return frozenset(out)
+        return self.unresolved() if not fvals else UNK_SET
 
     # ---- calls -------------------------------------------------------------------------------
     def apply(self, f: tuple, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1142,7 +1185,7 @@ class Solver:
                 for r in info.returns:
                     out.update(self.ev(r, info.scope))
             if not out:
-                out.add(UNK)
+                out.update(self.unresolved() if info.returns else UNK_SET)
         finally:
             self.in_progress.discard(fid)
             self.reads, self.kids = outer_reads, outer_kids
@@ -1217,7 +1260,7 @@ class Solver:
             out = set(self.get(self.containers, key))
             if name in ("get", "pop", "setdefault") and len(args) > 1:
                 out.update(args[1])
-            return out or {UNK}
+            return out or set(self.unresolved())
         if name in CONTAINER_METHODS_RETURNING_SELF:
             return {("k", key)}
         return {CONST}
