@@ -138,6 +138,9 @@ CLI_WRAPPER_VALUE_OPTIONS: dict[str, frozenset[str]] = {
     "taskset": frozenset({"-c", "-p"}),
 }
 
+# How many words those wrappers take before the program, whatever they are (timeout DURATION cmd).
+CLI_WRAPPER_POSITIONALS: dict[str, int] = {"timeout": 1, "flock": 1, "chrt": 1, "taskset": 1, "ssh": 1}
+
 PROCESS_CALLS = re.compile(
     r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"
     r"|os\.(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?|fork|forkpty)"

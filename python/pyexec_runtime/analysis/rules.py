@@ -86,6 +86,9 @@ _SCRIPT_SUFFIXES = (".sh", ".bash", ".py", ".pl", ".rb", ".tcl", ".ipynb", ".csh
 
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
 _KNOWN_NAME = re.compile(r"^[\w.+-]+$")
+# An instance of a pyepics device class itself (epics.devices.Scaler(), epics.devices.mca.MCA()), not
+# something one of its methods returned (mca.get_rois()[0].LO is data).
+_DEVICE_INSTANCE = re.compile(r"^epics\.devices(\.[a-z_0-9]+)*\.[A-Za-z_]\w*\(\)$")
 _SYS_PATH_MUTATORS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.extend", "site.addsitedir"})
 # Methods of network connections that send data (a command line sent to an IOC shell or a remote
 # shell runs there), and of ssh clients that run a command.
@@ -151,13 +154,16 @@ def _is_interpreter(word: str) -> bool:
     return word in model.CLI_INTERPRETERS or bool(model.CLI_INTERPRETER_NAME.match(word))
 
 
-def _hidden(words: list[frozenset], depth: int) -> str | None:
+def _hidden(words: list[frozenset], depth: int, programs: set | None = None) -> str | None:
     """Why a command line (words: the sets of texts each word may be) may run commands its text does
     not show: its program not known, a script, or a shell or interpreter not given its whole program
-    with -c; wrappers (timeout, nice, env, xargs, ssh host ...) are looked through."""
+    with -c; wrappers (timeout, nice, env, xargs, ssh host ...) are looked through. programs: gets
+    the words that are run as programs (in the line, and in the command lines it hands on)."""
     i = 0
     while i < len(words) and depth < 4:
         program = words[i]
+        if programs is not None:  # (VAR=value before the command too: harmless)
+            programs.update(w.rsplit("/", 1)[-1] for w in program if w)
         if "" in program:
             return "runs a command the analysis cannot resolve"
         if i == 0 and all("=" in w and not w.startswith("-") for w in program):  # VAR=value before the command
@@ -165,22 +171,27 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
             continue
         spaced = [w for w in sorted(program) if any(c in w for c in " \t;&|")]
         if spaced:  # one word holding a whole command line (ssh host "cd /opt && ./restore")
-            return _hidden_in(spaced, depth + 1)
+            return _hidden_in(spaced, depth + 1, programs)
         script = next((w for w in sorted(program) if w.startswith(("./", "/", "~", "../")) or
                        w.endswith(_SCRIPT_SUFFIXES)), None)
         if script is not None:
             return f"runs the script {script}, which the analysis cannot see"
         if program <= model.CLI_WRAPPERS:  # the program is the first word after its options (and ssh's host)
             i += 1
-            needs_host = "ssh" in program
+            # timeout DURATION, ssh HOST ...: a word before the program, known or not
+            positional = max(model.CLI_WRAPPER_POSITIONALS.get(w, 0) for w in program)
             takes_value = frozenset().union(*(model.CLI_WRAPPER_VALUE_OPTIONS.get(w, EMPTY) for w in program))
-            while i < len(words) and "" not in words[i]:
-                if words[i] & takes_value:  # sudo -u opr, timeout -s INT: the option and its value
+            while i < len(words):
+                word = words[i]
+                known = "" not in word
+                if known and word & takes_value:  # sudo -u opr, timeout -s INT: the option and its value
                     i += 2
-                elif any(w.startswith("-") or "=" in w or w.replace(".", "").isdigit() for w in words[i]):
+                elif known and any(w.startswith("-") or "=" in w for w in word):
                     i += 1
-                elif needs_host:
-                    needs_host = False
+                elif positional > 0:
+                    positional -= 1
+                    i += 1
+                elif known and any(w.replace(".", "").isdigit() for w in word):  # nice 5 cmd
                     i += 1
                 else:
                     break
@@ -188,6 +199,10 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
         rest = words[i + 1:]
         runner = next((w for word in rest for w in sorted(word) if w in ("-exec", "-execdir", "-ok", "-okdir")), None)
         if runner is not None:
+            if programs is not None:  # find -exec caput {} 1 \;: the word after it is run
+                for j, word in enumerate(rest[:-1]):
+                    if word & {"-exec", "-execdir", "-ok", "-okdir"}:
+                        programs.update(w.rsplit("/", 1)[-1] for w in rest[j + 1])
             return f"runs commands through `{runner}`, which the analysis cannot see"
         interpreter = next((w for w in sorted(program) if _is_interpreter(w)), None)
         if interpreter is None:
@@ -198,20 +213,23 @@ def _hidden(words: list[frozenset], depth: int) -> str | None:
             if given and j + 1 < len(rest) and "" not in rest[j + 1]:
                 if interpreter.startswith(("python", "pypy", "ipython")):
                     return None  # its code is analysed as Python (command_line)
-                return _hidden_in(sorted(rest[j + 1]), depth + 1)
+                return _hidden_in(sorted(rest[j + 1]), depth + 1, programs)
         return f"runs {interpreter}, whose commands (a script, standard input, a module) the analysis cannot see"
     return None
 
 
-def _hidden_in(texts: list[str], depth: int) -> str | None:
+def _hidden_in(texts: list[str], depth: int, programs: set | None = None) -> str | None:
     """Why one of the command lines in texts (a shell's -c argument, ssh's remote command) may run
     commands its text does not show (None: none does)."""
+    first = None
     for text in texts:
         for line in _command_segments(text):
-            why = _hidden(line, depth)
-            if why:
-                return why
-    return None
+            why = _hidden(line, depth, programs)
+            if why and first is None:
+                first = why
+                if programs is None:
+                    return why
+    return first
 
 
 def _named_program(path: str) -> str | None:
@@ -349,8 +367,7 @@ class Checker:
             return True
         if base == "tango.DeviceProxy()" and name[:1].isupper() and name not in ("State", "Status"):  # dp.On()
             return True
-        if base.startswith(model.DEVICE_CLASSES_PREFIX) and self.is_handle(base) \
-                and not name.startswith(model.DEVICE_READ_PREFIXES):  # scaler.Count()
+        if _DEVICE_INSTANCE.match(base) and not name.startswith(model.DEVICE_READ_PREFIXES):  # scaler.Count()
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -712,8 +729,19 @@ class Checker:
                             strings.append(m[1])
         index = 1 if path.startswith(("os.spawn", "posix.spawn")) else 0  # os.spawnlp(mode, file, ...)
         lines = [] if _named_program(path) else (self.command_lines(node, index) or [])
-        tools = {w.rsplit("/", 1)[-1] for line in lines for word in line for w in word if w}
-        for text in strings:
+        # The tools it runs: the words in a program's place (through wrappers, shells' -c, ssh's
+        # remote command, find -exec), not its arguments (grep caput putlog runs grep). Where the
+        # command hides what it runs (a program word the analysis cannot resolve, a shell without
+        # its whole command, tmux send-keys), or its words are not known one by one
+        # (os.execl(file, *words), the text a shell reads from standard input): every word of its
+        # strings.
+        tools: set = set()
+        hides = False
+        for line in lines:
+            hides |= _hidden(line, 0, tools) is not None
+        broad = strings if hides or not lines or path.startswith(("os.exec", "os.spawn", "posix.")) else [
+            v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"]
+        for text in broad:
             # the shell drops quotes and backslashes: c""aput is caput
             for word in model.CLI_WORD.findall(text.replace("\x00", " ").replace('"', "").replace("'", "")
                                                .replace("\\", "")):

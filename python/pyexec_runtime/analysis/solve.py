@@ -171,6 +171,7 @@ class Solver:
         self.instance_dicts = False  # whether vars(obj) / obj.__dict__ of an instance is used (store_attribute)
         self.force_round = False  # a round that must be followed by another (see instance_dict)
         self.reevaluate = False  # every value again in the next round (see reach_cs)
+        self.any_attribute = False  # setattr with a computed name: any object may have any attribute
         self.optimistic = True  # see unresolved
         self.bottoms = 0  # how many times unresolved() gave nothing
         self.optimistic_nodes: set = set()  # memoised nodes whose value counted on such a nothing
@@ -357,6 +358,25 @@ class Solver:
             self.near_cs = True
             self.reevaluate = True
 
+    def attribute_names(self, cid: int) -> set | None:
+        """The names an instance of the program's class cid may have an attribute under: what its
+        classes bind and what the program stores on such instances. None when that is not all (a
+        library base class, __getattr__)."""
+        if self.any_attribute:
+            return None
+        names: set = set()
+        for entry in self.class_chain(cid):
+            if entry[0] != "c":
+                if entry[1] != "builtins.object":
+                    return None
+                continue
+            bound = self.c.classes[entry[1]].scope.locals  # every name the class body binds
+            if "__getattr__" in bound or "__getattribute__" in bound:
+                return None
+            names.update(bound)
+        names.update(v[1] for v in self.get(self.containers, ("keys", self.instance_dict(cid)[1])) if v[0] == "s")
+        return names
+
     def store_attribute(self, cid: int, name: str, values: Any) -> None:
         """obj.name = values on an instance of class cid: also what vars(obj) and obj.__dict__ hold."""
         key = ("vars", cid)
@@ -477,6 +497,8 @@ class Solver:
             values = self.get(m.bind, name)
             if values:
                 return frozenset(values)
+            if self.optimistic:  # bound by the program, not yet evaluated (see unresolved)
+                return self.unresolved()
         return self.free(name)
 
     def free(self, name: str) -> frozenset:
@@ -911,6 +933,8 @@ class Solver:
                 parts.append(frozenset({("s", v.value, True)}))
             else:
                 values = self.ev(v.value, scope)
+                if not values:  # a part with nothing yet (see unresolved): the string too
+                    return self.unresolved()
                 plain = v.conversion in (-1, 115) and v.format_spec is None  # {x} or {x!s}
                 parts.append(values if plain else frozenset({UNKNOWN_STRING}))
         return frozenset(joined("", parts))
@@ -918,6 +942,8 @@ class Solver:
     def ev_binop(self, node: Any, scope: Scope) -> frozenset:
         left = self.ev(node.left, scope)
         right = self.ev(node.right, scope)
+        if not left or not right:  # an operand with nothing yet (see unresolved)
+            return self.unresolved()
         out: set = set()
         op = type(node.op)
         for lv in left:
@@ -1578,15 +1604,42 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
         for n in names:
             out.update(s.attr(obj, n))
     if len(names) < len(args[1]):
-        if args[0] and all(_plain_library(o) for o in args[0]):
+        computed = [v for v in args[1] if not (v[0] == "s" and v[2])]
+        rest = []
+        for obj in ordered(args[0]):
+            known = s.attribute_names(obj[1]) if obj[0] == "i" else None
+            if known is None:
+                rest.append(obj)
+                continue
+            # An instance of a class of the program's own: the attributes it has whose names fit.
+            for n in sorted(known):
+                if any(_may_be(v, n) for v in computed):
+                    out.update(s.attr(obj, n))
+        if not rest:
+            pass
+        elif all(_plain_library(o) for o in rest):
             out.add(UNK)  # an attribute of numpy, a logger, a string ...: not a way to the control system
-        elif not s.near_cs and not any((o[0] == "p" and not _plain_library(o)) or o[0] == "d" for o in args[0]):
+        elif not s.near_cs and not any((o[0] == "p" and not _plain_library(o)) or o[0] == "d" for o in rest):
             out.add(UNK)  # the program's own objects, in a program that never reaches the control system
         else:
             out.add(("d", f"`{_src(node)}` reads an attribute whose name is computed"))
     if len(args) > 2:
         out.update(args[2])
     return out
+
+
+def _may_be(v: tuple, name: str) -> bool:
+    """Whether a value that is not a known string (an f-string with an unknown part, anything) may
+    be the attribute name `name`."""
+    if v[0] != "s" or v[1].startswith(MERGED):
+        return True
+    return _name_pattern(v[1]).match(name) is not None
+
+
+@functools.lru_cache(maxsize=2_000)
+def _name_pattern(text: str) -> Any:
+    return re.compile("".join(".*" if part == "\x00" else re.escape(part) for part in re.split("(\x00)", text)) + "$",
+                      re.S)
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -1729,6 +1782,23 @@ def _sp_replace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
                     s.store_attribute(obj[1], name, values)
             s.add(s.attr_table, name, values)
     return set(args[0]) if args else {UNK}
+
+
+def _sp_setattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
+    # setattr(obj, "name", v): obj.name = v; with a computed name, obj may have any attribute
+    if len(args) < 3:
+        return {CONST}
+    names = _const_str(args[1])
+    for obj in ordered(args[0]):  # on the program's own objects (what it does to others, it does not tell)
+        if obj[0] == "i" or obj[0] == "c":
+            for name in names:
+                if not name.startswith("__"):
+                    s.add(s.attr_table, name, args[2])
+                    if obj[0] == "i":
+                        s.store_attribute(obj[1], name, args[2])
+    if len(names) < len(args[1]) and not s.any_attribute:
+        s.any_attribute = s.reevaluate = True  # see attribute_names
+    return {CONST}
 
 
 def _sp_property(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -1967,7 +2037,7 @@ _SPECIAL = {
     "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "builtins.compile": _sp_compile, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
     "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
     "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
-    "builtins.property": _sp_property, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
+    "builtins.property": _sp_property, "builtins.setattr": _sp_setattr, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
     "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
     "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
     "builtins.sorted": _sp_sorted, "builtins.reversed": _sp_container_of_elements,
