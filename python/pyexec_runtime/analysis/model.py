@@ -65,12 +65,15 @@ WRITE_METHODS = frozenset({
     "write_attribute_asynch", "write_attributes", "command_inout", "command_inout_asynch", "restore_state",
     "set_field", "put_field", "write_channel", "write_channels", "caput", "caput_many",
 })
-# pyepics's device classes (epics.devices: Scaler, Mca, Struck, Transform, ai, ao, ...) are methods
-# over their record's PVs: s.Count(), s.CountTime(1.0), mca.start(). Every method call on one writes
-# except those whose name starts with one of these (s.Read(), s.getNames(), mca.get_rois()).
-DEVICE_CLASSES_PREFIX = "epics.devices."
-DEVICE_READ_PREFIXES = ("get", "Get", "read", "Read", "PV", "pv", "add_callback", "remove_callback", "save_state",
-                        "wait", "show", "_")
+# Methods of pyepics's device classes (epics.devices: Scaler, Mca, Struck, Transform, ...) that put
+# to their record's PVs: s.Count(), s.CountTime(1.0), mca.start(). (put, move, stop ... are in
+# WRITE_METHODS; the others read, or write local files: s.Read(), st.saveMCAdata(path).)
+DEVICE_WRITE_METHODS = frozenset({
+    "Count", "CountTime", "CountMode", "OneShotMode", "AutoCountMode", "ContinuousMode", "EnableCalcs", "setCalc",
+    "setName", "start", "erase", "Start", "Stop", "Erase", "ExternalMode", "InternalMode", "set_roi", "add_roi",
+    "del_roi", "clear_rois", "set_rois", "set_calib", "restore_state", "set_dwelltime", "set_presettime",
+    "ExternalTrigger", "InternalTrigger", "set_trigger", "start_acquire", "stop_acquire", "set_value",
+})
 # Method names that write when called on *any* object (Osprey: `connector.write_channel(...)`).
 DISTINCT_WRITE_METHODS = frozenset({"write_channel", "write_channels", "caput", "caput_many"})
 DISTINCT_READ_METHODS = frozenset({"read_channel", "read_channels", "caget", "caget_many"})
@@ -140,6 +143,19 @@ CLI_WRAPPER_VALUE_OPTIONS: dict[str, frozenset[str]] = {
 
 # How many words those wrappers take before the program, whatever they are (timeout DURATION cmd).
 CLI_WRAPPER_POSITIONALS: dict[str, int] = {"timeout": 1, "flock": 1, "chrt": 1, "taskset": 1, "ssh": 1}
+# Third-party libraries a kernel commonly has: importing one after adding to sys.path is not taken
+# for importing the program's own code (see rules: a fixed list, so the verdict does not depend on
+# what the analysis's own environment has installed).
+KNOWN_LIBRARIES = frozenset({
+    "numpy", "scipy", "pandas", "matplotlib", "mpl_toolkits", "epics", "pyepics", "p4p", "caproto", "ophyd",
+    "bluesky", "tango", "PyTango", "pvaccess", "pvapy", "h5py", "tables", "xarray", "sklearn", "skimage",
+    "statsmodels", "sympy", "numba", "lmfit", "uncertainties", "pint", "yaml", "requests", "httpx", "aiohttp",
+    "urllib3", "tqdm", "IPython", "ipykernel", "jupyter_client", "zmq", "PIL", "cv2", "seaborn", "plotly",
+    "bokeh", "dateutil", "pytz", "tzdata", "attr", "attrs", "pydantic", "jsonschema", "redis", "sqlalchemy",
+    "psycopg2", "pymongo", "databroker", "tiled", "osprey", "pyexec_runtime", "networkx", "joblib", "dill",
+    "cloudpickle", "numexpr", "bottleneck", "pyarrow", "polars", "msgpack", "orjson", "ujson", "toml", "tomli",
+    "packaging", "setuptools", "pkg_resources", "six", "typing_extensions", "rich", "click", "tabulate",
+})
 
 PROCESS_CALLS = re.compile(
     r"^(subprocess\.(run|Popen|call|check_call|check_output|getoutput|getstatusoutput)"

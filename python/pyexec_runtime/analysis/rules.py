@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import sys
 from functools import lru_cache
@@ -93,19 +92,16 @@ _SYS_PATH_MUTATORS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.
 # Methods of network connections that send data (a command line sent to an IOC shell or a remote
 # shell runs there), and of ssh clients that run a command.
 _SEND_METHODS = frozenset({"send", "sendall", "sendto", "write", "writelines", "exec_command", "sendline"})
-_AWK = frozenset({"awk", "gawk", "mawk", "nawk", "busybox awk"})
-_AWK_COMMANDS = re.compile(r"\bsystem\s*\(|\|\s*[\"&]|\bgetline\b")
+_AWK = frozenset({"awk", "gawk", "mawk", "nawk"})
+# awk code that runs commands: system(...), print ... | "cmd" (a pipe not between quotes: "|" is a
+# separator), "cmd" | getline, and coprocesses (|&).
+_AWK_COMMANDS = re.compile(r"\bsystem\s*\(|(?<![\"'])\|\s*\"|\|\s*getline\b|\|&")
 
 
-@lru_cache(maxsize=1024)
 def _installed(module: str) -> bool:
-    """Whether a top-level module is in the standard library or installed where the analysis runs."""
-    if not module or module in sys.stdlib_module_names or module in sys.builtin_module_names:
-        return True
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    """Whether a top-level module is in the standard library or a common library (model.KNOWN_LIBRARIES)."""
+    return (not module or module == "__main__" or module in sys.stdlib_module_names
+            or module in sys.builtin_module_names or module in model.KNOWN_LIBRARIES)
 
 
 def _program_word(word: str) -> str:
@@ -367,7 +363,7 @@ class Checker:
             return True
         if base == "tango.DeviceProxy()" and name[:1].isupper() and name not in ("State", "Status"):  # dp.On()
             return True
-        if _DEVICE_INSTANCE.match(base) and not name.startswith(model.DEVICE_READ_PREFIXES):  # scaler.Count()
+        if name in model.DEVICE_WRITE_METHODS and _DEVICE_INSTANCE.match(base):  # scaler.Count()
             return True
         prefix = model.WRITE_METHOD_PREFIX.get(base)
         return prefix is not None and name.startswith(prefix)
@@ -539,7 +535,9 @@ class Checker:
             self.dynamic_attribute(node, callee, args[0], args[1], "deletes")
         if model.NETWORK.match(path):
             self.add("network", MEDIUM, node, f"network access: `{callee}(...)` ({shown})")
-            if path.rsplit(".", 1)[-1] in _SEND_METHODS and args:
+            if path.endswith(".exec_command"):  # an ssh client runs the command line on its host
+                self.command_line(node, callee, path, args, kwargs)
+            elif path.rsplit(".", 1)[-1] in _SEND_METHODS and args:
                 for tool in _sent_write_tools(args[0]):
                     self.write(node, f"cli:{tool}", f"EPICS write: `{callee}(...)` sends the command {tool} over the "
                                "network, to a shell that runs it (an IOC shell, ssh)")

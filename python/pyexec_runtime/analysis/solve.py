@@ -70,17 +70,24 @@ WIDEN_FROM_ROUND = 5
 # the first evaluates module code before the functions and methods it calls (a store in __init__
 # comes after the module code that reads the attribute); the second sees those stores.
 OPTIMISTIC_ROUNDS = 2
+ANY_ATTRIBUTE = ("any_attribute",)  # container key stamped when setattr gets a computed name
 MAX_PATH = 240
 CONTAINER_METHODS_RETURNING_MEMBERS = frozenset({"get", "pop", "popitem", "popleft", "setdefault", "__getitem__"})
 CONTAINER_METHODS_RETURNING_SELF = frozenset({"values", "items", "keys", "copy"})
 CONTAINER_MUTATORS = frozenset({"append", "add", "insert", "appendleft", "setdefault"})
 CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
-# A library object that holds things (queue.Queue(), tqdm(pvs), pandas.Series(motors)) keeps what a
-# program puts in it: containers[("lib", its path)], filled by the arguments it was made from and by
-# these methods, handed back by iteration, subscripts and LIBRARY_FETCHES (Solver.library_members).
+# A library object that holds things (queue.Queue(), tqdm(pvs), pandas.Series(motors)) is also a
+# container of its own (key ("lib", where it is made): Solver.library_object): filled by the
+# arguments it is made from and by LIBRARY_STORES, handed back by iteration, subscripts,
+# LIBRARY_FETCHES and LIBRARY_VIEWS, and to the functions its mapping methods (apply, map) call.
+LIBRARY_CONTAINERS = frozenset({"Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "JoinableQueue", "Series",
+                                "DataFrame", "Index", "UserList", "UserDict", "SortedList", "SortedDict", "WeakSet",
+                                "WeakValueDictionary", "tqdm", "trange", "track", "progressbar", "alive_it"})
 LIBRARY_STORES = frozenset({"put", "put_nowait", "append", "appendleft", "add", "insert", "push"})
 LIBRARY_BULK_STORES = frozenset({"extend", "extendleft", "update"})
-LIBRARY_FETCHES = frozenset({"get", "get_nowait", "pop", "popleft", "popitem", "__next__", "item"})
+LIBRARY_FETCHES = frozenset({"get", "get_nowait", "pop", "popleft", "popitem", "__next__", "item", "first", "last"})
+LIBRARY_VIEWS = frozenset({"tolist", "to_list", "to_numpy", "copy", "dropna", "head", "tail", "unique", "sort_index",
+                           "sort_values", "values", "iloc", "loc", "at", "iat", "array", "queue", "T"})
 _CONTAINER_METHODS = (CONTAINER_METHODS_RETURNING_MEMBERS | CONTAINER_METHODS_RETURNING_SELF | CONTAINER_MUTATORS
                       | CONTAINER_BULK_MUTATORS)
 
@@ -362,6 +369,7 @@ class Solver:
         """The names an instance of the program's class cid may have an attribute under: what its
         classes bind and what the program stores on such instances. None when that is not all (a
         library base class, __getattr__)."""
+        self.get(self.containers, ANY_ATTRIBUTE)  # (read: setattr with a computed name changes the answer)
         if self.any_attribute:
             return None
         names: set = set()
@@ -596,6 +604,8 @@ class Solver:
         if k == "c":
             return self.class_attr(v[1], name)
         if k == "k":
+            if v[1][0] == "lib":  # a library object's: its own methods, or a view of what it holds
+                return {v} if name in LIBRARY_VIEWS else {("ka", v[1], name)}
             out = {("ka", v[1], name)}
             if name not in _CONTAINER_METHODS:
                 out.update(self.get(self.containers, v[1]))  # SimpleNamespace-like objects
@@ -659,9 +669,15 @@ class Solver:
                     break
             else:
                 out.add(("p", norm(f"{entry[1]}().{name}")))
-        out.update(self.get(self.attr_table, name))
-        if not out and not name.startswith("__"):  # class Ring: def __getattr__(self, name): return PV(...)
-            out = self.special_method(inst, "__getattr__", [frozenset({("s", name, True)})]) or out
+        out.update(self.get(self.attr_table, name))  # (stored on some object: not asked of __getattr__)
+        if not out and not name.startswith("__") and not self.optimistic:
+            # class Ring: def __getattr__(self, name): return PV(...) (once the stores the program
+            # makes have been seen: an attribute stored later is not __getattr__'s)
+            got = self.special_method(inst, "__getattr__", [frozenset({("s", name, True)})])
+            if got is not None:
+                out.update(got)
+                if self.opaque(cid):
+                    out.add(("u", name))
         if not out and self.unresolved():
             out.add(("u", name))
         return out
@@ -687,8 +703,6 @@ class Solver:
                     out.add(("s", "", False))
                 else:
                     out.add(("p", norm(path + "[]")))
-                    if self.near_cs:
-                        out.update(self.library_members(path))
             elif k == "g":
                 for key in const_keys:
                     out.update(self._module_name(key))
@@ -699,6 +713,8 @@ class Solver:
             elif k == "i" and ((got := self.special_method(v, "__getitem__", [keys])) is not None
                                or (got := self.special_method(v, "__missing__", [keys])) is not None):
                 out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
+                if self.opaque(v[1]):
+                    out.add(unknown_from(v))
             elif k in ("u", "i", "f", "m"):
                 out.add(unknown_from(v))
             else:
@@ -716,11 +732,11 @@ class Solver:
                 out.update(self.get(containers, keys if keys in containers else v[1]))
             elif k == "p":
                 out.add(("p", norm(v[1] + "[]")))
-                if self.near_cs:
-                    out.update(self.library_members(v[1]))
             elif k == "d":
                 out.add(v)
             elif k == "i" and (got := self.special_method(v, "__iter__", [])) is not None:
+                if self.opaque(v[1]):
+                    out.add(unknown_from(v))
                 for it in got:  # a class of the program's with __iter__
                     if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
                         nxt = self.special_method(it, "__next__", [])
@@ -732,6 +748,18 @@ class Solver:
             else:
                 out.add(CONST)
         return frozenset(out) if out else self.unresolved()
+
+    def opaque(self, cid: int) -> bool:
+        """Whether instances of the program's class cid may hold what the analysis does not see:
+        a library base class (dict, list, UserDict ...), their __dict__ or vars() used, or setattr
+        with a computed name somewhere. Its special methods' results then come with an unknown."""
+        self.get(self.containers, ANY_ATTRIBUTE)
+        if self.any_attribute:
+            return True
+        self.get(self.containers, ("vars", cid))  # (read: what is stored there later makes it opaque)
+        if ("vars", cid) in self.containers:
+            return True
+        return any(e[0] == "p" and e[1] != "builtins.object" for e in self.class_chain(cid))
 
     def special_method(self, inst: tuple, name: str, args: list) -> set | None:
         """What the method `name` (__iter__, __getitem__, __getattr__ ...) of the program's class of
@@ -747,11 +775,20 @@ class Solver:
                     return out
         return None
 
-    def library_members(self, path: str) -> Any:
-        """What the program put in the library object at path (see LIBRARY_STORES)."""
-        if model.cs_root(path):
-            return EMPTY
-        return self.get(self.containers, ("lib", path))
+    def library_object(self, node: Any, path: str, args: list, kwargs: dict) -> tuple | None:
+        """The container a library call at node makes, when it makes an object that holds things
+        (LIBRARY_CONTAINERS: a queue, tqdm(pvs), pandas.Series(motors) ...): what the containers it
+        is made from hold. Only those: every library call made from containers holding what they
+        hold made enum.py (with `import epics`) 1.6x slower."""
+        if path.rsplit(".", 1)[-1] not in LIBRARY_CONTAINERS:
+            return None
+        holders = frozenset(v for values in [*args, *kwargs.values()] for v in values if v[0] == "k")
+        key = ("lib", *self.node_key(node))
+        if key not in self.containers:
+            self.containers[key] = set()
+        if holders:
+            self.add(self.containers, key, self.relevant(self.members(holders)))
+        return ("k", key)
 
     def members(self, values: frozenset) -> frozenset:
         """The members of values taken as containers (a dict: its values): what `**d` passes."""
@@ -1017,13 +1054,14 @@ class Solver:
                 return _sp_getattr(self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs)
             result = {("p", norm(path + "()"))}
             if self.near_cs:
-                if (args or kwargs) and _followed_library_call(path):
-                    self.library_call(node, scope, path, args, kwargs, result)
+                if _followed_library_call(path):
+                    if args or kwargs:
+                        self.library_call(node, scope, path, args, kwargs, result)
+                    made = self.library_object(node, path, args, kwargs)
+                    if made is not None:
+                        result.add(made)
                 elif model.cs_root(path) and _has_function(args, kwargs):
                     self.control_system_callback(node, scope, path, args, kwargs)
-                receiver, _, name = path.rpartition(".")
-                if name in LIBRARY_FETCHES and receiver.endswith((")", "]")):
-                    result.update(self.library_members(receiver))
             return result
         if k == "f":
             return self.call_function(f[1], None, args, kwargs)
@@ -1046,6 +1084,12 @@ class Solver:
                         self.store_attribute(f[1], name, values)
             return {inst}
         if k == "ka":
+            if f[1][0] == "lib" and f[2] in model.MAPPING_CALLS:  # series.apply(f): f gets each element
+                held = self.relevant(self.get(self.containers, f[1]))
+                for values in args:
+                    for g in ordered(values):
+                        if g[0] == "f" or g[0] == "m":
+                            self.apply(g, node, scope, [held], {})
             return self.container_method(f[1], f[2], args, kwargs)
         if k == "k":  # a namedtuple class (or a namespace called): an instance holding the arguments
             members: set = set()
@@ -1075,24 +1119,8 @@ class Solver:
         flood ordinary code. A library function that picks from its arguments
         (model.PASSTHROUGH_CALLS: random.choice(pvs), itertools.chain(a, b), max(pvs, key=...))
         hands control-system objects back."""
-        receiver, _, name = path.rpartition(".")
+        name = path.rsplit(".", 1)[-1]
         mapping = name in model.MAPPING_CALLS
-        held = EMPTY  # what the library object the method belongs to holds (s.apply(f): f gets it)
-        if receiver.endswith((")", "]")):
-            lib = ("lib", receiver)
-            if name in LIBRARY_STORES and args:
-                last = args[-1]
-                self.add(self.containers, lib, self.relevant(self.elements(last) if type(last) is Spread else last))
-            elif name in LIBRARY_BULK_STORES:
-                for values in args:
-                    self.add(self.containers, lib, self.relevant(self.elements(values)))
-            if mapping:
-                held = self.relevant(self.library_members(receiver))
-        made = ("lib", norm(path + "()"))  # tqdm(pvs), pandas.Series(motors): holds their elements
-        for values in args:
-            holders = frozenset(v for v in values if v[0] == "k" or (v[0] == "p" and not model.cs_root(v[1])))
-            if holders:
-                self.add(self.containers, made, self.relevant(self.elements(holders)))
         for i, values in enumerate(args):
             funcs = [v for v in values if v[0] == "f" or v[0] == "m"]
             if not funcs or type(values) is Spread:
@@ -1106,8 +1134,6 @@ class Solver:
                 passed = [Spread(self.relevant(self.elements(self.elements(a)))) for a in rest[:1]]
             elif mapping:
                 passed = [self.relevant(self.elements(a)) for a in rest]
-                if held:
-                    passed.insert(0, held)
             else:
                 passed = [Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a)
                           for a in rest]
@@ -1138,9 +1164,12 @@ class Solver:
         info = ("cb_info", self.node_key(node))
         self.add(self.containers, info, self.record_positions(info, [CONST_SET, handle]))
         passed = {"pvname": frozenset({UNKNOWN_STRING}), "value": CONST_SET, "cb_info": frozenset({("k", info)}),
-                  "obj": handle}
+                  "obj": handle, "pv": handle}  # (pv: connection and access callbacks)
+        if name == "add_callback":  # pv.add_callback(f, out=other): f gets out=other too
+            passed.update((k, v) for k, v in kwargs.items() if k is not None and k not in ("callback", "index"))
         for values in [*args, *kwargs.values()]:
-            for f in ordered(values):
+            for f in ordered(values | self.members(frozenset(v for v in values if v[0] == "k"))
+                             if any(v[0] == "k" for v in values) else values):  # callback=[f, g]
                 if f[0] == "f" or f[0] == "m":
                     self.apply(f, node, scope, [], passed)
 
@@ -1264,6 +1293,8 @@ class Solver:
         return None
 
     def container_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
+        if key[0] == "lib":
+            return self.library_method(key, name, args, kwargs)
         if name == "send" and key[0] == "gen":  # gen.send(x): the generator's `yield` gives x
             if args:
                 self.add(self.containers, ("sent", key[1]), args[0])
@@ -1291,6 +1322,20 @@ class Solver:
             return {("k", key)}
         return {CONST}
 
+    def library_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
+        """A method of a library object that holds things (see library_object)."""
+        if name in LIBRARY_STORES:  # q.put(item, block, timeout), q.put(item=x), d.insert(i, x)
+            given = args[-1] if name == "insert" and args else args[0] if args else kwargs.get("item", EMPTY)
+            self.add(self.containers, key, self.elements(given) if type(given) is Spread else given)
+        elif name in LIBRARY_BULK_STORES:
+            for values in args:
+                self.add(self.containers, key, self.elements(values))
+        elif name in LIBRARY_FETCHES:
+            return set(self.get(self.containers, key)) or set(self.unresolved())
+        elif name in LIBRARY_VIEWS:
+            return {("k", key)}
+        return {CONST}
+
     def dict_method(self, key: Any, name: str, args: list, kwargs: dict) -> set | None:
         """The methods of a dict that involve its keys (None: as any container)."""
         containers = self.containers
@@ -1315,10 +1360,11 @@ class Solver:
 
 
 def _has_function(args: list, kwargs: dict) -> bool:
-    """Whether a function or method of the program is among the arguments of a call."""
+    """Whether a function or method of the program (or a container, which may hold one) is among
+    the arguments of a call."""
     for values in [*args, *kwargs.values()]:
         for v in values:
-            if v[0] == "f" or v[0] == "m":
+            if v[0] == "f" or v[0] == "m" or v[0] == "k":
                 return True
     return False
 
@@ -1650,13 +1696,21 @@ def _followed_library_call(path: str) -> bool:
                 or path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS)
 
 
+_BUILTIN_GATEWAY_CALLS = ("builtins.__import__", "builtins.eval", "builtins.exec", "builtins.vars", "builtins.globals",
+                          "builtins.locals", "builtins.getattr", "builtins.type", "builtins.compile", "builtins.super")
+
+
 def _plain_library(v: tuple) -> bool:
     """Whether v is a value whose attributes, whatever their name, lead neither to the control system
     nor to running code: a string or a number, or an object of a library that is neither."""
     k = v[0]
     if k == "p":
         root = v[1].split(".", 1)[0].split("(", 1)[0].split("[", 1)[0]
+        if root == "builtins" and "(" in v[1] and not v[1].startswith(_BUILTIN_GATEWAY_CALLS):
+            return True  # open(...), str(...), list(...): a file, a string, a list
         return (not model.cs_root(v[1]) or model.through_data_call(v[1])) and root not in model.DYNAMIC_GATEWAYS
+    if k == "k":  # what a library object holds (Solver.library_object): the object is the library's
+        return v[1][0] == "lib"
     return k == "s" or k == "const" or k == "po"
 
 
@@ -1797,7 +1851,8 @@ def _sp_setattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
                     if obj[0] == "i":
                         s.store_attribute(obj[1], name, args[2])
     if len(names) < len(args[1]) and not s.any_attribute:
-        s.any_attribute = s.reevaluate = True  # see attribute_names
+        s.any_attribute = True  # see attribute_names: what read the flag is evaluated again
+        s.add(s.containers, ANY_ATTRIBUTE, CONST_SET)
     return {CONST}
 
 
