@@ -142,7 +142,12 @@ CLI_WRAPPER_VALUE_OPTIONS: dict[str, frozenset[str]] = {
 }
 
 # How many words those wrappers take before the program, whatever they are (timeout DURATION cmd).
-CLI_WRAPPER_POSITIONALS: dict[str, int] = {"timeout": 1, "flock": 1, "chrt": 1, "taskset": 1, "ssh": 1}
+CLI_WRAPPER_POSITIONALS: dict[str, int] = {"timeout": 1, "flock": 1, "chrt": 1, "ssh": 1}
+# Programs that never run their arguments: in a command whose every line one of these starts, a
+# write tool's name among the arguments is text (grep caput putlog, git log --grep=caput, which caput).
+CLI_INERT = frozenset({"grep", "egrep", "fgrep", "zgrep", "rg", "ag", "git", "ls", "cat", "head", "tail", "wc", "sort",
+                       "uniq", "cut", "tr", "less", "more", "file", "stat", "du", "df", "date", "hostname", "which",
+                       "whereis", "echo", "printf", "diff", "cmp", "md5sum", "sha256sum", "journalctl", "zcat"})
 # Third-party libraries a kernel commonly has: importing one after adding to sys.path is not taken
 # for importing the program's own code (see rules: a fixed list, so the verdict does not depend on
 # what the analysis's own environment has installed).

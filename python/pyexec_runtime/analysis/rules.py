@@ -728,17 +728,17 @@ class Checker:
         index = 1 if path.startswith(("os.spawn", "posix.spawn")) else 0  # os.spawnlp(mode, file, ...)
         lines = [] if _named_program(path) else (self.command_lines(node, index) or [])
         # The tools it runs: the words in a program's place (through wrappers, shells' -c, ssh's
-        # remote command, find -exec), not its arguments (grep caput putlog runs grep). Where the
-        # command hides what it runs (a program word the analysis cannot resolve, a shell without
-        # its whole command, tmux send-keys), or its words are not known one by one
-        # (os.execl(file, *words), the text a shell reads from standard input): every word of its
-        # strings.
+        # remote command, find -exec), and every word of its strings, unless every command line is
+        # run by a program that never runs its arguments (grep caput putlog, git log --grep=caput:
+        # model.CLI_INERT). Shell syntax (if/then, loops, subshells, redirections) and wrappers the
+        # analysis does not list keep a tool out of the program's place: only the inert lines are
+        # read word by word. (input=: the text a shell reads from standard input.)
         tools: set = set()
-        hides = False
+        inert = bool(lines) and not path.startswith(("os.exec", "os.spawn", "posix."))
         for line in lines:
-            hides |= _hidden(line, 0, tools) is not None
-        broad = strings if hides or not lines or path.startswith(("os.exec", "os.spawn", "posix.")) else [
-            v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"]
+            hides = _hidden(line, 0, tools) is not None
+            inert = inert and not hides and bool(line) and line[0] <= model.CLI_INERT
+        broad = [v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"] if inert else strings
         for text in broad:
             # the shell drops quotes and backslashes: c""aput is caput
             for word in model.CLI_WORD.findall(text.replace("\x00", " ").replace('"', "").replace("'", "")
