@@ -737,7 +737,9 @@ class Checker:
         inert = bool(lines) and not path.startswith(("os.exec", "os.spawn", "posix."))
         for line in lines:
             hides = _hidden(line, 0, tools) is not None
-            inert = inert and not hides and bool(line) and line[0] <= model.CLI_INERT
+            inert = inert and not hides and bool(line) and line[0] <= model.CLI_INERT and not (
+                "git" in line[0] and any(w in ("-c", "--config-env") or w.startswith(("!", "--exec", "-c"))
+                                         for word in line[1:] for w in word))  # git -c core.pager=...
         broad = [v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"] if inert else strings
         for text in broad:
             # the shell drops quotes and backslashes: c""aput is caput
