@@ -150,16 +150,13 @@ def _is_interpreter(word: str) -> bool:
     return word in model.CLI_INTERPRETERS or bool(model.CLI_INTERPRETER_NAME.match(word))
 
 
-def _hidden(words: list[frozenset], depth: int, programs: set | None = None) -> str | None:
+def _hidden(words: list[frozenset], depth: int) -> str | None:
     """Why a command line (words: the sets of texts each word may be) may run commands its text does
     not show: its program not known, a script, or a shell or interpreter not given its whole program
-    with -c; wrappers (timeout, nice, env, xargs, ssh host ...) are looked through. programs: gets
-    the words that are run as programs (in the line, and in the command lines it hands on)."""
+    with -c; wrappers (timeout, nice, env, xargs, ssh host ...) are looked through."""
     i = 0
     while i < len(words) and depth < 4:
         program = words[i]
-        if programs is not None:  # (VAR=value before the command too: harmless)
-            programs.update(w.rsplit("/", 1)[-1] for w in program if w)
         if "" in program:
             return "runs a command the analysis cannot resolve"
         if i == 0 and all("=" in w and not w.startswith("-") for w in program):  # VAR=value before the command
@@ -167,7 +164,7 @@ def _hidden(words: list[frozenset], depth: int, programs: set | None = None) -> 
             continue
         spaced = [w for w in sorted(program) if any(c in w for c in " \t;&|")]
         if spaced:  # one word holding a whole command line (ssh host "cd /opt && ./restore")
-            return _hidden_in(spaced, depth + 1, programs)
+            return _hidden_in(spaced, depth + 1)
         script = next((w for w in sorted(program) if w.startswith(("./", "/", "~", "../")) or
                        w.endswith(_SCRIPT_SUFFIXES)), None)
         if script is not None:
@@ -195,10 +192,6 @@ def _hidden(words: list[frozenset], depth: int, programs: set | None = None) -> 
         rest = words[i + 1:]
         runner = next((w for word in rest for w in sorted(word) if w in ("-exec", "-execdir", "-ok", "-okdir")), None)
         if runner is not None:
-            if programs is not None:  # find -exec caput {} 1 \;: the word after it is run
-                for j, word in enumerate(rest[:-1]):
-                    if word & {"-exec", "-execdir", "-ok", "-okdir"}:
-                        programs.update(w.rsplit("/", 1)[-1] for w in rest[j + 1])
             return f"runs commands through `{runner}`, which the analysis cannot see"
         interpreter = next((w for w in sorted(program) if _is_interpreter(w)), None)
         if interpreter is None:
@@ -209,23 +202,29 @@ def _hidden(words: list[frozenset], depth: int, programs: set | None = None) -> 
             if given and j + 1 < len(rest) and "" not in rest[j + 1]:
                 if interpreter.startswith(("python", "pypy", "ipython")):
                     return None  # its code is analysed as Python (command_line)
-                return _hidden_in(sorted(rest[j + 1]), depth + 1, programs)
+                return _hidden_in(sorted(rest[j + 1]), depth + 1)
         return f"runs {interpreter}, whose commands (a script, standard input, a module) the analysis cannot see"
     return None
 
 
-def _hidden_in(texts: list[str], depth: int, programs: set | None = None) -> str | None:
+def _inert(line: list[frozenset]) -> bool:
+    """Whether a command line is run by a program that never runs its arguments (model.CLI_INERT;
+    not git with -c, --config-env, --exec-path or an ! alias: git -c core.pager=... runs the pager)."""
+    if not line or not line[0] <= model.CLI_INERT:
+        return False
+    return "git" not in line[0] or not any(w in ("-c", "--config-env") or w.startswith(("!", "--exec", "-c"))
+                                           for word in line[1:] for w in word)
+
+
+def _hidden_in(texts: list[str], depth: int) -> str | None:
     """Why one of the command lines in texts (a shell's -c argument, ssh's remote command) may run
     commands its text does not show (None: none does)."""
-    first = None
     for text in texts:
         for line in _command_segments(text):
-            why = _hidden(line, depth, programs)
-            if why and first is None:
-                first = why
-                if programs is None:
-                    return why
-    return first
+            why = _hidden(line, depth)
+            if why:
+                return why
+    return None
 
 
 def _named_program(path: str) -> str | None:
@@ -727,21 +726,17 @@ class Checker:
                             strings.append(m[1])
         index = 1 if path.startswith(("os.spawn", "posix.spawn")) else 0  # os.spawnlp(mode, file, ...)
         lines = [] if _named_program(path) else (self.command_lines(node, index) or [])
-        # The tools it runs: the words in a program's place (through wrappers, shells' -c, ssh's
-        # remote command, find -exec), and every word of its strings, unless every command line is
+        # Why the commands are not all in the program's text (None: they are), line by line.
+        program = _named_program(path)
+        whys = [_hidden([frozenset({program})], 0)] if program else [_hidden(line, 0) for line in lines]
+        # The tools it runs: every word of its command lines and strings (shell syntax, and wrappers
+        # the analysis does not list, can put a tool anywhere), unless every command line is plainly
         # run by a program that never runs its arguments (grep caput putlog, git log --grep=caput:
-        # model.CLI_INERT). Shell syntax (if/then, loops, subshells, redirections) and wrappers the
-        # analysis does not list keep a tool out of the program's place: only the inert lines are
-        # read word by word. (input=: the text a shell reads from standard input.)
-        tools: set = set()
-        inert = bool(lines) and not path.startswith(("os.exec", "os.spawn", "posix."))
-        for line in lines:
-            hides = _hidden(line, 0, tools) is not None
-            inert = inert and not hides and bool(line) and line[0] <= model.CLI_INERT and not (
-                "git" in line[0] and any(w in ("-c", "--config-env") or w.startswith(("!", "--exec", "-c"))
-                                         for word in line[1:] for w in word))  # git -c core.pager=...
-        broad = [v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"] if inert else strings
-        for text in broad:
+        # model.CLI_INERT); then only what a shell would read from standard input (input=).
+        inert = bool(lines) and not path.startswith(("os.exec", "os.spawn", "posix.")) and all(
+            why is None and _inert(line) for why, line in zip(whys, lines))
+        tools = set() if inert else {w.rsplit("/", 1)[-1] for line in lines for word in line for w in word if w}
+        for text in [v[1] for v in kwargs.get("input", EMPTY) if v[0] == "s"] if inert else strings:
             # the shell drops quotes and backslashes: c""aput is caput
             for word in model.CLI_WORD.findall(text.replace("\x00", " ").replace('"', "").replace("'", "")
                                                .replace("\\", "")):
@@ -764,24 +759,11 @@ class Checker:
                     self.reads.update(inner["reads"])
         if writes:
             return
-        hidden = self.hidden_command(path, lines)
+        hidden = next((why for why in whys if why), None)
         if hidden is None and awk_runs:
             hidden = "runs awk code that starts commands (system(), a pipe), which the analysis does not read"
         if hidden:
             self.possible_write(node, "cli", f"possible EPICS write: `{callee}(...)` {hidden}")
-
-    @staticmethod
-    def hidden_command(path: str, commands: list[list[frozenset]]) -> str | None:
-        """Why the commands a process call runs (commands: its command lines) are not all in the
-        program's text (None: they are)."""
-        program = _named_program(path)
-        if program:
-            commands = [[frozenset({program})]]
-        for words in commands:
-            why = _hidden(words, 0)
-            if why:
-                return why
-        return None
 
     def command_lines(self, node: Any, index: int) -> list[list[frozenset]] | None:
         """The command lines a process call may run, each a list of words, each word the set of
