@@ -230,7 +230,9 @@ class Solver:
                 # counted on a nothing are evaluated again.
                 self.optimistic = False
                 if self.optimistic_nodes or self.bottoms != bottoms:
-                    self.drop_optimistic()
+                    self.with_users(self.optimistic_nodes)
+                    self.forget(self.optimistic_nodes)
+                    self.optimistic_nodes = set()
                     forced = True
             if not stale and not forced:
                 converged = True
@@ -239,19 +241,6 @@ class Solver:
         if checker is not None:
             self.replay_calls(checker, root[1])
         return converged
-
-    def drop_optimistic(self) -> None:
-        """Forgets the memoised values that counted on a nothing (see unresolved), and what used them."""
-        bad = self.optimistic_nodes
-        for node, (_reads, kids) in self.deps.items():  # kids come before the nodes that used them
-            if kids and not bad.isdisjoint(kids):
-                bad.add(node)
-        memo, deps, call_args = self.memo, self.deps, self.call_args
-        for node in bad:
-            memo.pop(node, None)
-            deps.pop(node, None)
-            call_args.pop(node, None)
-        self.optimistic_nodes = set()
 
     def invalidate(self, root_reads: list, drop: bool = True) -> bool:
         """Drops every memoised value that read a binding changed after the read (or used such a
@@ -279,17 +268,26 @@ class Solver:
             return True
         if volatile:
             # Values cut at a recursion depend on the order of evaluation: never keep them.
-            for node, (_reads, kids) in self.deps.items():
-                if node in volatile or (kids and not volatile.isdisjoint(kids)):
-                    volatile.add(node)
+            self.with_users(volatile)
             bad |= volatile
             volatile.clear()
+        self.forget(bad)
+        return True
+
+    def with_users(self, nodes: set) -> None:
+        """Adds to nodes every memoised node that used one of their values (deps: a node's kids come
+        before it)."""
+        for node, (_reads, kids) in self.deps.items():
+            if kids and not nodes.isdisjoint(kids):
+                nodes.add(node)
+
+    def forget(self, nodes: set) -> None:
+        """Drops the memoised values of nodes: the next round evaluates them again."""
         memo, deps, call_args = self.memo, self.deps, self.call_args
-        for node in bad:
+        for node in nodes:
             memo.pop(node, None)
             deps.pop(node, None)
             call_args.pop(node, None)
-        return True
 
     def replay_calls(self, checker: Any, roots: list) -> None:
         """Hands every call to the checker, in the order a full evaluation round would reach it:
@@ -384,6 +382,13 @@ class Solver:
             names.update(bound)
         names.update(v[1] for v in self.get(self.containers, ("keys", self.instance_dict(cid)[1])) if v[0] == "s")
         return names
+
+    def set_attribute(self, obj: tuple, name: str, values: Any) -> None:
+        """obj.name = values, where the assignment is evaluated once (a memoised call: a dataclass's
+        constructor, setattr): the attribute table, and vars(obj) of an instance however it is used."""
+        self.add(self.attr_table, name, values)
+        if obj[0] == "i":
+            self.store_attribute(obj[1], name, values)
 
     def store_attribute(self, cid: int, name: str, values: Any) -> None:
         """obj.name = values on an instance of class cid: also what vars(obj) and obj.__dict__ hold."""
@@ -660,9 +665,7 @@ class Solver:
                         kind = self.c.funcs[val[1]].kind if val[0] == "f" else None
                         if kind == "method" or kind == "classmethod":
                             out.add(("m", val[1], inst if kind == "method" else ("c", cid)))
-                        elif kind == "property":
-                            out.update(self.call_function(val[1], inst, [], {}))
-                        elif val[0] == "pr":  # x = property(getter)
+                        elif kind == "property" or val[0] == "pr":  # @property, or x = property(getter)
                             out.update(self.call_function(val[1], inst, [], {}))
                         else:
                             out.add(val)
@@ -1076,12 +1079,10 @@ class Solver:
             if not inits and fields:  # a dataclass: its fields hold the arguments
                 for i, values in enumerate(args):
                     for name in fields[i:] if type(values) is Spread else fields[i:i + 1]:
-                        self.add(self.attr_table, name, values)
-                        self.store_attribute(f[1], name, values)
+                        self.set_attribute(inst, name, values)
                 for name, values in kwargs.items():
                     if name in fields:
-                        self.add(self.attr_table, name, values)
-                        self.store_attribute(f[1], name, values)
+                        self.set_attribute(inst, name, values)
             return {inst}
         if k == "ka":
             if f[1][0] == "lib" and f[2] in model.MAPPING_CALLS:  # series.apply(f): f gets each element
@@ -1847,9 +1848,7 @@ def _sp_setattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
         if obj[0] == "i" or obj[0] == "c":
             for name in names:
                 if not name.startswith("__"):
-                    s.add(s.attr_table, name, args[2])
-                    if obj[0] == "i":
-                        s.store_attribute(obj[1], name, args[2])
+                    s.set_attribute(obj, name, args[2])
     if len(names) < len(args[1]) and not s.any_attribute:
         s.any_attribute = True  # see attribute_names: what read the flag is evaluated again
         s.add(s.containers, ANY_ATTRIBUTE, CONST_SET)
@@ -1913,15 +1912,6 @@ def _sp_enumerate(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) 
     if not args or type(args[0]) is Spread:
         return _sp_container_of_elements(s, node, scope, args, kwargs)
     return {("k", s.pair_of(node, [CONST_SET, s.elements(args[0])]))}
-
-
-def _sp_namespace(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-    members: set = set()
-    for v in kwargs.values():
-        members.update(v)
-    for a in args:
-        members.update(s.elements(a))
-    return set(s.container(node, members))
 
 
 def _sp_eval(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -2099,7 +2089,7 @@ _SPECIAL = {
     "builtins.dict": _sp_dict, "builtins.zip": _sp_zip,
     "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_filter,
     "builtins.iter": _sp_iter, "builtins.next": _sp_element, "builtins.map": _sp_map,
-    "types.SimpleNamespace": _sp_namespace, "collections.namedtuple": _sp_namespace,
+    "types.SimpleNamespace": _sp_container_of_elements, "collections.namedtuple": _sp_container_of_elements,
     "collections.OrderedDict": _sp_dict, "collections.defaultdict": _sp_dict,
     "collections.deque": _sp_container_of_elements, "builtins.dict.fromkeys": _sp_fromkeys,
     "collections.OrderedDict.fromkeys": _sp_fromkeys, "collections.ChainMap": _sp_chainmap,
