@@ -84,7 +84,6 @@ _SCRIPT_SUFFIXES = (".sh", ".bash", ".py", ".pl", ".rb", ".tcl", ".ipynb", ".csh
 
 
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
-_KNOWN_NAME = re.compile(r"^[\w.+-]+$")
 # An instance of a pyepics device class itself (epics.devices.Scaler(), epics.devices.mca.MCA()), not
 # something one of its methods returned (mca.get_rois()[0].LO is data).
 _DEVICE_INSTANCE = re.compile(r"^epics\.devices(\.[a-z_0-9]+)*\.[A-Za-z_]\w*\(\)$")
@@ -116,9 +115,6 @@ def _word_texts(values: frozenset) -> set[str]:
     for v in values:
         if v[0] == "s" and v[2]:
             out.add(_program_word(v[1]))
-        elif v[0] == "s" and "/" in v[1] and _KNOWN_NAME.match(v[1].rsplit("/", 1)[1]) and v[1].rsplit("/", 1)[1] \
-                in model.CLI_WRITE_TOOLS:  # os.path.join(EPICS_BIN, "caput"): a caput, wherever it is
-            out.add(v[1].rsplit("/", 1)[1])
         elif v[0] == "p" and v[1] == "sys.executable":
             out.add("python")
         else:
