@@ -89,8 +89,8 @@ _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/")
 _DEVICE_INSTANCE = re.compile(r"^epics\.devices(\.[a-z_0-9]+)*\.[A-Za-z_]\w*\(\)$")
 _SYS_PATH_MUTATORS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.extend", "site.addsitedir"})
 # Methods of network connections that send data (a command line sent to an IOC shell or a remote
-# shell runs there), and of ssh clients that run a command.
-_SEND_METHODS = frozenset({"send", "sendall", "sendto", "write", "writelines", "exec_command", "sendline"})
+# shell runs there; an ssh client's exec_command is a command line of its own: risky_call).
+_SEND_METHODS = frozenset({"send", "sendall", "sendto", "write", "writelines"})
 _AWK = frozenset({"awk", "gawk", "mawk", "nawk"})
 # awk code that runs commands: system(...), print ... | "cmd" (a pipe not between quotes: "|" is a
 # separator), "cmd" | getline, and coprocesses (|&).
