@@ -24,6 +24,9 @@ const modeConfig = (defaults: { kernel_name: string; allows_writes: boolean; req
     gateway: z.string().optional(),
     /** Extra environment for the kernel or subprocess of this mode. */
     environment: z.record(z.string(), z.string()).default({}),
+    /** TCP ports this mode's kernels may connect to besides its Channel Access endpoints (an
+     * archiver, a pvAccess gateway). Confinement allows nothing else. @defaultValue [] */
+    connect_ports: z.array(z.number().int().min(1).max(65_535)).default([]),
   });
 
 const PatternList = z.array(z.string()).default([]);
@@ -89,6 +92,14 @@ export const Config = z.object({
       generators: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()).default({}),
       /** container (Jupyter kernels) or local (a Python subprocess; trusted use only). @defaultValue "container" */
       execution_method: z.enum(['container', 'local']).default('container'),
+      /**
+       * How kernels and local runs are confined (docs/security.md). `landlock`: each kernel confines
+       * itself with Linux Landlock (ABI >= 6) before any user code, and refuses to start where it
+       * cannot. `deployment`: the deployment isolates kernels itself (containers that reach only a
+       * CA gateway per mode, network policies); pyexec applies nothing and says so loudly.
+       * Env PYEXEC_CONFINEMENT. @defaultValue "landlock"
+       */
+      confinement: z.enum(['landlock', 'deployment']).default('landlock'),
       /** Whether a request may override the execution method. @defaultValue false */
       allow_method_override: z.boolean().default(false),
       python_env_path: z.string().optional(),
@@ -285,6 +296,12 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   const p = config.pyexec;
   if (env['PYEXEC_REDIS_URL']) p.redis.url = env['PYEXEC_REDIS_URL'];
   if (env['PYEXEC_EXECUTION_ROOT']) p.execution_root = env['PYEXEC_EXECUTION_ROOT'];
+  if (env['PYEXEC_CONFINEMENT']) {
+    const method = env['PYEXEC_CONFINEMENT'];
+    if (method !== 'landlock' && method !== 'deployment')
+      throw new ConfigError(`PYEXEC_CONFINEMENT: expected landlock or deployment, got ${JSON.stringify(method)}`);
+    config.execution.confinement = method;
+  }
   if (env['PYEXEC_APPROVER_PORT']) p.approver.port = envPort(env, 'PYEXEC_APPROVER_PORT');
   if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
   return config;

@@ -2,19 +2,70 @@
 
     python -m pyexec_runtime.kernel -f {connection_file}
 
-An IPython kernel configured for headless use (no colours in tracebacks, no history database), that
-runs `kernel_session.startup()` before it answers any request: the scientific stack is imported
-(a warm kernel), and in a read-only kernel the guard is installed before any user code runs.
+1. reads its connection file (the only file of the Jupyter runtime folder it ever reads);
+2. makes a private temporary folder (TMPDIR, IPYTHONDIR) under $PYEXEC_KERNEL_TMP (or the system's);
+3. confines itself (confine.py) while it has a single thread: TCP bind only to its own ZMQ ports,
+   TCP connect only to its mode's Channel Access ports, files only what the stack needs, its private
+   folder and the execution root ($PYEXEC_EXECUTION_ROOT, narrowed to one request's folder when a
+   run begins). A kernel that cannot be confined exits with the reason and runs nothing
+   (unless PYEXEC_CONFINEMENT=deployment);
+4. starts an IPython kernel configured for headless use (no colours in tracebacks, no history
+   database), which runs `kernel_session.startup()` before it answers any request: the scientific
+   stack is imported (a warm kernel), and in a read-only kernel the guard is installed.
+
 The mode comes from the kernelspec's environment (PYEXEC_EXECUTION_MODE; read_only when unset).
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import re
+import shutil
 import sys
+import tempfile
+from typing import Any
 
 STARTUP = "import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.startup(); del _pyexec_s"
 _UNRESOLVED = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_PORT_KEYS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def _connection_file(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "-f" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--f=") or arg.startswith("--IPKernelApp.connection_file="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def private_tmp() -> str:
+    """A folder of this process's own (TMPDIR, tempfile, IPython's profile), removed at exit."""
+    parent = os.environ.get("PYEXEC_KERNEL_TMP") or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f"pyexec-kernel-{os.getpid()}-", dir=parent)
+    os.environ["TMPDIR"] = folder
+    os.environ["IPYTHONDIR"] = os.path.join(folder, "ipython")
+    tempfile.tempdir = folder
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def confine_kernel(info: dict[str, Any], mode: str, tmp: str) -> dict[str, Any]:  # noqa: RET503 - exits
+    """Confines this process for `mode`; exits (status 3, reason on stderr) when it cannot."""
+    from . import confine
+
+    root = os.environ.get("PYEXEC_EXECUTION_ROOT") or ""
+    write_dirs = [tmp] + ([root] if root and os.path.isdir(root) else [])
+    ports = [int(info[k]) for k in _PORT_KEYS if info.get(k)]
+    try:
+        return confine.confine_process(mode, bind_ports=ports, write_dirs=write_dirs)
+    except confine.ConfinementError as exc:
+        sys.stderr.write(f"pyexec kernel ({mode}): refusing to start: {exc}\n")
+        sys.stderr.flush()
+        os._exit(3)
 
 
 def main() -> None:
@@ -24,15 +75,38 @@ def main() -> None:
         if _UNRESOLVED.match(value):
             del os.environ[key]
     os.environ.setdefault("MPLBACKEND", "Agg")
+    mode = os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only"
+    if mode not in ("read_only", "write_access"):
+        mode = "read_only"
+    argv = sys.argv[1:]
+    path = _connection_file(argv)
+    if not path:
+        sys.stderr.write("pyexec kernel: -f <connection file> is required\n")
+        sys.exit(2)
+    with open(path, encoding="utf-8") as fh:
+        info = json.load(fh)
+    tmp = private_tmp()
+    confine_kernel(info, mode, tmp)
+
     from ipykernel.kernelapp import IPKernelApp
     from traitlets.config import Config
+
+    class PyexecKernelApp(IPKernelApp):
+        """Takes the connection info read before confinement: the file is out of reach now."""
+
+        def init_connection_file(self) -> None:
+            self.connection_file = path
+            self.load_connection_info(info)
+
+        def write_connection_file(self, **kwargs: Any) -> None:
+            pass
 
     config = Config()
     config.InteractiveShell.colors = "nocolor"
     config.HistoryManager.enabled = False
     config.IPKernelApp.exec_lines = [STARTUP]
     config.IPKernelApp.exec_PYTHONSTARTUP = False
-    IPKernelApp.launch_instance(argv=sys.argv[1:], config=config)
+    PyexecKernelApp.launch_instance(argv=argv, config=config)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 pyexec's container executor runs three cells in a leased kernel:
 
-1. `begin(spec)` (silent): checks the kernel's mode, installs the channel limits, puts `context` and
-   `approval_payload` in the user namespace, and moves to the request's working folder;
+1. `begin(spec)` (silent): checks the kernel's mode and its confinement (spec `confinement`: the
+   method the fleet requires), narrows the confinement to the request's working folder (no other
+   request's folder stays writable), installs the channel limits, puts `context` and
+   `approval_payload` in the user namespace, and moves to that folder;
 2. the request's code, as sent (its outputs are the notebook's outputs);
 3. `finish()` (silent): classifies the outcome by exception class (a PyexecRefusal, raised or
    caught, is a safety refusal), serialises `results`, renders open figures, and publishes it all
@@ -25,7 +27,7 @@ from typing import Any
 from IPython import get_ipython
 from IPython.display import publish_display_data
 
-from . import errors, guard, limits
+from . import confine, errors, guard, limits
 from .capture import figure_pngs, results_json
 from .context import Context
 
@@ -46,6 +48,9 @@ def startup() -> str:
             pass
     mode = guard.install(os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only")
     _state["mode"] = mode
+    record = confine.current() or {"method": "none"}
+    # The kernel's own stderr (the Jupyter server's log), not the IOPub stream of a request.
+    print(f"pyexec kernel ready: mode {mode}, confinement {json.dumps(record)}", file=sys.__stderr__, flush=True)
     return mode
 
 
@@ -56,6 +61,10 @@ def begin(spec_json: str) -> None:
         raise RuntimeError(f"pyexec: this kernel runs {mode}, the request needs {spec.get('mode')}")
     if _state.get("begun"):
         raise RuntimeError("pyexec: this kernel already ran a request; it must be recycled first")
+    required = spec.get("confinement")
+    record = confine.current() or {"method": "none"}
+    if required and record.get("method") != required:
+        raise RuntimeError(f"pyexec: this kernel's confinement is {record.get('method')}, the fleet requires {required}")
     _state["begun"] = True
     errors.REFUSALS.clear()
     limits.SKIPPED.clear()
@@ -69,6 +78,7 @@ def begin(spec_json: str) -> None:
     folder = spec.get("folder")
     if not (folder and os.path.isdir(folder)):
         folder = tempfile.mkdtemp(prefix="pyexec-run-")
+    confine.narrow_to(folder, keep=[tempfile.gettempdir()])
     os.chdir(folder)
     sys.last_type = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
     _state["started"] = True
@@ -76,7 +86,11 @@ def begin(spec_json: str) -> None:
 
 def _outcome() -> dict[str, Any]:
     exc = getattr(sys, "last_value", None) if _state.get("started") else None
-    meta: dict[str, Any] = {"success": exc is None, "execution_mode": _state.get("mode")}
+    meta: dict[str, Any] = {
+        "success": exc is None,
+        "execution_mode": _state.get("mode"),
+        "confinement": confine.current() or {"method": "none"},
+    }
     if exc is not None:
         if isinstance(exc, errors.PyexecRefusal):
             kind, etype = "refused", exc.error_type

@@ -1,8 +1,10 @@
 """Installs pyexec's kernelspecs (one per execution mode):
 
     python -m pyexec_runtime.kernelspecs install --prefix <venv or folder> [--modes-json JSON] [--python P]
+        [--only read_only|write_access ...]
 
-writes <prefix>/share/jupyter/kernels/<kernel_name>/kernel.json for `read_only` and `write_access`.
+writes <prefix>/share/jupyter/kernels/<kernel_name>/kernel.json for `read_only` and `write_access`
+(or only the modes named by `--only`: a Jupyter server of one mode has one kernelspec).
 `--modes-json` (or $PYEXEC_KERNEL_MODES_JSON) is `{"read_only": {"kernel_name": ..., "environment":
 {...}}, "write_access": {...}}` (config `execution.modes.*`); without it the names are
 python3-epics-readonly / python3-epics-write and the EPICS address list and server port are
@@ -35,6 +37,11 @@ def kernel_json(mode: str, environment: dict[str, str], python: str) -> dict[str
         "EPICS_CA_SERVER_PORT": "${EPICS_CA_SERVER_PORT}",
         "EPICS_CA_REPEATER_PORT": "${EPICS_CA_REPEATER_PORT}",
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        # Confinement (confine.py): inherited from the server unless the mode sets them.
+        "PYEXEC_CONFINEMENT": "${PYEXEC_CONFINEMENT}",
+        "PYEXEC_EXECUTION_ROOT": "${PYEXEC_EXECUTION_ROOT}",
+        "PYEXEC_KERNEL_TMP": "${PYEXEC_KERNEL_TMP}",
+        "PYEXEC_CONNECT_PORTS": "${PYEXEC_CONNECT_PORTS}",
         **{k: str(v) for k, v in environment.items()},
         "PYEXEC_EXECUTION_MODE": mode,
         "PYTHONPATH": PACKAGE_PARENT,
@@ -51,10 +58,12 @@ def kernel_json(mode: str, environment: dict[str, str], python: str) -> dict[str
     }
 
 
-def install(prefix: str, modes: dict[str, dict[str, Any]] | None = None, python: str | None = None) -> list[str]:
+def install(
+    prefix: str, modes: dict[str, dict[str, Any]] | None = None, python: str | None = None, only: list[str] | None = None
+) -> list[str]:
     modes = {**DEFAULT_MODES, **(modes or {})}
     written = []
-    for mode in ("read_only", "write_access"):
+    for mode in only or ("read_only", "write_access"):
         spec = modes[mode]
         name = spec.get("kernel_name") or DEFAULT_MODES[mode]["kernel_name"]
         folder = os.path.join(prefix, "share", "jupyter", "kernels", name)
@@ -73,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("--prefix", default=sys.prefix)
     inst.add_argument("--modes-json", default=os.environ.get("PYEXEC_KERNEL_MODES_JSON"))
     inst.add_argument("--python", default=None)
+    inst.add_argument("--only", action="append", choices=("read_only", "write_access"), default=None)
     args = parser.parse_args(argv)
     modes = json.loads(args.modes_json) if args.modes_json else None
-    for path in install(args.prefix, modes, args.python):
+    for path in install(args.prefix, modes, args.python, args.only):
         print(path)
     return 0
 

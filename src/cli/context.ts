@@ -20,9 +20,11 @@ export interface UpState {
   prefix: string;
 }
 
+/** Writes the state file, readable by its owner only: it holds the private Redis's password. */
 export function writeUpState(state: UpState): void {
-  mkdirSync(path.dirname(stateFile()), { recursive: true });
-  writeFileSync(stateFile(), JSON.stringify(state, null, 2));
+  mkdirSync(path.dirname(stateFile()), { recursive: true, mode: 0o700 });
+  rmSync(stateFile(), { force: true });
+  writeFileSync(stateFile(), JSON.stringify(state, null, 2), { mode: 0o600 });
 }
 
 export function clearUpState(): void {

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
+import { redactUrl } from '../redis/connection.js';
 import type { GlobalOptions } from './context.js';
 import { startLocalStack } from './up-command.js';
 
@@ -99,7 +100,7 @@ export async function demoCommand(
   const say = (s: string) => out.write(`${s}\n`);
   try {
     say(
-      `pyexec demo: redis ${stack.redisUrl}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, ` +
+      `pyexec demo: redis ${redactUrl(stack.redisUrl)}, soft IOC on CA port ${stack.ioc?.port ?? '-'}, ` +
         `approver ${stack.approver!.url}/, generator ${useCanned ? 'demo (canned code)' : config.execution.code_generator}`,
     );
     const submitted = await Promise.all(

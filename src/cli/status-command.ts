@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { LeaseStore } from '../executors/kernel-leases.js';
 import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
-import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
+import { createRedis, keyPrefix, redactUrl, waitReady } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
 import { FAILURE_OUTCOMES, presentWorkers, recentOutcomes } from '../workers/fleet-presence.js';
 
@@ -26,7 +26,7 @@ export async function statusCommand(
   try {
     await waitReady(redis);
   } catch (err) {
-    process.stderr.write(`pyexec: Redis unreachable at ${opts.redisUrl}: ${(err as Error).message}\n`);
+    process.stderr.write(`pyexec: Redis unreachable at ${redactUrl(opts.redisUrl)}: ${(err as Error).message}\n`);
     redis.disconnect();
     return 1;
   }
@@ -91,7 +91,7 @@ export async function statusCommand(
     }
     return 0;
   } catch (err) {
-    process.stderr.write(`pyexec: Redis unreachable at ${opts.redisUrl}: ${(err as Error).message}\n`);
+    process.stderr.write(`pyexec: Redis unreachable at ${redactUrl(opts.redisUrl)}: ${(err as Error).message}\n`);
     return 1;
   } finally {
     await queues.close();

@@ -4,6 +4,7 @@ import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
+import { redactUrl } from '../redis/connection.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
 import { Fleet } from '../workers/run-worker.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
@@ -38,7 +39,10 @@ export async function startLocalStack(
   if (!redisUrl) {
     redis = await startLocalRedis({ appendOnly: false });
     redisUrl = redis.url;
-    logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
+    logger.info(
+      { redisUrl: redis.safeUrl },
+      'started a private redis-server with a random password (no Redis configured)',
+    );
   }
   let ioc: SoftIoc | undefined;
   try {
@@ -134,7 +138,7 @@ export async function upCommand(
     prefix: config.pyexec.redis.prefix,
   });
   process.stdout.write(
-    `pyexec is up: redis ${stack.redisUrl}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
+    `pyexec is up: redis ${redactUrl(stack.redisUrl)}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
@@ -126,15 +126,22 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       const urls = servers.map((s) => s.url).sort();
       poolId = `static-${createHash('sha256').update(urls.join(' ')).digest('hex').slice(0, 12)}`;
     } else {
-      for (let i = 0; i < settings.spawn.count; i++) {
-        spawned.push(
-          await spawnJupyterServer({
-            modes,
-            serve: settings.spawn.modes,
-            python: config.pyexec.python,
-            startupTimeoutMs: settings.spawn.startup_timeout_ms,
-          }),
-        );
+      // One server per mode (spawn.count of each): a read-only kernel shares no server, runtime
+      // folder or token with write kernels.
+      mkdirSync(config.pyexec.execution_root, { recursive: true });
+      for (const mode of settings.spawn.modes) {
+        for (let i = 0; i < settings.spawn.count; i++) {
+          spawned.push(
+            await spawnJupyterServer({
+              modes,
+              serve: [mode],
+              python: config.pyexec.python,
+              startupTimeoutMs: settings.spawn.startup_timeout_ms,
+              confinement: config.execution.confinement,
+              executionRoot: config.pyexec.execution_root,
+            }),
+          );
+        }
       }
       servers = spawned;
       poolId = `local-${randomUUID().slice(0, 12)}`;
@@ -160,6 +167,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
     maxOutputBytes: config.pyexec.max_output_bytes,
     interruptGraceMs: settings.interrupt_grace_ms,
     limits,
+    confinement: config.execution.confinement,
   });
   let closing: Promise<void> | undefined;
   const built = pool;

@@ -21,6 +21,9 @@ export interface JupyterExecutorOptions {
   /** After a timeout's interrupt, how long the kernel has to come back idle. @defaultValue 3000 */
   readonly interruptGraceMs?: number;
   readonly limits?: KernelLimits | null;
+  /** The confinement every kernel must report before it gets the code (config
+   * `execution.confinement`); a kernel that reports another is refused. @defaultValue "landlock" */
+  readonly confinement?: 'landlock' | 'deployment';
 }
 
 /** The run record `kernel_session.finish()` publishes (application/vnd.pyexec.run+json). */
@@ -77,6 +80,7 @@ export class JupyterExecutor implements Executor {
         context: task.request.capability_context_data ?? {},
         approval_payload: task.approvalPayload ?? null,
         limits: task.mode === 'write_access' ? (this.options.limits ?? null) : null,
+        confinement: this.options.confinement ?? 'landlock',
       };
       const begin = await cell(
         `import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.begin(${JSON.stringify(JSON.stringify(spec))}); del _pyexec_s`,

@@ -26,6 +26,8 @@ export interface JupyterServerRef {
 
 export interface SpawnedJupyterServer extends JupyterServerRef {
   readonly pid: number | undefined;
+  /** The server's private runtime folder (its jpserver file, its kernels' connection files). */
+  readonly runtimeDir: string;
   /** Stops the server (its kernels with it) and removes its folder. Idempotent. */
   stop(): Promise<void>;
 }
@@ -41,6 +43,10 @@ export interface SpawnJupyterServerOptions {
   startupTimeoutMs?: number;
   /** More jupyter_server command-line options (benchmarks compare configurations with it). */
   extraArgs?: readonly string[];
+  /** How kernels confine themselves (config `execution.confinement`). @defaultValue "landlock" */
+  confinement?: 'landlock' | 'deployment';
+  /** The execution root: kernels may write beneath it, narrowed to one request's folder per run. */
+  executionRoot?: string;
 }
 
 /**
@@ -48,6 +54,10 @@ export interface SpawnJupyterServerOptions {
  * private prefix by `pyexec_runtime.kernelspecs`, the same module the kernel image runs) and
  * pyexec's jupyter_server_config.py. The token is read from a file that is deleted once the
  * server answers, so it is in neither the server's command line nor its kernels' environment.
+ * A server serves the modes of `serve` only (one kernelspec each): the fleet starts one server
+ * per mode, so read-only kernels share no runtime folder, token or server with write kernels.
+ * Kernels confine themselves (pyexec_runtime.kernel); their private temporary folders live in the
+ * server's folder and go with it.
  */
 export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Promise<SpawnedJupyterServer> {
   const python = pythonExecutable(options.python);
@@ -55,6 +65,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
   const rootDir = options.rootDir ?? path.join(dir, 'work');
   mkdirSync(rootDir, { recursive: true });
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  const serve = options.serve ?? (['read_only', 'write_access'] as const);
   const env = scrubbedEnv({});
   try {
     await run(
@@ -69,6 +80,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
         python,
         '--modes-json',
         JSON.stringify(options.modes),
+        ...serve.flatMap((mode) => ['--only', mode]),
       ],
       {
         env,
@@ -93,6 +105,10 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
     JUPYTER_RUNTIME_DIR: path.join(dir, 'runtime'),
     JUPYTER_TOKEN_FILE: tokenFile,
     JUPYTER_PLATFORM_DIRS: '1',
+    // Read by the kernels (kernelspec `${VAR}`s, pyexec_runtime.kernel): see confine.py.
+    PYEXEC_CONFINEMENT: options.confinement ?? 'landlock',
+    PYEXEC_KERNEL_TMP: path.join(dir, 'kernel-tmp'),
+    ...(options.executionRoot ? { PYEXEC_EXECUTION_ROOT: path.resolve(options.executionRoot) } : {}),
   };
   const args = [
     '-m',
@@ -105,8 +121,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
     '--ServerApp.port_retries=0',
     `--ServerApp.root_dir=${rootDir}`,
   ];
-  for (const mode of ['read_only', 'write_access'] as const)
-    args.push(`--KernelSpecManager.allowed_kernelspecs=${options.modes[mode].kernel_name}`);
+  for (const mode of serve) args.push(`--KernelSpecManager.allowed_kernelspecs=${options.modes[mode].kernel_name}`);
   if (process.getuid?.() === 0) args.push('--allow-root');
   args.push(...(options.extraArgs ?? []));
   const child: ChildProcess = spawn(python, args, {
@@ -164,8 +179,9 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
     name: `local:${port}`,
     url,
     token,
-    modes: options.serve ?? ['read_only', 'write_access'],
+    modes: [...serve],
     pid: child.pid,
+    runtimeDir: serverEnv.JUPYTER_RUNTIME_DIR,
     stop,
   };
 }

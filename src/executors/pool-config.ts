@@ -19,14 +19,14 @@ const ServerEntry = z.object({
 
 /**
  * `execution.container.pool`: the Jupyter kernel pool of the `container` execution method.
- * With no `servers`, each execution worker process starts `spawn.count` Jupyter servers of its own
+ * With no `servers`, each execution worker process starts `spawn.count` Jupyter servers per mode
  * on loopback (the single-machine mode); with servers listed, every worker shares them.
  */
 export const KernelPoolSettings = z.object({
   servers: z.array(ServerEntry).default([]),
   spawn: z
     .object({
-      /** Jupyter servers a process starts when no servers are listed. @defaultValue 1 */
+      /** Jupyter servers a process starts per mode when no servers are listed. @defaultValue 1 */
       count: z.number().int().min(1).max(16).default(1),
       /** Time a spawned server has to answer. @defaultValue 60000 */
       startup_timeout_ms: z.number().int().min(1000).default(60_000),
@@ -77,8 +77,11 @@ export type KernelModes = Record<ExecutionMode, { kernel_name: string; environme
 
 export function kernelModes(config: Config): KernelModes {
   const m = config.execution.modes;
-  return {
-    read_only: { kernel_name: m.read_only.kernel_name, environment: { ...m.read_only.environment } },
-    write_access: { kernel_name: m.write_access.kernel_name, environment: { ...m.write_access.environment } },
+  const one = (mode: ExecutionMode) => {
+    const environment = { ...m[mode].environment };
+    // Ports the confined kernel may connect to besides its Channel Access endpoints (confine.py).
+    if (m[mode].connect_ports.length > 0) environment['PYEXEC_CONNECT_PORTS'] = m[mode].connect_ports.join(',');
+    return { kernel_name: m[mode].kernel_name, environment };
   };
+  return { read_only: one('read_only'), write_access: one('write_access') };
 }

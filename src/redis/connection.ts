@@ -42,3 +42,15 @@ export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
     redis.on('ready', onReady).on('error', onError).on('end', onEnd);
   });
 }
+
+/** A Redis URL fit for logs and messages: the password (and a user's secret) replaced by `***`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.password) return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,11 @@ export async function freePort(): Promise<number> {
 }
 
 export interface LocalRedis {
+  /** redis://:<password>@127.0.0.1:<port>: a secret (keep it out of logs: `safeUrl`). */
   readonly url: string;
+  /** The URL without its password, for logs and messages. */
+  readonly safeUrl: string;
+  readonly password: string;
   readonly port: number;
   /** Stops the server (SIGTERM, then SIGKILL) and removes its folder. Idempotent. */
   stop(): Promise<void>;
@@ -37,22 +42,30 @@ export interface LocalRedisOptions {
   /** Data folder; a temporary one (removed on stop) when unset. */
   dir?: string;
   binary?: string;
+  /** The `requirepass` password. @defaultValue a random one (48 hex characters) */
+  password?: string;
 }
 
 /**
  * Starts Debian's `redis-server` on a free loopback port with `maxmemory-policy noeviction` (BullMQ
- * requires it), for `pyexec up` without a configured Redis and for the test harness.
+ * requires it), for `pyexec up` without a configured Redis and for the test harness. It has a random
+ * password, given to the server in a 0600 config file (not on its command line, where
+ * /proc/<pid>/cmdline would show it).
  */
 export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<LocalRedis> {
   const port = options.port ?? (await freePort());
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'pyexec-redis-'));
   const binary = options.binary ?? process.env['PYEXEC_REDIS_SERVER'] ?? 'redis-server';
+  const password = options.password ?? randomBytes(24).toString('hex');
+  const confFile = path.join(dir, 'redis-pyexec.conf');
+  writeFileSync(confFile, `requirepass ${password}\n`, { mode: 0o600 });
   let child: ChildProcess | undefined;
   let stopped = false;
 
   const launch = async (): Promise<void> => {
     const args = [
+      confFile,
       '--port',
       String(port),
       '--bind',
@@ -87,6 +100,7 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
         const client = new Redis({
           port,
           host: '127.0.0.1',
+          password,
           lazyConnect: true,
           maxRetriesPerRequest: 0,
           retryStrategy: () => null,
@@ -115,7 +129,9 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
     });
 
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://:${password}@127.0.0.1:${port}`,
+    safeUrl: `redis://127.0.0.1:${port}`,
+    password,
     port,
     kill() {
       child?.kill('SIGKILL');
