@@ -154,6 +154,9 @@ export const Config = z.object({
       writes_enabled: z.boolean().default(false),
       patterns: z.record(z.string(), PatternSet).default({}),
       limits_checking: LimitsConfig.prefault({}),
+      /** Archivers the code may fetch from over HTTP without the analysis counting it as a possible
+       * write (URL prefixes, e.g. http://archiver:17665). Any other network access is one. @defaultValue [] */
+      archivers: z.array(z.url({ protocol: /^https?$/ })).default([]),
     })
     .loose()
     .prefault({}),

@@ -5,6 +5,11 @@
 The parent (pyexec's local executor) runs this in its own process group and kills the group on
 timeout. The outcome is classified by exception class: a PyexecRefusal is a safety refusal, any
 other exception a runtime (code) error, a missing `results` a code error.
+
+Before anything else (one thread, no imports of the stack yet) the process confines itself as a
+kernel of its mode does (confine.py): TCP connect only to the mode's Channel Access ports, no TCP
+bind, files only what the stack needs, a private temporary folder and <folder>. A process that
+cannot be confined exits with status 78 (EX_CONFIG) and the reason on stderr, having run nothing.
 """
 from __future__ import annotations
 
@@ -69,6 +74,29 @@ def _preload() -> None:
             pass
 
 
+EXIT_NOT_CONFINED = 78
+
+
+def _confine(mode: str, folder: str) -> None:
+    import atexit
+    import shutil
+    import tempfile
+
+    from . import confine
+
+    tmp = tempfile.mkdtemp(prefix=f"pyexec-run-{os.getpid()}-")
+    atexit.register(shutil.rmtree, tmp, True)
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = tmp
+    try:
+        confine.confine_process(mode, write_dirs=[folder, tmp])
+    except confine.ConfinementError as exc:
+        sys.stderr.write(f"pyexec runner ({mode}): refusing to run: {exc}\n")
+        sys.stderr.flush()
+        shutil.rmtree(tmp, True)
+        os._exit(EXIT_NOT_CONFINED)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder")
@@ -78,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = os.path.abspath(args.folder)
     os.chdir(folder)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _confine(args.mode, folder)
 
     from . import guard, limits
     from .capture import save_figures, save_results
@@ -96,7 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         "context": Context(_load_json(os.path.join(folder, "context.json"), {}) or {}),
         "approval_payload": _load_json(os.path.join(folder, "approval_payload.json"), None),
     }
-    meta: dict[str, Any] = {"execution_mode": mode, "start_time": time.time(), "success": False}
+    from .confine import current
+
+    meta: dict[str, Any] = {
+        "execution_mode": mode,
+        "start_time": time.time(),
+        "success": False,
+        "confinement": current() or {"method": "none"},
+    }
     out, err = _Bounded(args.max_output), _Bounded(args.max_output)
     real_out, real_err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err

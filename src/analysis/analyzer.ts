@@ -1,3 +1,10 @@
+/**
+ * Possible writes that are not control-system operations: starting a process and opening a network
+ * connection. A read-only kernel may do neither (docs/security.md), so code that does is held and
+ * runs in write mode; Osprey's `detect_control_system_operations` does not report them.
+ */
+export const CONFINED_OPERATIONS: ReadonlySet<string> = new Set(['process', 'network']);
+
 /** A finding of the static analysis. */
 export interface Finding {
   /** Stable rule id, e.g. `epics-write`, `process-spawn`, `syntax`. */
@@ -37,7 +44,8 @@ export interface AnalysisReport {
   /** Whether the program assigns a `results` variable (a warning when not). */
   readonly assignsResults: boolean;
   /** What the control-system detection matched: operation names (`epics.caput`, `epics.PV.put`,
-   * `cli:caput`) and configured patterns (`pattern:<regex>`). */
+   * `cli:caput`) and configured patterns (`pattern:<regex>`); `process` and `network` (CONFINED_OPERATIONS)
+   * when the code starts a process or opens a connection that is not to a configured archiver. */
   readonly detectedPatterns?: { readonly writes: readonly string[]; readonly reads: readonly string[] };
   /** Where the analysis spent its time (helper-side verdict and walk), in milliseconds. */
   readonly timingsMs?: { readonly verdict: number; readonly walk: number; readonly total: number };

@@ -1,5 +1,5 @@
 import { type Config, parseConfig } from '../config.js';
-import type { Analyzer } from './analyzer.js';
+import { type Analyzer, CONFINED_OPERATIONS } from './analyzer.js';
 import { compilePatterns, type PatternInput, patternsFromConfig } from './patterns.js';
 import { PythonAnalyzer } from './python-analyzer.js';
 import { PythonHelper } from './python-helper.js';
@@ -48,12 +48,15 @@ export async function detectControlSystemOperations(
     analyzer = new PythonAnalyzer({ patterns, helper: shared });
   }
   const report = await analyzer.analyze(code);
+  // Osprey's result names control-system operations only: starting a process or opening a
+  // connection is a possible write in pyexec's policy (CONFINED_OPERATIONS), not an operation here.
+  const writes = (report.detectedPatterns?.writes ?? []).filter((w) => !CONFINED_OPERATIONS.has(w));
   return {
-    has_writes: report.hasWrites,
+    has_writes: writes.length > 0,
     has_reads: report.hasReads,
     control_system_type: report.controlSystemType,
     detected_patterns: {
-      writes: report.detectedPatterns?.writes ?? [],
+      writes,
       reads: report.detectedPatterns?.reads ?? [],
     },
   };

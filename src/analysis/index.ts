@@ -4,6 +4,7 @@ import { patternsFromConfig } from './patterns.js';
 import { PythonAnalyzer, type PythonAnalyzerOptions } from './python-analyzer.js';
 
 export type { AnalysisReport, Analyzer, Finding, SyntaxErrorInfo } from './analyzer.js';
+export { CONFINED_OPERATIONS } from './analyzer.js';
 export type { ControlSystemOperations, DetectOptions } from './detect.js';
 export { detectControlSystemOperations } from './detect.js';
 export { AnalysisHelperError, AnalysisResourceError, AnalysisTimeoutError, CodeTooLargeError } from './errors.js';
@@ -26,5 +27,10 @@ export function createAnalyzer(
   config: Config,
   overrides: Partial<Omit<PythonAnalyzerOptions, 'patterns'>> = {},
 ): Analyzer & { close(): Promise<void> } {
-  return new PythonAnalyzer({ python: config.pyexec.python, patterns: patternsFromConfig(config), ...overrides });
+  return new PythonAnalyzer({
+    python: config.pyexec.python,
+    patterns: patternsFromConfig(config),
+    archivers: config.control_system.archivers,
+    ...overrides,
+  });
 }

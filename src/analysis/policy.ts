@@ -1,5 +1,5 @@
 import { approvalRequired, type Config } from '../config.js';
-import type { AnalysisReport } from './analyzer.js';
+import { type AnalysisReport, CONFINED_OPERATIONS } from './analyzer.js';
 
 /** What the policy decided about analysed code; the analysis worker routes on it. */
 export interface PolicyDecision {
@@ -53,7 +53,12 @@ export function decidePolicy(report: AnalysisReport, config: Config): PolicyDeci
     };
   }
   if (report.hasWrites && !config.control_system.writes_enabled) {
-    return { mode, ...approval, refusal: { errorType: 'writes_disabled', message: WRITES_BLOCKED } };
+    const writes = report.detectedPatterns?.writes ?? [];
+    const confinedOnly = writes.length > 0 && writes.every((w) => CONFINED_OPERATIONS.has(w));
+    const message = confinedOnly
+      ? `${WRITES_BLOCKED}: the code ${writes.map((w) => (w === 'process' ? 'starts a process' : 'opens a network connection')).join(' and ')}, which read-only execution does not allow`
+      : WRITES_BLOCKED;
+    return { mode, ...approval, refusal: { errorType: 'writes_disabled', message } };
   }
   return { mode, ...approval };
 }

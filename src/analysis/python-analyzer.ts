@@ -9,6 +9,8 @@ export interface PythonAnalyzerOptions extends PythonHelperOptions {
   readonly patterns: CompiledPatterns;
   /** Absolute paths whose files count as the service's own configuration or secrets. */
   readonly protectedPaths?: readonly string[];
+  /** URL prefixes of archivers the code may read over HTTP (control_system.archivers). */
+  readonly archivers?: readonly string[];
   /** A helper to share (detectControlSystemOperations shares one); else the analyzer owns its own. */
   readonly helper?: PythonHelper;
   /** Longest time one configured pattern may run over one program. @defaultValue 2000 */
@@ -66,6 +68,7 @@ export class PythonAnalyzer implements Analyzer {
       builtin_cs: patterns.mode !== 'override',
       mask: hasPatterns(patterns),
       protected_paths: this.options.protectedPaths ?? [],
+      archivers: this.options.archivers ?? [],
     });
     const parsed = HelperResult.safeParse(raw);
     if (!parsed.success)

@@ -99,6 +99,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
         write_access: { ...modes.write_access.environment, ...limitsEnv },
       },
       maxOutputBytes: config.pyexec.max_output_bytes,
+      confinement: config.execution.confinement,
     });
   }
   if (!methods.includes('container')) return { executors, ready: async () => true, close: async () => {} };

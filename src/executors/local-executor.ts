@@ -13,7 +13,12 @@ export interface LocalExecutorOptions {
   modeEnv?: Partial<Record<'read_only' | 'write_access', Record<string, string>>>;
   /** Bytes kept per output stream. */
   maxOutputBytes?: number;
+  /** How the subprocess confines itself (config `execution.confinement`). @defaultValue "landlock" */
+  confinement?: 'landlock' | 'deployment';
 }
+
+/** runner.py's exit status when it cannot confine itself (it ran nothing). */
+const EXIT_NOT_CONFINED = 78;
 
 /** runner.py's execution_metadata.json. */
 interface RunnerMetadata extends RuntimeRecord {
@@ -23,8 +28,8 @@ interface RunnerMetadata extends RuntimeRecord {
 
 /**
  * The `local` method: the code runs in a Python subprocess (its own process group) from the
- * project's virtualenv, in the request's execution folder, through `pyexec_runtime.runner`.
- * Trusted use only: it has the read-only guard but none of a kernel container's isolation.
+ * project's virtualenv, in the request's execution folder, through `pyexec_runtime.runner`, which
+ * confines itself as a kernel of its mode does (docs/security.md) before it reads the code.
  */
 export class LocalExecutor implements Executor {
   readonly method = 'local' as const;
@@ -34,7 +39,11 @@ export class LocalExecutor implements Executor {
     const started = Date.now();
     const maxOut = this.options.maxOutputBytes ?? 1_000_000;
     const python = pythonExecutable(this.options.python);
-    const env = scrubbedEnv({ ...(this.options.modeEnv?.[task.mode] ?? {}), PYEXEC_EXECUTION_MODE: task.mode });
+    const env = scrubbedEnv({
+      ...(this.options.modeEnv?.[task.mode] ?? {}),
+      PYEXEC_EXECUTION_MODE: task.mode,
+      PYEXEC_CONFINEMENT: this.options.confinement ?? 'landlock',
+    });
     const args = [
       '-m',
       'pyexec_runtime.runner',
@@ -80,6 +89,10 @@ export class LocalExecutor implements Executor {
     if (exit.error)
       throw new ExecutorUnavailableError(`cannot start ${python}: ${exit.error.message}`, { cause: exit.error });
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('execution cancelled');
+    if (exit.code === EXIT_NOT_CONFINED) {
+      // The runner refused before reading the code: an infrastructure fault of this machine.
+      throw new ExecutorUnavailableError(`the local runner cannot confine itself: ${err.trim().slice(-2000)}`);
+    }
     if (timedOut) {
       return {
         status: 'code_error',

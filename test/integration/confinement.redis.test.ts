@@ -23,6 +23,7 @@ import type { ExecutionMode, ExecutionOutcome } from '../../src/executors/execut
 import { JupyterExecutor } from '../../src/executors/jupyter-executor.js';
 import { type SpawnedJupyterServer, spawnJupyterServer } from '../../src/executors/jupyter-server.js';
 import { KernelPool } from '../../src/executors/kernel-pool.js';
+import { LocalExecutor } from '../../src/executors/local-executor.js';
 import { KernelPoolSettings, kernelModes } from '../../src/executors/pool-config.js';
 import { silentLogger } from '../../src/logger.js';
 import { projectRoot, pythonExecutable } from '../../src/python-env.js';
@@ -303,4 +304,54 @@ describe('a write kernel is confined too', () => {
     }
     assert.equal(record['read_state']?.errno, 13);
   });
+});
+
+describe('the local method confines its subprocess the same way', () => {
+  const local = (confinement: 'landlock' | 'deployment') =>
+    new LocalExecutor({
+      modeEnv: { read_only: ioc.readOnlyEnv, write_access: ioc.env },
+      confinement,
+      maxOutputBytes: 200_000,
+    });
+  const picked = [
+    'raw Channel Access (socket + struct) to the write port',
+    'an os.fork() child',
+    'the original subprocess.Popen found through gc, with a fresh _posixsubprocess and LD_PRELOAD',
+    'reading secrets: the Jupyter token, connection files, other processes’ /proc, state and config',
+    "another request's folder: read, rewrite, add, link and symlink into it, symlink out",
+  ];
+  let value = 500;
+  for (const route of ROUTES.filter((r) => picked.includes(r.name))) {
+    it(`refuses: ${route.name} (and the unconfined control gets through)`, async () => {
+      for (const confinement of ['landlock', 'deployment'] as const) {
+        await ioc.caput(PV, START);
+        const folder = path.join(config.pyexec.execution_root, '2026-12', `local-${randomUUID().slice(0, 8)}`);
+        mkdirSync(folder, { recursive: true });
+        const code = escapeProgram(prelude, facts, route, ++value);
+        writeFileSync(path.join(folder, 'code.py'), code);
+        const request = PythonExecutionRequest.parse({
+          user_query: 'q',
+          task_objective: 'o',
+          execution_folder_name: 'x',
+        });
+        const out = await local(confinement).execute(
+          { requestId: randomUUID(), code, mode: 'read_only', executionFolder: folder, timeoutMs: 60_000, request },
+          new AbortController().signal,
+        );
+        const record = escapeRecord(out.stdout);
+        if (confinement === 'landlock') {
+          for (const [attempt, errno] of Object.entries(route.refused)) {
+            assert.equal(record[attempt]?.ok, false, `${attempt} got through: ${JSON.stringify(record[attempt])}`);
+            if (errno !== 'any') assert.equal(record[attempt]?.errno, errno, `${attempt}: ${JSON.stringify(record)}`);
+          }
+          assert.equal(await ioc.caget(PV), START, 'a write reached the IOC');
+        } else {
+          for (const attempt of route.control?.ok ?? [])
+            assert.equal(record[attempt]?.ok, true, `${attempt} failed unconfined: ${JSON.stringify(record[attempt])}`);
+          if (route.control?.write) assert.equal(await ioc.caget(PV), value, 'the unconfined write did not land');
+        }
+      }
+      await ioc.caput(PV, START);
+    });
+  }
 });

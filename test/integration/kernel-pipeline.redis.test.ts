@@ -22,7 +22,7 @@ import { LeaseStore } from '../../src/executors/kernel-leases.js';
 import type { KernelPool } from '../../src/executors/kernel-pool.js';
 import { runCell } from '../../src/executors/kernel-run.js';
 import { silentLogger } from '../../src/logger.js';
-import { pythonExecutable } from '../../src/python-env.js';
+import { projectRoot, pythonExecutable } from '../../src/python-env.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { freePort } from '../../src/redis/redis-server.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
@@ -112,8 +112,36 @@ describe('pipeline on the container method', () => {
     assert.equal(await ioc.caget('DEVICE:PV:SETPOINT'), 11);
   });
 
+  it('holds a raw Channel Access program (socket + struct, no EPICS library) under epics_writes; rejected, the PV never moves', async () => {
+    await ioc.caput('DEVICE:PV:SETPOINT', 10);
+    // The 20-line program of issue 13, aimed at the IOC's read-write port.
+    const code = readFileSync(
+      path.join(projectRoot, 'test/fixtures/python/detection/write-raw-channel-access-socket-struct.py'),
+      'utf8',
+    ).replace('("127.0.0.1", 5064)', `("127.0.0.1", ${ioc.port})`);
+    const { fleet: f } = await fleet({
+      approval: {
+        global_mode: 'selective',
+        capabilities: { python_execution: { enabled: true, mode: 'epics_writes' } },
+      },
+      execution: { generators: { mock: { code } } },
+    });
+    const { requestId } = await bed!.client.submit(sampleRequest());
+    const held = await bed!.client.wait(requestId, { timeoutMs: 60_000, returnOnApproval: true });
+    assert.equal(held.kind, 'approval_required', JSON.stringify(held));
+    if (held.kind !== 'approval_required') return;
+    const analysis = JSON.stringify(held);
+    assert.match(analysis, /epics-network/, 'the approver sees why');
+    await f.approvals.decide(held.holdJobId, { decision: 'rejected', approver: 'alice', reason: 'raw CA' });
+    const done = await bed!.client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind === 'finished' && done.response.status, 'rejected', JSON.stringify(done));
+    assert.equal(await ioc.caget('DEVICE:PV:SETPOINT'), 10);
+  });
+
   it('retries a request whose kernel died (os._exit) on a fresh kernel, and the pool is whole again', async () => {
-    const marker = path.join(dir, `died-once-${Date.now()}`);
+    // In the request's execution folder (the kernel's working folder): the only place a confined
+    // kernel may write, and the same folder on the retry.
+    const marker = `died-once-${Date.now()}`;
     const code = [
       'import os',
       `marker = ${JSON.stringify(marker)}`,
@@ -132,7 +160,8 @@ describe('pipeline on the container method', () => {
       1,
       'an infrastructure error is retried, not regenerated',
     );
-    assert.ok(readFileSync(marker, 'utf8') === '', 'the first run got as far as the marker');
+    const folder = done.kind === 'finished' ? (done.response.execution_folder ?? '') : '';
+    assert.ok(readFileSync(path.join(folder, marker), 'utf8') === '', 'the first run got as far as the marker');
     await waitWhole(s.pool!, 'read_only', 2);
   });
 

@@ -245,6 +245,20 @@ NETWORK = re.compile(
     r"|http\.client\.HTTPS?Connection|ftplib\.FTP(_TLS)?|smtplib\.SMTP(_SSL)?|telnetlib\.Telnet"
     r"|paramiko\.SSHClient|websockets?(\.[A-Za-z_]+)*|xmlrpc\.client\.ServerProxy)(\(\))?(\.[A-Za-z_]+)?$"
 )
+# Network access outside the NETWORK library calls: asyncio streams and loop connections, ZeroMQ.
+RAW_NETWORK = re.compile(
+    r"^(asyncio\.(open_connection|open_unix_connection|start_server|start_unix_server)"
+    r"|asyncio\.(get_event_loop|get_running_loop|new_event_loop)\(\)\.(create_connection|create_server|sock_connect"
+    r"|create_datagram_endpoint|create_unix_connection)"
+    r"|zmq(\.asyncio)?\.(Context|Socket)(\(\))?(\.instance\(\))?\.socket(\(\))?\.(connect|bind)"
+    r"|zmq(\.asyncio)?\.(Context|Socket)(\(\))?(\.instance\(\))?\.socket)$"
+)
+# Objects of HTTP client libraries whose construction sends nothing (their calls are checked).
+HTTP_CLIENT_OBJECTS = re.compile(
+    r"^(requests\.(Session|session|Request|PreparedRequest|adapters(\.[A-Za-z_]+)*)|httpx\.(Client|AsyncClient|Timeout"
+    r"|Limits|Request|URL)|aiohttp\.ClientSession|urllib3\.(PoolManager|HTTPConnectionPool|HTTPSConnectionPool"
+    r"|Timeout|Retry))$"
+)
 HTTP_MUTATION = re.compile(r"^(requests|httpx|aiohttp|urllib3)(\.[A-Za-z_]+(\(\))?)*\.(post|put|patch|delete)$")
 
 FILE_OPEN = frozenset({"builtins.open", "io.open", "codecs.open", "os.open", "gzip.open", "bz2.open", "lzma.open"})

@@ -20,7 +20,7 @@ _RISK_ROOTS = frozenset({
     "http", "ftplib", "smtplib", "telnetlib", "paramiko", "websocket", "websockets", "xmlrpc", "io", "codecs", "gzip",
     "bz2", "lzma", "shutil", "numpy", "pickle", "json", "pprint", "cProfile", "profile", "timeit", "pdb", "trace",
     "marshal", "dill", "cloudpickle", "shelve", "yaml", "jsonpickle", "operator", "pandas", "_pickle", "joblib",
-    "torch", "pydoc", "pkgutil",
+    "torch", "pydoc", "pkgutil", "zmq",
 })
 
 
@@ -40,7 +40,7 @@ def _risky(path: str, root: str) -> bool:
         or path == "numpy.load"
         or path in ("operator.methodcaller", "operator.attrgetter")
         or path in model.DYNAMIC_IMPORT or path in _ATTRIBUTE_CALLS or model.NETWORK.match(path)
-        or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
+        or model.RAW_NETWORK.match(path) or path in model.FILE_OPEN or model.FILE_MUTATORS.match(path)
         or path.rsplit(".", 1)[-1] in model.SAVE_METHODS
         or path in _SECRET_ENV_CALLS or path in _WHOLE_ENV_CALLS or path in _ENV_CONSUMERS
     )
@@ -281,6 +281,8 @@ class Checker:
         self.path_kinds: dict[str, frozenset] = {}
         self.protected = tuple(p.rstrip("/") + "/" for p in options.get("protected_paths", []) if p)
         self.builtin_cs = options.get("builtin_cs", True)
+        # Archivers the code may fetch from over HTTP (control_system.archivers): URL prefixes.
+        self.archivers = tuple(a if a.endswith("/") else a + "/" for a in options.get("archivers", []) if a)
         solver.keep = self.keeps_exact
 
     def keeps_exact(self, path: str) -> bool:
@@ -437,7 +439,8 @@ class Checker:
                                     "analysis-limit", HIGH)
         elif name is not None:
             path = f"{root}.{name}"
-            if root in model.NATIVE_ROOTS or _starts_code(path) or model.NETWORK.match(path):
+            if root in model.NATIVE_ROOTS or _starts_code(path) or model.NETWORK.match(path) \
+                    or model.RAW_NETWORK.match(path):
                 self.risky_call(node, callee, path, model.display(path), args, kwargs)
 
     def call_path(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
@@ -487,6 +490,9 @@ class Checker:
         if model.PROCESS_CALLS.match(path):
             self.add("process-spawn", HIGH, node, f"starts a process: `{callee}(...)` ({shown})")
             self.command_line(node, callee, path, args, kwargs)
+            self.possible_write(node, "process", f"possible EPICS write: `{callee}(...)` starts a process ({shown}); a "
+                                "process can run any Channel Access client, and a read-only kernel may not start one",
+                                "epics-process", HIGH)
         code_kind = model.DYNAMIC_CODE.get(path)
         if code_kind is not None:
             self.dynamic_code(node, callee, code_kind, args, kwargs)
@@ -528,6 +534,14 @@ class Checker:
                 self.attribute_store(node, args[0], name, f"setattr(..., {name!r}, ...)")
         elif path == "builtins.delattr" and len(args) >= 2:
             self.dynamic_attribute(node, callee, args[0], args[1], "deletes")
+        if model.RAW_NETWORK.match(path):
+            self.add("network", MEDIUM, node, f"network access: `{callee}(...)` ({shown})")
+        if (model.NETWORK.match(path) or model.RAW_NETWORK.match(path)) and not model.HTTP_CLIENT_OBJECTS.match(path) \
+                and not self.to_archiver(path, args, kwargs):
+            self.possible_write(node, "network", f"possible EPICS write: `{callee}(...)` opens a network connection "
+                                f"({shown}); raw network access can speak Channel Access or a facility gateway's "
+                                "protocol to any host, and a read-only kernel reaches only its Channel Access endpoint "
+                                "(configured archivers are exempt: control_system.archivers)", "epics-network", MEDIUM)
         if model.NETWORK.match(path):
             self.add("network", MEDIUM, node, f"network access: `{callee}(...)` ({shown})")
             if path.endswith(".exec_command"):  # an ssh client runs the command line on its host
@@ -553,6 +567,25 @@ class Checker:
         elif path.rsplit(".", 1)[-1] in model.SAVE_METHODS and args:
             self.file_target(node, callee, args[0], True, quiet_unknown=True)
         self.secrets_call(node, callee, path, args, kwargs)
+
+    def to_archiver(self, path: str, args: list, kwargs: dict) -> bool:
+        """An HTTP read whose URL is known to start with a configured archiver's (not a mutation)."""
+        if not self.archivers or model.HTTP_MUTATION.match(path):
+            return False
+        method = path.rsplit(".", 1)[-1]
+        if method not in ("get", "head", "request", "urlopen", "stream", "urlretrieve"):
+            return False
+        index = 1 if method == "request" else 0
+        urls = kwargs.get("url") or (args[index] if len(args) > index else None)
+        if not urls:
+            return False
+        for v in urls:
+            if v[0] != "s":
+                return False
+            known = v[1].split("\x00", 1)[0]
+            if not any(known.startswith(a) or (v[2] and known + "/" == a) for a in self.archivers):
+                return False
+        return True
 
     def escapes(self, node: Any, callee: Any, fvals: frozenset, args: list, kwargs: dict) -> None:
         """A write function handed to code we do not follow may be called there."""

@@ -42,6 +42,17 @@ describe('policy', () => {
       assert.equal(d.refusal?.message, 'EPICS writes blocked by configuration');
       assert.equal(d.codeError, undefined);
     });
+    it('says why when the only writes are a process or a connection, while writes are disabled', () => {
+      const d = decidePolicy(
+        report({ hasWrites: true, detectedPatterns: { writes: ['network'], reads: [] } }),
+        config({}),
+      );
+      assert.equal(d.refusal?.errorType, 'writes_disabled');
+      assert.equal(
+        d.refusal?.message,
+        'EPICS writes blocked by configuration: the code opens a network connection, which read-only execution does not allow',
+      );
+    });
     it('picks write_access and asks for approval in epics_writes mode when writes are enabled', () => {
       const d = decidePolicy(
         report({ hasWrites: true }),
