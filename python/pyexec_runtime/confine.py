@@ -373,16 +373,54 @@ def current() -> dict[str, Any] | None:
     return dict(record) if record else None
 
 
+def selftest(port: int, outside_file: str, pid: int) -> dict[str, Any]:
+    """Confines this process as a read-only kernel is, then tries what a kernel must not do; each
+    check says whether it was refused (for `pyexec doctor`)."""
+    import socket
+
+    record = confine_process("read_only", write_dirs=[])
+    checks: dict[str, Any] = {}
+
+    def check(name: str, fn: Any) -> None:
+        try:
+            fn()
+            checks[name] = {"refused": False}
+        except OSError as exc:
+            # Refused by the confinement: EPERM (seccomp, capabilities, scoping), EACCES (Landlock),
+            # EAFNOSUPPORT (seccomp). Anything else (nothing listening...) proves nothing.
+            checks[name] = {"refused": exc.errno in (1, 13, 97), "errno": exc.errno, "error": str(exc)}
+
+    def connect() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=3):
+            pass
+
+    check("tcp_connect_to_a_fleet_port", connect)
+    check("read_a_file_outside", lambda: open(outside_file, "rb").close())
+    check("read_another_process_environ", lambda: open(f"/proc/{pid}/environ", "rb").close())
+    check("signal_another_process", lambda: os.kill(pid, 0))
+    check("unix_socket", lambda: socket.socket(socket.AF_UNIX).close())
+    check("raw_socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP).close())
+    return {"confinement": record, "checks": checks}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pyexec_runtime.confine probe`: what this machine offers, as JSON."""
+    """`python -m pyexec_runtime.confine probe`: what this machine offers, as JSON.
+    `python -m pyexec_runtime.confine selftest PORT FILE PID`: confine, try, report (JSON)."""
     import json
 
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] != ["probe"]:
-        sys.stderr.write("usage: python -m pyexec_runtime.confine probe\n")
-        return 2
-    print(json.dumps(probe()))
-    return 0
+    if args[:1] == ["probe"]:
+        print(json.dumps(probe()))
+        return 0
+    if args[:1] == ["selftest"] and len(args) == 4:
+        try:
+            print(json.dumps(selftest(int(args[1]), args[2], int(args[3]))))
+        except ConfinementError as exc:
+            print(json.dumps({"error": str(exc)}))
+            return 1
+        return 0
+    sys.stderr.write("usage: python -m pyexec_runtime.confine probe | selftest PORT FILE PID\n")
+    return 2
 
 
 if __name__ == "__main__":

@@ -198,6 +198,15 @@ program
   });
 
 program
+  .command('doctor')
+  .description('check that kernels on this machine confine themselves as configured (Landlock), and that it holds')
+  .option('--json', 'print the probe and the self-test as JSON')
+  .action(async (o: { json?: boolean }) => {
+    const { doctorCommand } = await import('./doctor-command.js');
+    process.exitCode = await doctorCommand({ json: Boolean(o.json), config: resolveConfig(globals()) });
+  });
+
+program
   .command('demo')
   .description(
     'bring up a private fleet, submit sample requests (one needs approval), approve it, print progress and results',

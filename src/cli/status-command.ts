@@ -47,11 +47,14 @@ export async function statusCommand(
       return 0;
     }
     const rows = [];
+    /** How the live execution workers' kernels are confined. */
+    const confinement = new Set<string>();
     for (const stage of STAGES) {
       const q = queues[stage];
       const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
       const oldest = (await q.getJobs(['waiting', 'prioritized'], 0, 0, true))[0];
       const workers = await presentWorkers(redis, prefix, stage);
+      if (stage === 'execution') for (const w of workers) if (w.confinement) confinement.add(w.confinement);
       const outcomes = await recentOutcomes(redis, prefix, stage, FAILURE_WINDOW_MINUTES);
       const finished = Object.entries(outcomes)
         .filter(([o]) => o !== 'retry')
@@ -75,7 +78,10 @@ export async function statusCommand(
       });
     }
     const pools = await kernelPools(redis, prefix);
-    if (opts.json) out.write(`${JSON.stringify({ stages: rows, kernel_pools: pools }, null, 2)}\n`);
+    if (opts.json)
+      out.write(
+        `${JSON.stringify({ stages: rows, kernel_pools: pools, confinement: [...confinement].sort() }, null, 2)}\n`,
+      );
     else {
       out.write('stage        waiting  active  delayed/held  failed  workers  capacity  oldest-wait  fail-rate(15m)\n');
       for (const r of rows) {
@@ -84,6 +90,8 @@ export async function statusCommand(
           `${r.stage.padEnd(12)} ${String(r.waiting).padStart(7)} ${String(r.active).padStart(7)} ${String(delayed).padStart(13)} ${String(r.failed).padStart(7)} ${String(r.workers).padStart(8)} ${String(r.capacity).padStart(9)}  ${(r.oldest_waiting_seconds === null ? '-' : `${r.oldest_waiting_seconds}s`).padStart(11)}  ${r.finished_last_15m ? `${(r.failure_rate_15m * 100).toFixed(1)}%` : '-'}\n`,
         );
       }
+      for (const c of [...confinement].sort())
+        out.write(`${c.startsWith('deployment') ? 'WARNING: ' : ''}kernel confinement: ${c}\n`);
       for (const p of pools) {
         const m = (x: PoolCounts) => `${x.idle} idle, ${x.leased} leased, ${x.recycling} recycling (${x.total})`;
         out.write(`kernel pool ${p.pool}: read_only ${m(p.read_only)}; write_access ${m(p.write_access)}\n`);

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { createRedis } from '../redis/connection.js';
+import { type ConfinementStatus, checkConfinement } from './confinement.js';
 import type { Executor } from './executor.js';
 import { JupyterExecutor, type KernelLimits } from './jupyter-executor.js';
 import { type JupyterServerRef, type SpawnedJupyterServer, spawnJupyterServer } from './jupyter-server.js';
@@ -13,6 +14,13 @@ import { KernelPool } from './kernel-pool.js';
 import { LocalExecutor } from './local-executor.js';
 import { kernelModes, kernelPoolSettings } from './pool-config.js';
 
+export {
+  type ConfinementProbe,
+  type ConfinementStatus,
+  checkConfinement,
+  describeConfinement,
+  probeConfinement,
+} from './confinement.js';
 export type { ExecutionMode, ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 export { JupyterExecutor, type JupyterExecutorOptions, type KernelLimits } from './jupyter-executor.js';
 export { type JupyterServerRef, type SpawnedJupyterServer, spawnJupyterServer } from './jupyter-server.js';
@@ -24,6 +32,8 @@ export interface ExecutorSet {
   readonly executors: Partial<Record<'local' | 'container', Executor>>;
   /** The container pool (when built), for readiness and tests. */
   readonly pool?: KernelPool;
+  /** How kernels and runners are confined (checked before any started). */
+  readonly confinement: ConfinementStatus;
   /** True when every built method can run code now (the pool has a kernel per mode it serves). */
   ready(): Promise<boolean>;
   /** Closes the pool, stops spawned Jupyter servers, closes the Redis connection. Idempotent. */
@@ -83,6 +93,10 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       ? ['local', 'container']
       : ['local']);
   const modes = kernelModes(config);
+  const settings = kernelPoolSettings(config);
+  // Fail closed before anything starts: kernels (spawned here) and local runs confine themselves.
+  const runsHere = methods.includes('local') || (methods.includes('container') && settings.servers.length === 0);
+  const confinement = await checkConfinement(config, runsHere, deps.logger);
   const executors: Partial<Record<'local' | 'container', Executor>> = {};
   if (methods.includes('local')) {
     const limitsEnv: Record<string, string> = limits
@@ -102,9 +116,8 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       confinement: config.execution.confinement,
     });
   }
-  if (!methods.includes('container')) return { executors, ready: async () => true, close: async () => {} };
+  if (!methods.includes('container')) return { executors, confinement, ready: async () => true, close: async () => {} };
 
-  const settings = kernelPoolSettings(config);
   const log = deps.logger.child({ component: 'executors' });
   const spawned: SpawnedJupyterServer[] = [];
   const redis = createRedis(deps.redisUrl, 'worker');
@@ -174,6 +187,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
   const built = pool;
   return {
     executors,
+    confinement,
     pool: built,
     ready: () => built.ready(),
     close: () => (closing ??= stopAll()),

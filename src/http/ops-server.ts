@@ -11,6 +11,8 @@ export interface OpsServerOptions {
   readonly state: () => ProcessState;
   /** Extra readiness checks (Redis reachable, a kernel available...): name → ok. */
   readonly ready: () => Promise<Record<string, boolean>>;
+  /** Facts /readyz reports beside the checks (e.g. the confinement in force). */
+  readonly info?: () => Record<string, unknown>;
   /** Refreshes gauges that are read at scrape time (queue depths). */
   readonly beforeScrape?: () => Promise<void>;
   /** Exposition text appended to the registry's (families prom-client does not own, e.g. bullmq_job_count). */
@@ -32,7 +34,7 @@ export async function startOpsServer(
       checks = { checks: false };
     }
     const ok = state === 'running' && Object.values(checks).every(Boolean);
-    return reply.code(ok ? 200 : 503).send({ ready: ok, state, checks });
+    return reply.code(ok ? 200 : 503).send({ ready: ok, state, checks, ...(options.info?.() ?? {}) });
   });
   app.get('/metrics', async (_req, reply) => {
     try {

@@ -13,6 +13,8 @@ export interface PresenceEntry {
   readonly slots: number;
   readonly state: string;
   readonly seenAt: number;
+  /** Execution workers: how their kernels are confined (describeConfinement). */
+  readonly confinement?: string;
 }
 
 /** A process counts as present while its last heartbeat is younger than this. */
@@ -36,6 +38,8 @@ export class FleetPresence {
     private readonly prefix: string,
     private readonly slots: Partial<Record<Stage, number>>,
     private readonly state: () => string,
+    /** More facts in the announcement (the confinement in force). */
+    private readonly info: () => Record<string, unknown> = () => ({}),
   ) {}
 
   async start(): Promise<void> {
@@ -49,7 +53,14 @@ export class FleetPresence {
     const now = Date.now();
     const multi = this.redis.multi();
     for (const [stage, slots] of Object.entries(this.slots) as [Stage, number][]) {
-      const member = JSON.stringify({ id: this.id, host: hostname(), pid: process.pid, slots, state: this.state() });
+      const member = JSON.stringify({
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        slots,
+        state: this.state(),
+        ...this.info(),
+      });
       const previous = this.members.get(stage);
       if (previous && previous !== member) multi.zrem(keyOf(this.prefix, stage), previous);
       this.members.set(stage, member);

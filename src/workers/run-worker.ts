@@ -5,7 +5,7 @@ import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
 import { ExecutorUnavailableError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
-import { createExecutors } from '../executors/index.js';
+import { type ConfinementStatus, createExecutors, describeConfinement } from '../executors/index.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { createCodeGenerator } from '../generators/factory.js';
 import { type OpsServerOptions, type ProcessState, startOpsServer } from '../http/ops-server.js';
@@ -76,6 +76,8 @@ export class Fleet {
   /** Readiness checks beyond Redis, by name (e.g. `executor`). */
   private readonly readiness = new Map<string, () => Promise<boolean>>();
   private presence: FleetPresence | undefined;
+  /** How this process's kernels and runners are confined (execution workers that built executors). */
+  confinement: ConfinementStatus | undefined;
   /** On any exit, running code is interrupted: a detached Python process must not outlive us. */
   private readonly onExit = () => this.interruptRunning('the worker process exited');
 
@@ -152,7 +154,13 @@ export class Fleet {
     process.on('exit', this.onExit);
     await this.watchCancellations(prefix);
     const slots = Object.fromEntries(stages.map((s) => [s, config.pyexec.concurrency[s]]));
-    this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state);
+    this.presence = new FleetPresence(
+      this.redis,
+      prefix,
+      slots,
+      () => this.state,
+      () => (this.confinement ? { confinement: describeConfinement(this.confinement) } : {}),
+    );
     this.cleanups.push(() => this.presence!.stop());
     if ((this.options.metricsPort ?? config.pyexec.metrics_port) !== null) await this.serveOps();
     this.state = 'running';
@@ -194,6 +202,7 @@ export class Fleet {
           });
           this.cleanups.push(() => set.close());
           this.readiness.set('executor', () => set.ready());
+          this.confinement = set.confinement;
           executors = set.executors;
         }
         for (const ex of Object.values(executors)) this.cleanups.push(async () => ex?.close?.());
@@ -341,6 +350,7 @@ export class Fleet {
       port: this.options.metricsPort ?? this.options.config.pyexec.metrics_port,
       state: () => this.state,
       ready: () => this.readinessChecks(),
+      info: () => (this.confinement ? { confinement: this.confinement } : {}),
       beforeScrape: () => this.refreshQueueGauges(),
       ...((this.options.bullmqMetrics ?? this.exportsQueueMetrics())
         ? { extraMetrics: () => this.whenRedisUp(bullmqExposition(this.queues, STAGES), '') }
