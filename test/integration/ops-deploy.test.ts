@@ -52,7 +52,12 @@ const k8s = readdirSync(k8sDir)
   .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
   .flatMap((f) => yamlDocs(path.join(k8sDir, f)).map((doc) => ({ file: f, doc })));
 const ofKind = (kind: string) => k8s.filter((x) => x.doc['kind'] === kind).map((x) => x.doc);
-const env = { PYEXEC_REDIS_URL: 'redis://redis:6379', JUPYTER_TOKEN: 'token' };
+const env = {
+  PYEXEC_REDIS_URL: 'redis://:password@redis:6379',
+  JUPYTER_TOKEN: 'token',
+  JUPYTER_TOKEN_READ: 'read-token',
+  JUPYTER_TOKEN_WRITE: 'write-token',
+};
 const k8sConfig = (): Config => {
   const cm = ofKind('ConfigMap').find((c) => c['metadata'].name === 'pyexec-config')!;
   return parseConfig(parseYaml(cm['data']['config.yml']), env);
@@ -79,15 +84,24 @@ describe('docker-compose.yml', () => {
     await assert.rejects(tool('check-jsonschema', ['--builtin-schema', 'vendor.compose-spec', broken]), /exited 1/);
   });
 
-  it('runs Redis with AOF and noeviction, the IOC, two kernel servers, each worker type, exporter, approver, Prometheus and Grafana', () => {
+  it('runs Redis with AOF, noeviction and a password, the IOC, one kernel server per mode, each worker type, exporter, approver, Prometheus and Grafana', () => {
     const services = compose['services'] as Record<string, Doc>;
     const redisCmd = (services['redis']!['command'] as string[]).join(' ');
     assert.match(redisCmd, /--appendonly yes/);
     assert.match(redisCmd, /--maxmemory-policy noeviction/);
-    for (const name of ['ioc', 'kernels-1', 'kernels-2', 'exporter', 'approver', 'prometheus', 'grafana'])
+    assert.match(redisCmd, /--requirepass \$\{REDIS_PASSWORD/);
+    for (const name of ['ioc', 'kernels-read', 'kernels-write', 'exporter', 'approver', 'prometheus', 'grafana'])
       assert.ok(services[name], name);
-    assert.equal(services['kernels-1']!['build'].dockerfile, 'deploy/kernel/Dockerfile');
-    assert.equal(services['kernels-2']!['image'], services['kernels-1']!['image']);
+    assert.equal(services['kernels-read']!['build'].dockerfile, 'deploy/kernel/Dockerfile');
+    assert.equal(services['kernels-write']!['image'], services['kernels-read']!['image']);
+    // A server per mode: its own kernelspec, token and Channel Access endpoint.
+    const read = services['kernels-read']!['environment'];
+    const write = services['kernels-write']!['environment'];
+    assert.equal(read.PYEXEC_KERNEL_NAMES, 'python3-epics-readonly');
+    assert.equal(write.PYEXEC_KERNEL_NAMES, 'python3-epics-write');
+    assert.notEqual(read.JUPYTER_TOKEN, write.JUPYTER_TOKEN);
+    assert.notEqual(read.EPICS_CA_SERVER_PORT, write.EPICS_CA_SERVER_PORT);
+    assert.match(JSON.stringify(services['ioc']!['entrypoint']), /--read-only-port/);
     for (const stage of STAGES) {
       const svc = Object.entries(services).filter(
         ([, s]) => JSON.stringify(s['command']) === JSON.stringify(['worker', stage]),
@@ -119,7 +133,16 @@ describe('docker-compose.yml', () => {
   it('mounts a config that pyexec accepts, and stops execution workers later than a run can last', () => {
     const config = parseConfig(parseYaml(readFileSync(at('deploy/config/compose.yml'), 'utf8')), env);
     assert.equal(config.execution.execution_method, 'container');
-    assert.equal(kernelPoolSettings(config).servers.length, 2);
+    const servers = kernelPoolSettings(config).servers;
+    assert.deepEqual(
+      servers.map((s) => [s.name, s.modes]),
+      [
+        ['kernels-read', ['read_only']],
+        ['kernels-write', ['write_access']],
+      ],
+    );
+    assert.notEqual(servers[0]!.token, servers[1]!.token);
+    assert.equal(config.execution.confinement, 'landlock');
     const timeout = config.python_executor.execution_timeout_seconds;
     assert.ok(config.pyexec.shutdown_grace_ms / 1000 > timeout, 'the drain outlasts a run');
     const exec = (compose['services'] as Record<string, Doc>)['execution']!;
