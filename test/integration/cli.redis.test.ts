@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
@@ -103,6 +103,22 @@ describe('pyexec command', () => {
         up.once('exit', (code) => reject(new Error(`up exited early (${code}): ${out}`)));
       });
       assert.ok(existsSync(path.join(stateDir, 'up.json')));
+      // The private Redis has a password: in the state file, readable by its owner only, never printed.
+      const state = JSON.parse(readFileSync(path.join(stateDir, 'up.json'), 'utf8')) as { redisUrl: string };
+      const password = new URL(state.redisUrl).password;
+      assert.match(password, /^[0-9a-f]{48}$/);
+      assert.equal(statSync(path.join(stateDir, 'up.json')).mode & 0o777, 0o600);
+      assert.ok(!out.includes(password), 'up printed the Redis password');
+      assert.match(out, /redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/);
+      const { Redis } = await import('ioredis');
+      const anonymous = new Redis(state.redisUrl.replace(`:${password}@`, ''), {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+      });
+      anonymous.on('error', () => {});
+      await anonymous.connect().catch(() => {});
+      await assert.rejects(anonymous.ping(), /NOAUTH|Authentication required/);
+      anonymous.disconnect();
       const r = await pyexec(['submit', '-', '--wait', '--json'], {
         input: JSON.stringify(sampleRequest()),
         env: { PYEXEC_STATE_DIR: stateDir },
