@@ -100,7 +100,7 @@ const abi = JSON.parse(
 ) as { landlock_abi: number };
 const lines = [
   '# Confinement benchmark',
-  `<!-- headline: | confinement (bench/confinement.bench.ts) | kernel start ${ratio(start['landlock']!, start['deployment']!)}x unconfined (p50 ${fmt(pct(start['landlock']!, 50))} vs ${fmt(pct(start['deployment']!, 50))} ms); local run ${ratio(local['landlock']!, local['deployment']!)}x; confine_process alone ${pct(alone, 50).toFixed(2)} ms p50 | -->`,
+  `<!-- headline: | confinement (bench/confinement.bench.ts) | kernel start ${ratio(start['landlock']!, start['deployment']!)}x unconfined (p50 ${fmt(pct(start['landlock']!, 50))} vs ${fmt(pct(start['deployment']!, 50))} ms); local run ${ratio(local['landlock']!, local['deployment']!)}x; import + confine_process ${pct(alone, 50).toFixed(2)} ms p50 | -->`,
   '',
   `Machine: ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; Linux ${os.release()}, Landlock ABI ${abi.landlock_abi}; Node ${process.version}; ${new Date().toISOString().slice(0, 10)}.`,
   'Both methods in one run, interleaved (alternating which goes first). Times in ms.',
@@ -111,7 +111,10 @@ const lines = [
   row('kernel start to first reply, not confined (`deployment`)', start['deployment']!),
   row('local method, trivial request, confined', local['landlock']!),
   row('local method, trivial request, not confined', local['deployment']!),
-  row('`confine_process` alone (capabilities, seccomp, Landlock ruleset), fresh Python', alone),
+  row(
+    'importing confine.py (ctypes) and `confine_process` (capabilities, seccomp, Landlock ruleset), fresh Python',
+    alone,
+  ),
   '',
   `Ratios of p50s: kernel start ${ratio(start['landlock']!, start['deployment']!)}x, local run ${ratio(local['landlock']!, local['deployment']!)}x.`,
   'The confinement itself is a few system calls and one `open(O_PATH)` per allowed path; the kernel start is',
