@@ -45,11 +45,9 @@ describe('readiness', () => {
     it('is false while Redis is unreachable (alive all the while) and true again once it returns', async () => {
       bed = await testBed();
       const fleet = await bed.startFleet({ metricsPort: 0, ...fakes() });
-      assert.deepEqual((await probe(fleet, '/readyz')).body, {
-        ready: true,
-        state: 'running',
-        checks: { redis: true, executor: true },
-      });
+      const { confinement, ...ready } = (await probe(fleet, '/readyz')).body as { confinement?: { method: string } };
+      assert.deepEqual(ready, { ready: true, state: 'running', checks: { redis: true, executor: true } });
+      assert.equal(confinement?.method, 'landlock', 'an execution worker says how its kernels are confined');
       const server = await redis();
       server.kill();
       const down = await eventually(async () => {

@@ -171,10 +171,31 @@ describe('pipeline with the mock generator', () => {
   });
 
   describe('when the code spawns processes (security_risk)', () => {
-    it('does not run the subprocess: the request ends rejected', async () => {
+    it('is held for a person under epics_writes: starting a process is a possible write', async () => {
+      bed = await testBed({
+        approval: {
+          global_mode: 'selective',
+          capabilities: { python_execution: { enabled: true, mode: 'epics_writes' } },
+        },
+        execution: { generators: { mock: { behavior: 'security_risk' } }, modes: epicsModes() },
+      });
+      await bed.startFleet();
+      const { requestId } = await bed.client.submit(sampleRequest());
+      const res = await bed.client.wait(requestId, { timeoutMs: 30_000, returnOnApproval: true });
+      assert.equal(res.kind, 'approval_required', JSON.stringify(res));
+      if (res.kind !== 'approval_required') return;
+      assert.equal(res.mode, 'write_access');
+      assert.ok(
+        res.view?.findings.some((f) => f.rule === 'epics-process'),
+        JSON.stringify(res.view?.findings),
+      );
+    });
+    it('with approval off it runs in write mode, confined: listing / is refused by the operating system', async () => {
       const r = await runBehavior('security_risk');
-      assert.equal(r.status, 'rejected');
+      assert.equal(r.status, 'failed');
+      assert.equal(r.execution_mode, 'write_access');
       assert.equal(r.results, null);
+      assert.match(JSON.stringify(r.error_chain), /PermissionError: \[Errno 13\] Permission denied: '\/'/);
     });
   });
 });
