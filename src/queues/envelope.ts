@@ -85,7 +85,8 @@ export type AnalysisRecord = z.output<typeof AnalysisRecord>;
 /** A person's decision, bound to the exact code and analysis they saw. */
 export const ApprovalRecord = z.object({
   holdJobId: z.string(),
-  decision: z.enum(['approved', 'rejected', 'expired']),
+  /** `cancelled`: the producer cancelled the request while it was held (no person decided). */
+  decision: z.enum(['approved', 'rejected', 'expired', 'cancelled']),
   approver: z.string(),
   decidedAt: z.number(),
   codeSha256: z.string(),
