@@ -39,7 +39,8 @@ results = {}
   });
 
   it('follows a PV name passed to a function that writes it', async () => {
-    const code = "from epics import caput\ndef ramp(pv, v):\n    caput(pv, v)\nramp('MAG:QF1:CURRENT:SP', 0.1)\nresults = {}\n";
+    const code =
+      "from epics import caput\ndef ramp(pv, v):\n    caput(pv, v)\nramp('MAG:QF1:CURRENT:SP', 0.1)\nresults = {}\n";
     assert.deepEqual(await sites(code), [[3, 'epics.caput', ['MAG:QF1:CURRENT:SP'], 'pv', 'v']]);
   });
 
