@@ -319,7 +319,8 @@ describe('naming a held job', () => {
   it('by its hold job id, its request id or its thread id', async () => {
     const { alice: client } = await setUp("results = {'v': 1}\n");
     const { requestId, holdJobId } = await hold({ thread_id: 'agent-9-step-2' });
-    for (const id of [holdJobId, requestId, 'agent-9-step-2']) assert.equal((await client.show(id)).holdJobId, holdJobId);
+    for (const id of [holdJobId, requestId, 'agent-9-step-2'])
+      assert.equal((await client.show(id)).holdJobId, holdJobId);
     const shown = await client.show('agent-9-step-2');
     await client.approve('agent-9-step-2', { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 });
     assert.equal((await finished(requestId)).status, 'succeeded');
