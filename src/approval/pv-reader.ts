@@ -17,8 +17,8 @@ export interface PvReaderOptions {
   readonly cacheMs?: number;
 }
 
-/** What a PV name may look like (EPICS record names, fields, and the usual macros' results). */
-const PV_NAME = /^[A-Za-z0-9_:.\-[\]<>{}$()#;]{1,200}$/;
+/** What a PV name may look like (EPICS record names and fields); never an option (no leading `-`). */
+const PV_NAME = /^[A-Za-z0-9_$][A-Za-z0-9_:.\-[\]<>{}$()#;]{0,199}$/;
 /** PVs one read asks for at most. */
 export const MAX_PVS = 50;
 
