@@ -341,7 +341,13 @@ function renderDetail(d) {
   $('viewer-note').hidden = state.me?.role === 'approver';
   $('decide').hidden = !decidable;
   if (d.status === 'cancelled') showBanner('Cancelled by its producer: there is nothing to decide.', 'info');
-  else if (d.status === 'expiring' || d.status === 'expired')
+  else if ((d.status === 'approved' || d.status === 'rejected') && d.decision && $('banner').hidden) {
+    const why = d.decision.reason ? `: ${d.decision.reason}` : '';
+    showBanner(
+      `${d.status === 'approved' ? 'Approved' : 'Rejected'} by ${d.decision.approver} at ${time(d.decision.decidedAt)}${why}.`,
+      'info',
+    );
+  } else if (d.status === 'expiring' || d.status === 'expired')
     showBanner('The deadline passed: there is nothing to decide.', 'info');
 }
 
@@ -481,7 +487,7 @@ function readPayload() {
 
 function askApprove() {
   const d = state.detail;
-  if (!d || $('approve').disabled) return;
+  if (!d || state.view !== 'held' || $('approve').disabled) return;
   const p = readPayload();
   if (!p.ok) {
     $('outcome').textContent = p.error;
@@ -528,7 +534,7 @@ function askApprove() {
 }
 
 function askReject() {
-  if (!state.detail || $('reject').disabled) return;
+  if (!state.detail || state.view !== 'held' || $('reject').disabled) return;
   $('reason').value = '';
   $('reject-dialog').returnValue = '';
   $('reject-dialog').showModal();
