@@ -319,6 +319,7 @@ describe('the approver web page', { skip }, () => {
       .filter({ hasText: /Cancelled by its producer/ })
       .waitFor();
     await page.getByTestId('empty').waitFor();
+    await shot('cancelled-1280');
 
     // The stale page still offers the approve button; the API refuses the approval (409).
     await stale.getByTestId('approve').click();
@@ -327,6 +328,7 @@ describe('the approver web page', { skip }, () => {
       .getByTestId('banner')
       .filter({ hasText: /Not approved: .*cancelled by its producer/ })
       .waitFor();
+    await shot('refused-1280', stale);
     await stale.close();
     const shown = await approver().show(second.holdJobId);
     await assert.rejects(

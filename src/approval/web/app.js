@@ -630,7 +630,7 @@ async function follow(requestId) {
 
 /** The steps a decided request goes through, and where it is now. */
 function progress(o, decision) {
-  if (decision !== 'approved') return [[decision, 'done']];
+  if (decision !== 'approved') return [[decision, `end-${decision}`]];
   const seen = (status) => o?.events.some((e) => e.status === status);
   const ended = o?.response?.status;
   const steps = [['approved', 'done']];
