@@ -93,7 +93,7 @@ export class Metrics {
   });
   readonly approvalDecisions = new Counter({
     name: 'pyexec_approval_decisions_total',
-    help: 'Approval decisions, by outcome (approved, rejected, expired)',
+    help: 'Approval outcomes, by outcome (approved, rejected, expired, cancelled by the producer)',
     labelNames: ['decision'] as const,
     registers: [this.registry],
   });

@@ -19,6 +19,24 @@ export interface Finding {
   readonly source?: string;
 }
 
+/**
+ * One control-system write call the analysis found: where it is, what it calls, which PV it writes
+ * (the names the analysis resolved, and the expression as written) and the value expression. For
+ * the approver's summary; no verdict depends on it.
+ */
+export interface WriteSite {
+  readonly line: number;
+  readonly column: number;
+  /** The write operation, e.g. `epics.caput`, `epics.PV.put`. */
+  readonly call: string;
+  /** PV names the analysis resolved the target to (empty when it could not). */
+  readonly pvs: readonly string[];
+  /** The PV argument (or the handle a method is called on) as written; null when absent. */
+  readonly target: string | null;
+  /** The value expression as written; null when absent. */
+  readonly value: string | null;
+}
+
 /** CPython's verdict when compile(code, f, 'exec') rejects a program. */
 export interface SyntaxErrorInfo {
   /** CPython's message (`SyntaxError.msg`), e.g. "'return' outside function". */
@@ -47,6 +65,8 @@ export interface AnalysisReport {
    * `cli:caput`) and configured patterns (`pattern:<regex>`); `process` and `network` (CONFINED_OPERATIONS)
    * when the code starts a process or opens a connection that is not to a configured archiver. */
   readonly detectedPatterns?: { readonly writes: readonly string[]; readonly reads: readonly string[] };
+  /** The write calls, in line order (see WriteSite); findings remain the verdict. */
+  readonly writeSites?: readonly WriteSite[];
   /** Where the analysis spent its time (helper-side verdict and walk), in milliseconds. */
   readonly timingsMs?: { readonly verdict: number; readonly walk: number; readonly total: number };
 }

@@ -3,7 +3,7 @@ import type { Analyzer } from './analyzer.js';
 import { patternsFromConfig } from './patterns.js';
 import { PythonAnalyzer, type PythonAnalyzerOptions } from './python-analyzer.js';
 
-export type { AnalysisReport, Analyzer, Finding, SyntaxErrorInfo } from './analyzer.js';
+export type { AnalysisReport, Analyzer, Finding, SyntaxErrorInfo, WriteSite } from './analyzer.js';
 export { CONFINED_OPERATIONS } from './analyzer.js';
 export type { ControlSystemOperations, DetectOptions } from './detect.js';
 export { detectControlSystemOperations } from './detect.js';

@@ -36,6 +36,18 @@ const HelperResult = z.object({
   writes: z.array(z.string()),
   reads: z.array(z.string()),
   possible_writes: z.boolean(),
+  write_sites: z
+    .array(
+      z.object({
+        line: z.number().int(),
+        column: z.number().int(),
+        call: z.string(),
+        pvs: z.array(z.string()),
+        target: z.string().nullable(),
+        value: z.string().nullable(),
+      }),
+    )
+    .default([]),
   assigns_results: z.boolean(),
   masked: z.string().nullable(),
   timings_ms: z.object({ verdict: z.number(), walk: z.number() }),
@@ -131,6 +143,9 @@ export class PythonAnalyzer implements Analyzer {
       controlSystemType: this.options.patterns.type,
       assignsResults: r.assigns_results,
       detectedPatterns: { writes, reads },
+      writeSites: r.write_sites
+        .map((w) => ({ line: w.line, column: w.column, call: w.call, pvs: w.pvs, target: w.target, value: w.value }))
+        .sort((a, b) => a.line - b.line || a.column - b.column),
       timingsMs: { verdict: r.timings_ms.verdict, walk: r.timings_ms.walk, total: Math.round(totalMs * 1000) / 1000 },
     };
   }

@@ -8,6 +8,7 @@ import { createRedis, keyPrefix } from '../redis/connection.js';
 import { ApprovalFeed } from './approval-feed.js';
 import { ApprovalService } from './approval-service.js';
 import { buildApproverApp } from './approver-app.js';
+import { PvReader } from './pv-reader.js';
 import { TokenAuthenticator } from './tokens.js';
 
 export interface ApproverApiOptions {
@@ -29,6 +30,11 @@ export interface ApproverApiOptions {
    * on the API's port: for a standalone `pyexec approver serve`. @defaultValue false
    */
   readonly serveMetrics?: boolean;
+  /**
+   * Reads the current values of the PVs a held job writes. @defaultValue a PvReader on the
+   * read_only mode's EPICS environment (`execution.modes.read_only.environment`); null: none
+   */
+  readonly pvReader?: PvReader | null;
 }
 
 export interface ApproverApi {
@@ -73,8 +79,19 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
     });
     const feedConnection = createRedis(options.redisUrl, 'worker');
     cleanups.push(async () => feedConnection.disconnect());
-    const feed = await ApprovalFeed.start(feedConnection, prefix);
+    const cancelConnection = createRedis(options.redisUrl, 'worker');
+    cleanups.push(async () => cancelConnection.disconnect());
+    const feed = await ApprovalFeed.start(feedConnection, prefix, cancelConnection);
     cleanups.push(() => feed.close());
+    // A producer cancelled: a hold of that request ends now (any process hearing it may do this).
+    feed.subscribe((e) => {
+      if (e.event === 'cancelled' && e.requestId)
+        approvals.withdraw(e.requestId).catch((err) => logger.warn({ err: (err as Error).message }, 'withdraw failed'));
+    });
+    const pvReader =
+      options.pvReader === undefined
+        ? new PvReader({ env: config.execution.modes.read_only.environment, python: config.pyexec.python })
+        : options.pvReader;
 
     const auth = new TokenAuthenticator(config.pyexec.approver.tokens);
     if (auth.size === 0)
@@ -84,6 +101,7 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
       auth,
       logger,
       feed,
+      ...(pvReader ? { readPvs: (names: readonly string[]) => pvReader.read(names) } : {}),
       ...(options.serveMetrics
         ? {
             extraRoutes: (a: FastifyInstance) =>

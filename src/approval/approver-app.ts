@@ -2,22 +2,20 @@ import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import {
-  ApprovalConflictError,
-  ApprovalExpiredError,
-  ApprovalNotFoundError,
-  InvalidRequestError,
-  ServiceError,
-} from '../errors.js';
+import { ApprovalConflictError, ApprovalNotFoundError, InvalidRequestError, ServiceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ApprovalEventSource, ApprovalFeedEvent } from './approval-feed.js';
 import type { ApprovalService } from './approval-service.js';
 import { ApprovalStaleError } from './errors.js';
 import { heldDetail, heldSummary } from './held-view.js';
+import type { PvReading } from './pv-reader.js';
 import { type ApproverIdentity, CAN, type TokenAuthenticator } from './tokens.js';
 
 /** The part of ApprovalService the API uses (a fake in unit tests). */
-export type ApprovalDesk = Pick<ApprovalService, 'listHeld' | 'show' | 'decide' | 'auditLog'>;
+export type ApprovalDesk = Pick<ApprovalService, 'listHeld' | 'show' | 'resolve' | 'decide' | 'auditLog' | 'outcome'>;
+
+/** Reads current PV values through the read-only path (PvReader); absent: the page shows none. */
+export type ReadPvs = (names: readonly string[]) => Promise<Record<string, PvReading>>;
 
 export interface ApproverAppOptions {
   readonly desk: ApprovalDesk;
@@ -29,6 +27,8 @@ export interface ApproverAppOptions {
   readonly extraRoutes?: (app: FastifyInstance) => void;
   /** Keep-alive comment interval of `/api/events`. @defaultValue 15000 */
   readonly keepAliveMs?: number;
+  /** Current values of the PVs a held job writes, for `/api/held/:id/pvs`. */
+  readonly readPvs?: ReadPvs;
 }
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
@@ -44,7 +44,22 @@ const RejectBody = z
   })
   .strict();
 const HoldParams = z.object({ id: z.string().min(1).max(300) });
-const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(200) });
+const Outcome = z.enum(['approved', 'rejected', 'expired', 'cancelled']);
+const AuditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(200),
+  /** Comma-separated outcomes: approved,rejected,expired,cancelled. */
+  decision: z
+    .string()
+    .max(100)
+    .transform((v) => v.split(',').filter(Boolean))
+    .pipe(z.array(Outcome))
+    .optional(),
+  approver: z.string().min(1).max(200).optional(),
+  /** Part of a request id, thread id, hold job id or task. */
+  q: z.string().min(1).max(200).optional(),
+  since: z.coerce.number().int().min(0).optional(),
+  until: z.coerce.number().int().min(0).optional(),
+});
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy':
@@ -59,6 +74,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
+  '/highlight.js': { file: 'highlight.js', type: 'text/javascript; charset=utf-8' },
 };
 
 declare module 'fastify' {
@@ -74,7 +90,9 @@ declare module 'fastify' {
 /**
  * The approver API and web page. Every `/api` route needs a bearer token (401 without a valid one);
  * deciding needs the `approver` role (403 for viewers). The page itself carries no data and is
- * served without a token: it asks for one and sends it with each API call.
+ * served without a token: it asks for one and sends it with each API call. A held job is named by
+ * its hold job id, its request id or its thread id. A decision on a job that expired, was cancelled
+ * by its producer, was decided already, or changed since it was shown is a 409 and records nothing.
  */
 export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
   const { desk, auth, logger } = options;
@@ -124,12 +142,30 @@ export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
   app.get('/api/whoami', async (req) => req.approver);
   app.get('/api/held', async () => ({ held: (await desk.listHeld()).map(heldSummary) }));
   app.get('/api/held/:id', async (req) => heldDetail(await desk.show(parse(HoldParams, req.params).id)));
-  app.get('/api/audit', async (req) => ({ entries: await desk.auditLog(parse(AuditQuery, req.query).limit) }));
+  app.get('/api/held/:id/pvs', async (req) => {
+    const pvs = heldDetail(await desk.show(parse(HoldParams, req.params).id)).writePvs;
+    if (!options.readPvs) return { available: false, readings: {} };
+    return { available: true, readings: await options.readPvs(pvs) };
+  });
+  app.get('/api/requests/:id', async (req) => desk.outcome(parse(HoldParams, req.params).id));
+  app.get('/api/audit', async (req) => {
+    const q = parse(AuditQuery, req.query);
+    return {
+      entries: await desk.auditLog({
+        limit: q.limit,
+        ...(q.decision ? { decisions: q.decision } : {}),
+        ...(q.approver ? { approver: q.approver } : {}),
+        ...(q.q ? { text: q.q } : {}),
+        ...(q.since !== undefined ? { since: q.since } : {}),
+        ...(q.until !== undefined ? { until: q.until } : {}),
+      }),
+    };
+  });
 
   app.post('/api/held/:id/approve', async (req, reply) => {
     const who = mayDecide(req, reply);
     if (!who) return reply;
-    const { id } = parse(HoldParams, req.params);
+    const id = await desk.resolve(parse(HoldParams, req.params).id);
     const body = parse(ApproveBody, req.body ?? {});
     const record = await desk.decide(
       id,
@@ -147,7 +183,7 @@ export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
   app.post('/api/held/:id/reject', async (req, reply) => {
     const who = mayDecide(req, reply);
     if (!who) return reply;
-    const { id } = parse(HoldParams, req.params);
+    const id = await desk.resolve(parse(HoldParams, req.params).id);
     const body = parse(RejectBody, req.body ?? {});
     const record = await desk.decide(
       id,
@@ -214,7 +250,7 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
 /** HTTP status and error code of anything a route threw. */
 function statusOf(err: unknown): [number, string] {
   if (err instanceof ApprovalNotFoundError) return [404, err.code];
-  if (err instanceof ApprovalExpiredError) return [410, err.code];
+  // Expired, cancelled, decided or changed: nothing to decide now, whichever it is (409).
   if (err instanceof ApprovalStaleError || err instanceof ApprovalConflictError) return [409, err.code];
   if (err instanceof ServiceError && err.kind === 'invalid_input') return [400, err.code];
   const status = (err as { statusCode?: number }).statusCode;

@@ -1,8 +1,12 @@
 import type { ApprovalRecord } from '../queues/envelope.js';
-import type { AuditEntry } from './approval-service.js';
+import type { AuditEntry, AuditFilter, RequestOutcome } from './approval-service.js';
 import { ApproverApiError } from './errors.js';
 import type { HeldDetailView, HeldSummaryView } from './held-view.js';
+import type { PvReading } from './pv-reader.js';
 import type { ApproverIdentity } from './tokens.js';
+
+/** Filters of `audit` (see the API's /api/audit). */
+export type AuditQuery = AuditFilter;
 
 export interface ApproverClientOptions {
   /** Base URL of the approver API, e.g. `http://127.0.0.1:8470`. */
@@ -37,6 +41,7 @@ export class ApproverClient {
     return (await this.call<{ held: HeldSummaryView[] }>('GET', '/api/held')).held;
   }
 
+  /** A held job by its hold job id, request id or thread id. */
   show(holdJobId: string): Promise<HeldDetailView> {
     return this.call('GET', `/api/held/${encodeURIComponent(holdJobId)}`);
   }
@@ -60,8 +65,26 @@ export class ApproverClient {
     ).decision;
   }
 
-  async audit(limit = 200): Promise<AuditEntry[]> {
-    return (await this.call<{ entries: AuditEntry[] }>('GET', `/api/audit?limit=${limit}`)).entries;
+  /** The audit trail, newest `limit` entries that match, oldest first. */
+  async audit(filter: number | AuditQuery = {}): Promise<AuditEntry[]> {
+    const f = typeof filter === 'number' ? { limit: filter } : filter;
+    const q = new URLSearchParams({ limit: String(f.limit ?? 200) });
+    if (f.decisions?.length) q.set('decision', f.decisions.join(','));
+    if (f.approver) q.set('approver', f.approver);
+    if (f.text) q.set('q', f.text);
+    if (f.since !== undefined) q.set('since', String(f.since));
+    if (f.until !== undefined) q.set('until', String(f.until));
+    return (await this.call<{ entries: AuditEntry[] }>('GET', `/api/audit?${q}`)).entries;
+  }
+
+  /** Current values of the PVs a held job writes, read through the read-only path. */
+  pvs(holdJobId: string): Promise<{ available: boolean; readings: Record<string, PvReading> }> {
+    return this.call('GET', `/api/held/${encodeURIComponent(holdJobId)}/pvs`);
+  }
+
+  /** How a request went: its state, events and (once ended) its response. */
+  outcome(requestId: string): Promise<RequestOutcome> {
+    return this.call('GET', `/api/requests/${encodeURIComponent(requestId)}`);
   }
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

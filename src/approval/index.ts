@@ -3,20 +3,24 @@ export { ApprovalFeed } from './approval-feed.js';
 export type {
   ApprovalServiceOptions,
   AuditEntry,
+  AuditFilter,
   DecisionContext,
   HeldJob,
   HeldJobDetail,
   HoldStatus,
+  RequestOutcome,
 } from './approval-service.js';
 export { ApprovalService } from './approval-service.js';
 export type { ApproverApi, ApproverApiOptions } from './approver-api.js';
 export { startApproverApi } from './approver-api.js';
-export type { ApprovalDesk, ApproverAppOptions } from './approver-app.js';
+export type { ApprovalDesk, ApproverAppOptions, ReadPvs } from './approver-app.js';
 export { buildApproverApp } from './approver-app.js';
 export type { ApproverClientOptions } from './approver-client.js';
 export { ApproverClient } from './approver-client.js';
 export { ApprovalStaleError, ApproverApiError } from './errors.js';
-export type { CodeLineView, HeldDetailView, HeldSummaryView } from './held-view.js';
-export { heldDetail, heldSummary, numberLines } from './held-view.js';
+export type { CodeLineView, HeldDetailView, HeldSummaryView, WriteView } from './held-view.js';
+export { heldDetail, heldSummary, numberLines, writesOf } from './held-view.js';
+export type { PvReaderOptions, PvReading } from './pv-reader.js';
+export { PvReader } from './pv-reader.js';
 export type { ApproverIdentity, ApproverRole, ApproverTokenEntry } from './tokens.js';
 export { createToken, hashToken, TokenAuthenticator } from './tokens.js';

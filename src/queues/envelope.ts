@@ -54,6 +54,17 @@ export const Finding = z.object({
 });
 export type Finding = z.output<typeof Finding>;
 
+/** A write call the analysis found (src/analysis WriteSite): what the approver's summary lists. */
+export const WriteSite = z.object({
+  line: z.number().int(),
+  column: z.number().int(),
+  call: z.string(),
+  pvs: z.array(z.string()),
+  target: z.string().nullable(),
+  value: z.string().nullable(),
+});
+export type WriteSite = z.output<typeof WriteSite>;
+
 /** What the analysis stage decided, kept in the envelope and shown to approvers. */
 export const AnalysisRecord = z.object({
   syntaxOk: z.boolean(),
@@ -61,6 +72,8 @@ export const AnalysisRecord = z.object({
   hasReads: z.boolean(),
   risk: z.enum(['low', 'medium', 'high']),
   findings: z.array(Finding),
+  /** The write calls with their PV and value (for the approver); older jobs have none. */
+  writes: z.array(WriteSite).default([]),
   mode: ExecutionModeName,
   approvalRequired: z.boolean(),
   approvalReason: z.string(),
@@ -72,7 +85,8 @@ export type AnalysisRecord = z.output<typeof AnalysisRecord>;
 /** A person's decision, bound to the exact code and analysis they saw. */
 export const ApprovalRecord = z.object({
   holdJobId: z.string(),
-  decision: z.enum(['approved', 'rejected', 'expired']),
+  /** `cancelled`: the producer cancelled the request while it was held (no person decided). */
+  decision: z.enum(['approved', 'rejected', 'expired', 'cancelled']),
   approver: z.string(),
   decidedAt: z.number(),
   codeSha256: z.string(),

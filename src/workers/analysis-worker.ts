@@ -49,6 +49,7 @@ export function createAnalysisProcessor(
       hasReads: report.hasReads,
       risk: report.risk,
       findings: report.findings.map((f) => ({ ...f })),
+      writes: (report.writeSites ?? []).map((w) => ({ ...w, pvs: [...w.pvs] })),
       mode: policy.mode,
       approvalRequired: policy.approvalRequired,
       approvalReason: policy.approvalReason,

@@ -14,6 +14,8 @@ export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalS
     const record = await deps.approvals.settle({
       holdJobId: job.id!,
       requestId: env.requestId,
+      threadId: env.threadId,
+      taskObjective: env.request.task_objective,
       codeSha256: env.codeSha256,
       analysisSha256: env.analysis.reportSha256,
       mode: env.analysis.mode,
@@ -40,6 +42,11 @@ export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalS
         detail: 'approver',
       });
       return 'rejected';
+    }
+    if (record.decision === 'cancelled') {
+      // The producer cancelled while it was held (runStage normally ends it before this point).
+      await finishRequest(deps, decided, { status: 'cancelled', reason: 'cancelled by the producer' });
+      return 'cancelled';
     }
     const expired = withError(decided, {
       stage: 'approval',

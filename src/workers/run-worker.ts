@@ -341,6 +341,8 @@ export class Fleet {
     sub.on('message', (_channel, requestId: string) => {
       const run = this.running.get(requestId);
       if (run) this.workers.get(run.stage)?.cancelJob(run.jobId, 'cancelled by the producer');
+      // A held request ends now, not at its deadline (idempotent across processes).
+      if (this.workers.has('approval')) this.approvals.withdraw(requestId).catch(() => {});
     });
   }
 

@@ -199,7 +199,7 @@ describe('rejecting and expiring over HTTP', () => {
     assert.equal(r.results, null);
   });
 
-  it('a hold whose deadline passes ends expired, and a later decision is a clear 410', async () => {
+  it('a hold whose deadline passes ends expired, and a later decision is refused (409)', async () => {
     const { alice: client } = await setUp("results = {'v': 1}\n");
     const { requestId, holdJobId } = await hold({ approval_timeout_seconds: 1 });
     const r = await finished(requestId);
@@ -209,7 +209,7 @@ describe('rejecting and expiring over HTTP', () => {
     await assert.rejects(
       client.approve(holdJobId, { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 }),
       (err: Error & { status?: number; code?: string }) => {
-        assert.equal(err.status, 410);
+        assert.equal(err.status, 409);
         assert.equal(err.code, 'approval_expired');
         return true;
       },
@@ -252,6 +252,81 @@ describe('rejecting and expiring over HTTP', () => {
         return true;
       },
     );
+  });
+});
+
+describe('cancelled while held', () => {
+  it('leaves the list at once, ends cancelled now, and a decision on it is refused (409) and not recorded', async () => {
+    const { alice: client, bob } = await setUp("results = {'v': 1}\n");
+    const { requestId, holdJobId } = await hold({ approval_timeout_seconds: 3600 });
+    const shown = await client.show(holdJobId);
+    assert.deepEqual(
+      (await client.list()).map((h) => h.holdJobId),
+      [holdJobId],
+    );
+    assert.equal(await bed!.client.cancel(requestId), true);
+    // Gone from the list as soon as the cancel is asked, before anything else happened.
+    assert.deepEqual(await client.list(), []);
+    await assert.rejects(
+      bob.approve(holdJobId, { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 }),
+      (err: Error & { status?: number; message: string }) => {
+        assert.equal(err.status, 409);
+        assert.match(err.message, /cancelled by its producer/);
+        return true;
+      },
+    );
+    // Ends now, not at its deadline an hour away.
+    const r = await finished(requestId);
+    assert.equal(r.status, 'cancelled');
+    assert.equal((await client.show(requestId)).status, 'cancelled');
+    await assert.rejects(client.reject(holdJobId, { reason: 'late' }), (err: Error & { status?: number }) => {
+      assert.equal(err.status, 409);
+      return true;
+    });
+    assert.deepEqual(
+      (await client.audit()).map((e) => [e.holdJobId, e.decision, e.approver, e.source]),
+      [[holdJobId, 'cancelled', 'system:producer', 'producer']],
+    );
+  });
+
+  it('a cancel that reaches Redis first wins over an approval racing it: the approval is refused', async () => {
+    // No hold worker and no approver API listening: only the arbiter's check of the request stands.
+    const { alice: client } = await setUp("results = {'v': 1}\n", {
+      stages: ['generation', 'analysis', 'execution', 'result'],
+    });
+    const { requestId, holdJobId } = await hold();
+    const shown = await client.show(holdJobId);
+    await api!.close();
+    api = undefined;
+    const store = bed!.fleets[0]!.store;
+    await store.requestCancel(requestId);
+    const approvals = bed!.fleets[0]!.approvals;
+    await assert.rejects(
+      approvals.decide(
+        holdJobId,
+        { decision: 'approved', approver: 'alice' },
+        { expect: { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 } },
+      ),
+      /cancelled by its producer/,
+    );
+    assert.equal(await approvals.decisionOf(holdJobId), null);
+    assert.deepEqual(await approvals.auditLog(), []);
+    assert.deepEqual(await approvals.listHeld(), []);
+  });
+});
+
+describe('naming a held job', () => {
+  it('by its hold job id, its request id or its thread id', async () => {
+    const { alice: client } = await setUp("results = {'v': 1}\n");
+    const { requestId, holdJobId } = await hold({ thread_id: 'agent-9-step-2' });
+    for (const id of [holdJobId, requestId, 'agent-9-step-2'])
+      assert.equal((await client.show(id)).holdJobId, holdJobId);
+    const shown = await client.show('agent-9-step-2');
+    await client.approve('agent-9-step-2', { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 });
+    assert.equal((await finished(requestId)).status, 'succeeded');
+    // Decided: the request and thread ids still name the hold, for its history.
+    assert.equal((await client.show(requestId)).status, 'approved');
+    await assert.rejects(client.show('no-such-thread'), (err: Error & { status?: number }) => err.status === 404);
   });
 });
 

@@ -95,6 +95,7 @@ def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: in
         "writes": sorted(checker.writes),
         "reads": sorted(checker.reads),
         "possible_writes": checker.possible_writes,
+        "write_sites": checker.write_sites,
         "results": collected.results,
         "near_cs": solver.near_cs,
         "strings": collected.strings,
@@ -183,6 +184,7 @@ def analyze(code: str, options: dict | None = None) -> dict:
         "writes": [],
         "reads": [],
         "possible_writes": False,
+        "write_sites": [],
         "assigns_results": False,
         "masked": None,
     }
@@ -202,6 +204,7 @@ def analyze(code: str, options: dict | None = None) -> dict:
         result["writes"] = walked["writes"]
         result["reads"] = walked["reads"]
         result["possible_writes"] = walked["possible_writes"]
+        result["write_sites"] = walked.get("write_sites", [])
         result["assigns_results"] = bool(walked["results"])
         if error is None:
             result["findings"].extend(results_findings(walked["results"]))

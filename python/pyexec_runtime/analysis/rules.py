@@ -252,6 +252,20 @@ def _alias(callee: Any, shown: str) -> str:
     return "" if text == shown or shown.endswith("." + text) else f" (`{text}` is {shown})"
 
 
+MAX_WRITE_SITES = 200
+MAX_SITE_PVS = 20
+
+
+def _arg(node: Any, positional: list, index: int, names: tuple) -> Any:
+    """The expression passed as positional argument `index` or as one of the keywords `names`."""
+    if index < len(positional) and type(positional[index]) is not ast.Starred:
+        return positional[index]
+    for kw in getattr(node, "keywords", []):
+        if kw.arg in names:
+            return kw.value
+    return None
+
+
 class _Lazy:
     """The source text of a node (and a suffix), made only when a message needs it."""
 
@@ -297,6 +311,8 @@ class Checker:
     def reset(self) -> None:
         self.findings: list[dict] = []
         self.seen: set = set()
+        self.write_sites: list[dict] = []
+        self.site_keys: set = set()
         self.writes: set[str] = set()
         self.reads: set[str] = set()
         self.possible_writes = False
@@ -317,6 +333,32 @@ class Checker:
             return
         self.writes.add(name)
         self.add("epics-write", severity, node, message)
+
+    def write_site(self, node: Any, path: str, shown: str, args: list, kwargs: dict) -> None:
+        """What a write call puts where, for the approver's summary: the PV (the names the analysis
+        resolved, and the expression as written) and the value expression. Data only: no verdict
+        depends on it. caput(pv, value) names its PV first; a handle's method (pv.put(value)) is
+        written to the handle the receiver expression names."""
+        if not self.builtin_cs or len(self.write_sites) >= MAX_WRITE_SITES:
+            return
+        key = (getattr(node, "lineno", 0), getattr(node, "col_offset", 0), shown)
+        if key in self.site_keys:
+            return
+        self.site_keys.add(key)
+        call_args = getattr(node, "args", [])
+        base = self.split(path)[0]
+        method = base.endswith(("()", "[]")) and not base.endswith("Context()")
+        pv_node = getattr(node.func, "value", None) if method else _arg(node, call_args, 0, ("pvname", "pv", "name"))
+        value_node = _arg(node, call_args, 0 if method else 1, ("value", "values"))
+        pv_values = EMPTY if method or not args or type(args[0]) is not frozenset else args[0]
+        if not method and not call_args and "pvname" in kwargs:
+            pv_values = kwargs["pvname"]
+        self.write_sites.append({
+            "line": key[0], "column": key[1], "call": shown,
+            "pvs": sorted(v[1] for v in pv_values if v[0] == "s" and v[2])[:MAX_SITE_PVS],
+            "target": _src(pv_node) if pv_node is not None else None,
+            "value": _src(value_node) if value_node is not None else None,
+        })
 
     def possible_write(self, node: Any, name: str, message: str, rule: str = "epics-possible-write",
                        severity: str = MEDIUM) -> None:
@@ -458,6 +500,7 @@ class Checker:
                                 "follow", "epics-dynamic", HIGH)
         if "write" in kind:
             self.write(node, shown, f"EPICS write: calls {shown}{_alias(callee, shown)}")
+            self.write_site(node, path, shown, args, kwargs)
         elif "read" in kind:
             self.read(node, shown, lambda: f"EPICS read: calls {shown}{_alias(callee, shown)}")
         if "other" in kind:

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
-import type { DecisionContext, HeldJobDetail } from '../../../src/approval/approval-service.js';
+import type { DecisionContext, HeldJobDetail, RequestOutcome } from '../../../src/approval/approval-service.js';
 import type { ApprovalDesk } from '../../../src/approval/approver-app.js';
 import { buildApproverApp } from '../../../src/approval/approver-app.js';
 import { ApprovalStaleError } from '../../../src/approval/errors.js';
@@ -33,6 +33,7 @@ const held: HeldJobDetail = {
     hasReads: false,
     risk: 'high',
     findings: [{ rule: 'epics-write', severity: 'high', line: 2, column: 0, message: 'caput writes a PV' }],
+    writes: [{ line: 2, column: 0, call: 'epics.caput', pvs: ['QF1'], target: "'QF1'", value: '1' }],
     mode: 'write_access',
     approvalRequired: true,
     approvalReason: 'Code contains control system write operations',
@@ -44,6 +45,8 @@ const held: HeldJobDetail = {
   risk: 'high',
   deadline: Date.now() + 60_000,
   heldAt: Date.now(),
+  submittedAt: Date.now() - 1000,
+  requester: 'ops-agent',
   attempt: 1,
   status: 'held',
   decision: null,
@@ -73,21 +76,47 @@ class FakeDesk implements ApprovalDesk {
       mode: 'write_access',
     };
   }
-  async auditLog() {
+  auditFilters: unknown[] = [];
+  async auditLog(filter: unknown = {}) {
+    this.auditFilters.push(filter);
     return [];
+  }
+  /** The thread id `t1` and the request id name the one held job. */
+  async resolve(id: string) {
+    if (id === held.threadId || id === held.requestId) return held.holdJobId;
+    return id;
+  }
+  async outcome(requestId: string): Promise<RequestOutcome> {
+    if (requestId !== held.requestId) throw new ApprovalNotFoundError(`no request ${requestId}`);
+    return {
+      requestId,
+      threadId: 't1',
+      status: 'executing',
+      submittedAt: 1,
+      updatedAt: 2,
+      events: [{ at: 2, type: 'status', status: 'executing' }],
+      response: null,
+    };
   }
 }
 
 let desk = new FakeDesk();
+const pvReads: string[][] = [];
 const app = buildApproverApp({
   desk: {
     listHeld: () => desk.listHeld(),
     show: (id) => desk.show(id),
+    resolve: (id) => desk.resolve(id),
     decide: (...a) => desk.decide(...a),
-    auditLog: () => desk.auditLog(),
+    auditLog: (f) => desk.auditLog(f),
+    outcome: (id) => desk.outcome(id),
   },
   auth: new TokenAuthenticator([alice.entry, victor.entry]),
   logger: silentLogger(),
+  readPvs: async (names) => {
+    pvReads.push([...names]);
+    return Object.fromEntries(names.map((n) => [n, { ok: true as const, value: 0.5, text: '0.5000', at: 3 }]));
+  },
 });
 after(() => app.close());
 beforeEach(() => {
@@ -155,6 +184,54 @@ describe('approver API', () => {
       assert.equal(d.analysisSha256, 'b'.repeat(64));
     });
 
+    it('leads with what the job writes: each write with its PV and value, and the PVs in the list', async () => {
+      const list = (await app.inject({ method: 'GET', url: '/api/held', headers: bearer(victor) })).json().held[0];
+      assert.deepEqual(list.writePvs, ['QF1']);
+      assert.equal(list.writeCount, 1);
+      assert.equal(list.requester, 'ops-agent');
+      assert.equal(list.threadId, 't1');
+      const d = (await app.inject({ method: 'GET', url: '/api/held/req-approval-1', headers: bearer(victor) })).json();
+      assert.deepEqual(d.writes, [
+        { line: 2, call: 'epics.caput', pvs: ['QF1'], target: "'QF1'", value: '1', resolved: true },
+      ]);
+    });
+
+    it('reads the current values of exactly the PVs the job writes', async () => {
+      pvReads.length = 0;
+      const res = await app.inject({ method: 'GET', url: '/api/held/req-approval-1/pvs', headers: bearer(victor) });
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(res.json(), {
+        available: true,
+        readings: { QF1: { ok: true, value: 0.5, text: '0.5000', at: 3 } },
+      });
+      assert.deepEqual(pvReads, [['QF1']]);
+    });
+
+    it('shows how a request went, and 404 for an unknown one', async () => {
+      const ok = await app.inject({ method: 'GET', url: `/api/requests/${held.requestId}`, headers: bearer(victor) });
+      assert.equal(ok.json().status, 'executing');
+      const missing = await app.inject({ method: 'GET', url: '/api/requests/nope', headers: bearer(victor) });
+      assert.equal(missing.statusCode, 404);
+    });
+
+    it('passes the history filters through, and refuses an unknown outcome (400)', async () => {
+      const res = await app.inject({
+        method: 'GET',
+        url: '/api/audit?decision=approved,cancelled&approver=alice&q=t1&since=5&limit=7',
+        headers: bearer(victor),
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.deepEqual(desk.auditFilters.at(-1), {
+        limit: 7,
+        decisions: ['approved', 'cancelled'],
+        approver: 'alice',
+        text: 't1',
+        since: 5,
+      });
+      const bad = await app.inject({ method: 'GET', url: '/api/audit?decision=maybe', headers: bearer(victor) });
+      assert.equal(bad.statusCode, 400);
+    });
+
     it('may not decide: 403, and nothing is decided', async () => {
       const res = await app.inject({
         method: 'POST',
@@ -191,6 +268,22 @@ describe('approver API', () => {
       assert.equal(context.address, '127.0.0.1');
     });
 
+    it('takes a request id or a thread id for the held job it names', async () => {
+      for (const id of [held.requestId, 't1']) {
+        const res = await app.inject({
+          method: 'POST',
+          url: `/api/held/${id}/reject`,
+          headers: bearer(alice),
+          payload: { reason: 'not now' },
+        });
+        assert.equal(res.statusCode, 200, res.body);
+      }
+      assert.deepEqual(
+        desk.decisions.map((d) => d.id),
+        ['req-approval-1', 'req-approval-1'],
+      );
+    });
+
     it('refuses an approval that does not name the code and analysis hashes (400)', async () => {
       for (const payload of [{}, { codeSha256: HEX }, { ...approveBody, approver: 'mallory' }]) {
         const res = await app.inject({
@@ -218,7 +311,7 @@ describe('approver API', () => {
     it('maps decision errors to clear statuses', async () => {
       const cases: Array<[Error, number, string]> = [
         [new ApprovalNotFoundError('no held job x'), 404, 'approval_not_found'],
-        [new ApprovalExpiredError('expired'), 410, 'approval_expired'],
+        [new ApprovalExpiredError('expired'), 409, 'approval_expired'],
         [new ApprovalConflictError('already approved by bob'), 409, 'approval_conflict'],
         [new ApprovalStaleError('the code changed'), 409, 'approval_stale'],
         [new Error('redis exploded'), 500, 'internal_error'],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { numberLines } from '../../../src/approval/held-view.js';
+import { numberLines, writesOf } from '../../../src/approval/held-view.js';
 import type { Finding } from '../../../src/queues/envelope.js';
 
 const finding = (line: number, severity: Finding['severity'], rule = 'epics-write'): Finding => ({
@@ -34,6 +34,46 @@ describe('numbered code lines for approvers', () => {
     assert.deepEqual(
       numberLines('a\r\nb\rc\n\nd', []).map((l) => l.text),
       ['a', 'b', 'c', '', 'd'],
+    );
+  });
+});
+
+describe('the write summary an approver reads first', () => {
+  it('lists each write call the analysis took apart, and each write finding it could not, in line order', () => {
+    const writes = writesOf({
+      writes: [
+        {
+          line: 5,
+          column: 0,
+          call: 'epics.caput',
+          pvs: ['MAG:QF1:CURRENT:SP'],
+          target: "'MAG:QF1:CURRENT:SP'",
+          value: '0.5',
+        },
+        { line: 2, column: 4, call: 'epics.PV.put', pvs: [], target: 'pv', value: '3' },
+      ],
+      findings: [
+        finding(2, 'medium'),
+        finding(5, 'medium'),
+        { ...finding(7, 'high', 'epics-dynamic'), message: 'possible EPICS write: setattr(...)' },
+        finding(8, 'info', 'epics-read'),
+      ],
+    });
+    assert.deepEqual(
+      writes.map((w) => [w.line, w.call, w.pvs, w.value, w.resolved]),
+      [
+        [2, 'epics.PV.put', [], '3', true],
+        [5, 'epics.caput', ['MAG:QF1:CURRENT:SP'], '0.5', true],
+        [7, 'epics-dynamic', [], null, false],
+      ],
+    );
+    assert.equal(writes[2]!.message, 'possible EPICS write: setattr(...)');
+  });
+
+  it('reads analyses recorded before write sites existed (findings only)', () => {
+    assert.deepEqual(
+      writesOf({ findings: [finding(3, 'medium')] }).map((w) => [w.line, w.resolved]),
+      [[3, false]],
     );
   });
 });
