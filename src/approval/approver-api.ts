@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { urlHost } from '../http/url-host.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
@@ -112,7 +113,4 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
 }
 
 /** The host part of a URL that reaches a server bound to `host`. */
-export function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
+export { urlHost };

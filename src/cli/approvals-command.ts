@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { startApproverApi, urlHost } from '../approval/approver-api.js';
 import { ApproverClient } from '../approval/approver-client.js';
 import type { HeldDetailView } from '../approval/held-view.js';
 import { type ApproverRole, createToken, hashToken } from '../approval/tokens.js';
 import { ConfigError, InvalidRequestError } from '../errors.js';
-import { createLogger } from '../logger.js';
-import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
-import { onShutdown } from './up-command.js';
+import { urlHost } from '../http/url-host.js';
+import type { GlobalOptions } from './context.js';
 
 /** Options of the `approvals` group, inherited by its commands. */
 interface ApiOptions {
@@ -32,6 +30,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--token <token>', 'bearer token (default: $PYEXEC_APPROVER_TOKEN)')
     .option('--token-file <file>', 'read the bearer token from a file');
 
+  // Loaded per verb (like the config, in apiClient) so that `pyexec --help` stays fast.
   const client = (cmd: Command) => apiClient(cmd.optsWithGlobals<ApiOptions & GlobalOptions>(), globals);
 
   approvals
@@ -39,7 +38,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .description('jobs waiting for a decision, oldest deadline first')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const held = await client(cmd).list();
+      const held = await (await client(cmd)).list();
       print({ held }, o.json, () =>
         held.length === 0
           ? 'no held jobs'
@@ -58,7 +57,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .argument('<holdJobId>')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      const h = await client(cmd).show(id);
+      const h = await (await client(cmd)).show(id);
       print(h, o.json, () =>
         [
           ...describeHeld(h),
@@ -91,7 +90,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
         o: { codeSha256?: string; analysisSha256?: string; payload?: string; json?: boolean },
         cmd: Command,
       ) => {
-        const api = client(cmd);
+        const api = await client(cmd);
         const payload = o.payload === undefined ? undefined : parsePayload(o.payload);
         const shown = await api.show(id);
         if (!o.codeSha256) process.stderr.write(`${describeHeld(shown).join('\n')}\n\n`);
@@ -115,7 +114,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .requiredOption('--reason <text>', 'why (shown to the producer)')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { reason: string; json?: boolean }, cmd: Command) => {
-      const record = await client(cmd).reject(id, { reason: o.reason });
+      const record = await (await client(cmd)).reject(id, { reason: o.reason });
       print(record, o.json, () => `rejected ${id} as ${record.approver}: ${record.reason ?? ''}`);
     });
 
@@ -125,7 +124,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--limit <n>', 'the newest n entries', '200')
     .option('--json', 'print JSON')
     .action(async (o: { limit: string; json?: boolean }, cmd: Command) => {
-      const entries = await client(cmd).audit(Number(o.limit));
+      const entries = await (await client(cmd)).audit(Number(o.limit));
       print({ entries }, o.json, () =>
         entries.length === 0
           ? 'no decisions'
@@ -155,6 +154,13 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--port <port>', 'port (default: pyexec.approver.port)')
     .option('--host <host>', 'interface to bind (default: pyexec.approver.host)')
     .action(async (o: { port?: string; host?: string }) => {
+      const [{ requireRedisUrl, resolveConfig }, { createLogger }, { startApproverApi }, { onShutdown }] =
+        await Promise.all([
+          import('./context.js'),
+          import('../logger.js'),
+          import('../approval/approver-api.js'),
+          import('./shutdown.js'),
+        ]);
       const config = resolveConfig(globals());
       const logger = createLogger({ name: 'pyexec-approver' });
       const api = await startApproverApi({
@@ -193,9 +199,10 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
 }
 
 /** The API client of a command: --url / $PYEXEC_APPROVER_URL / config; --token / --token-file / $PYEXEC_APPROVER_TOKEN. */
-function apiClient(o: ApiOptions, globals: () => GlobalOptions): ApproverClient {
+async function apiClient(o: ApiOptions, globals: () => GlobalOptions): Promise<ApproverClient> {
   let url = o.url ?? process.env['PYEXEC_APPROVER_URL'];
   if (!url) {
+    const { resolveConfig } = await import('./context.js');
     const { host, port } = resolveConfig(globals()).pyexec.approver;
     url = `http://${urlHost(host)}:${port}`;
   }

@@ -1,16 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { PyexecClient } from '../client/pyexec-client.js';
+import type { PyexecClient } from '../client/pyexec-client.js';
 import type { Config } from '../config.js';
 import { ServiceError } from '../errors.js';
-import { createLogger } from '../logger.js';
-import { STAGES, type Stage } from '../queues/envelope.js';
-import { Fleet } from '../workers/run-worker.js';
+import type { Logger } from '../logger.js';
+import { STAGES, type Stage } from '../queues/queue-name.js';
 import { registerApprovalsCommands } from './approvals-command.js';
-import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
-import { demoCommand } from './demo-command.js';
-import { statusCommand } from './status-command.js';
-import { onShutdown, upCommand } from './up-command.js';
+import type { GlobalOptions } from './context.js';
+
+/*
+ * The `pyexec` command. Only commander and a few import-free modules load at start-up: each verb
+ * imports what it uses when it runs (`pyexec --help` must not load zod, BullMQ, fastify or the
+ * Jupyter client). bench/cli.bench.ts measures it.
+ */
+
+/** The package version (package.json sits two folders up from both src/cli and dist/cli). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const program = new Command('pyexec')
   .description(
@@ -18,10 +26,20 @@ const program = new Command('pyexec')
   )
   .option('-c, --config <file>', 'config.yml (default: $PYEXEC_CONFIG or ./config.yml)')
   .option('--redis <url>', 'Redis URL (default: config, $PYEXEC_REDIS_URL, or a running `pyexec up`)')
+  .version(version(), '-V, --version', 'print the version')
   .showHelpAfterError();
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-const logger = createLogger();
+let processLogger: Logger | undefined;
+const logger = async (): Promise<Logger> => {
+  processLogger ??= (await import('../logger.js')).createLogger();
+  return processLogger;
+};
+/** The config of this invocation (--config, $PYEXEC_CONFIG, ./config.yml). */
+const config = async (): Promise<Config> => (await import('./context.js')).resolveConfig(globals());
+const redisUrl = async (c: Config): Promise<string> => (await import('./context.js')).requireRedisUrl(globals(), c);
+const onShutdown = async (close: (graceMs: number) => Promise<void>, c: Config) =>
+  (await import('./shutdown.js')).onShutdown(close, c.pyexec.shutdown_grace_ms, await logger());
 
 /** Applies `--generator/--base-url/--model` to the config. */
 function applyGeneratorFlags(config: Config, o: { generator?: string; baseUrl?: string; model?: string }): void {
@@ -43,10 +61,11 @@ async function readInput(file: string | undefined): Promise<string> {
 }
 
 async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promise<T>): Promise<T> {
-  const config = resolveConfig(globals());
-  const client = await PyexecClient.connect({ redisUrl: requireRedisUrl(globals(), config), config });
+  const c = await config();
+  const { PyexecClient } = await import('../client/pyexec-client.js');
+  const client = await PyexecClient.connect({ redisUrl: await redisUrl(c), config: c });
   try {
-    return await fn(client, config);
+    return await fn(client, c);
   } finally {
     await client.close();
   }
@@ -66,12 +85,13 @@ program
   .option('--base-url <url>', 'OpenAI-compatible endpoint for the basic generator')
   .option('--model <id>', 'model id for the generator')
   .action(async (o: { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
-    const config = resolveConfig(globals());
-    applyGeneratorFlags(config, o);
+    const c = await config();
+    applyGeneratorFlags(c, o);
+    const { upCommand } = await import('./up-command.js');
     await upCommand(
       { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
-      config,
-      logger,
+      c,
+      await logger(),
     );
   });
 
@@ -86,14 +106,15 @@ program
   .description('run the workers of the given stages (one process per stage type scales each on its own)')
   .argument('<stages...>', `one or more of: ${STAGES.join(', ')}`)
   .action(async (stages: string[]) => {
-    const config = resolveConfig(globals());
+    const c = await config();
+    const { Fleet } = await import('../workers/run-worker.js');
     const fleet = await Fleet.start({
-      config,
-      redisUrl: requireRedisUrl(globals(), config),
+      config: c,
+      redisUrl: await redisUrl(c),
       stages: checkStages(stages),
-      logger,
+      logger: await logger(),
     });
-    onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
+    await onShutdown((grace) => fleet.close(grace), c);
   });
 
 program
@@ -102,10 +123,17 @@ program
     "serve the fleet's queue-wide metrics (pyexec_queue_jobs, bullmq_job_count, oldest waiting job, overdue approvals) on /metrics: run one per fleet; alerts and KEDA read it",
   )
   .action(async () => {
-    const config = resolveConfig(globals());
-    const redisUrl = requireRedisUrl(globals(), config);
-    const fleet = await Fleet.start({ config, redisUrl, stages: [], logger, queueMetrics: true, bullmqMetrics: true });
-    onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
+    const c = await config();
+    const { Fleet } = await import('../workers/run-worker.js');
+    const fleet = await Fleet.start({
+      config: c,
+      redisUrl: await redisUrl(c),
+      stages: [],
+      logger: await logger(),
+      queueMetrics: true,
+      bullmqMetrics: true,
+    });
+    await onShutdown((grace) => fleet.close(grace), c);
   });
 
 program
@@ -166,11 +194,12 @@ program
   .argument('[requestId]')
   .option('--json', 'print JSON')
   .action(async (requestId: string | undefined, o: { json?: boolean }) => {
-    const config = resolveConfig(globals());
+    const c = await config();
+    const { statusCommand } = await import('./status-command.js');
     process.exitCode = await statusCommand(requestId, {
       json: Boolean(o.json),
-      config,
-      redisUrl: requireRedisUrl(globals(), config),
+      config: c,
+      redisUrl: await redisUrl(c),
     });
   });
 
@@ -194,7 +223,7 @@ program
   .option('--json', 'print {"syntax_ok","has_writes","has_reads","risk","findings"}')
   .action(async (file: string, o: { json?: boolean }) => {
     const { analyzeCommand } = await import('./analyze-command.js');
-    process.exitCode = await analyzeCommand(file, { json: Boolean(o.json), config: resolveConfig(globals()) });
+    process.exitCode = await analyzeCommand(file, { json: Boolean(o.json), config: await config() });
   });
 
 program
@@ -204,7 +233,8 @@ program
   )
   .addOption(new Option('--no-ioc', 'do not start the soft IOC').hideHelp())
   .action(async () => {
-    process.exitCode = await demoCommand(globals(), resolveConfig(globals()), logger);
+    const { demoCommand } = await import('./demo-command.js');
+    process.exitCode = await demoCommand(globals(), await config(), await logger());
   });
 
 try {
