@@ -206,6 +206,19 @@ export const Config = z.object({
       /** Folder of the config file; relative paths in the config (custom generator modules, limits
        * database) resolve against it. Set by loadConfig. @defaultValue the working directory */
       config_dir: z.string().default(() => process.cwd()),
+      /** How worker processes announce themselves to `pyexec status` (src/workers/fleet-presence.ts). */
+      presence: z
+        .object({
+          /** Time between two heartbeats of a worker process. @defaultValue 10000 */
+          heartbeat_ms: z.number().int().min(50).default(10_000),
+          /** A process that stopped beating (it died) leaves `pyexec status` this long after its last beat. @defaultValue 30000 */
+          ttl_ms: z.number().int().min(100).default(30_000),
+        })
+        .refine((p) => p.ttl_ms >= 2 * p.heartbeat_ms, {
+          message: 'ttl_ms must be at least twice heartbeat_ms (one late beat must not drop a live worker)',
+          path: ['ttl_ms'],
+        })
+        .prefault({}),
       /** SIGTERM: time given to in-flight jobs before a forced close. @defaultValue 30000 */
       shutdown_grace_ms: z.number().int().min(0).default(30_000),
       /** BullMQ lock duration of a running job; a worker that stops renewing it for this long is

@@ -152,11 +152,12 @@ export class Fleet {
     process.on('exit', this.onExit);
     await this.watchCancellations(prefix);
     const slots = Object.fromEntries(stages.map((s) => [s, config.pyexec.concurrency[s]]));
-    this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state);
+    const { heartbeat_ms: heartbeatMs, ttl_ms: ttlMs } = config.pyexec.presence;
+    this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state, { heartbeatMs, ttlMs });
     this.cleanups.push(() => this.presence!.stop());
     if ((this.options.metricsPort ?? config.pyexec.metrics_port) !== null) await this.serveOps();
     this.state = 'running';
-    await this.presence.refresh();
+    await this.presence.start();
     logger.info({ stages, metricsPort: this.metricsPort }, 'fleet process running');
   }
 
