@@ -165,8 +165,12 @@ export const Config = z.object({
       execution_root: z.string().default('./var/executions'),
       /** The project's Python (a virtualenv with the kernel packages). @defaultValue ".venv/bin/python" */
       python: z.string().default('.venv/bin/python'),
-      /** Port of /metrics and /healthz (0: any free port). Env PYEXEC_METRICS_PORT. @defaultValue 9464 */
-      metrics_port: z.number().int().min(0).max(65_535).default(9464),
+      /** Port of each process's /metrics, /healthz and /readyz (0: any free port; null: no such server).
+       * Env PYEXEC_METRICS_PORT (`off` for null); `--metrics-port` of up, worker and exporter. @defaultValue 9464 */
+      metrics_port: z.number().int().min(0).max(65_535).nullable().default(9464),
+      /** Interface the metrics server binds: loopback unless Prometheus scrapes from another host
+       * (containers: 0.0.0.0). Env PYEXEC_METRICS_HOST; `--metrics-host`. @defaultValue "127.0.0.1" */
+      metrics_host: z.string().min(1).default('127.0.0.1'),
       approval: z
         .object({
           /** How long a held job waits for a decision. @defaultValue 3600 */
@@ -177,10 +181,11 @@ export const Config = z.object({
         .prefault({}),
       approver: z
         .object({
-          /** Port of the approver HTTP API and web page (0: any free port). Env PYEXEC_APPROVER_PORT. @defaultValue 8470 */
-          port: z.number().int().min(0).max(65_535).default(8470),
-          /** Interface the approver API binds. @defaultValue "127.0.0.1" */
-          host: z.string().default('127.0.0.1'),
+          /** Port of the approver HTTP API and web page (0: any free port; null: `pyexec up` starts no
+           * approver API). Env PYEXEC_APPROVER_PORT (`off` for null); `up --approver-port`. @defaultValue 8470 */
+          port: z.number().int().min(0).max(65_535).nullable().default(8470),
+          /** Interface the approver API binds. Env PYEXEC_APPROVER_HOST; `up --approver-host`. @defaultValue "127.0.0.1" */
+          host: z.string().min(1).default('127.0.0.1'),
           /** Bearer tokens, stored as sha256 hex digests (never in clear), with a role each. */
           tokens: z
             .array(
@@ -245,7 +250,7 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv = process.env):
     // A value that is one whole `${VAR}` takes the YAML type of what it expands to (a port stays a number).
     if (expanded !== value && /^\$\{[^}]+\}$/.test(value) && expanded !== '') {
       const typed: unknown = parseYaml(expanded);
-      if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
+      if (typeof typed === 'number' || typeof typed === 'boolean' || typed === null) return typed;
     }
     return expanded;
   }
@@ -285,10 +290,12 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   return applyEnvOverrides(parsed.data, env);
 }
 
-function envPort(env: NodeJS.ProcessEnv, name: string): number {
+/** A port from the environment; `off` (or `null`) turns the server off. */
+function envPort(env: NodeJS.ProcessEnv, name: string): number | null {
+  if (env[name] === 'off' || env[name] === 'null') return null;
   const port = Number(env[name]);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new ConfigError(`${name}: expected a port number, got ${JSON.stringify(env[name])}`);
+    throw new ConfigError(`${name}: expected a port number (0-65535) or off, got ${JSON.stringify(env[name])}`);
   }
   return port;
 }
@@ -300,6 +307,8 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   if (env['PYEXEC_EXECUTION_ROOT']) p.execution_root = env['PYEXEC_EXECUTION_ROOT'];
   if (env['PYEXEC_APPROVER_PORT']) p.approver.port = envPort(env, 'PYEXEC_APPROVER_PORT');
   if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
+  if (env['PYEXEC_METRICS_HOST']) p.metrics_host = env['PYEXEC_METRICS_HOST'];
+  if (env['PYEXEC_APPROVER_HOST']) p.approver.host = env['PYEXEC_APPROVER_HOST'];
   return config;
 }
 

@@ -204,6 +204,7 @@ async function apiClient(o: ApiOptions, globals: () => GlobalOptions): Promise<A
   if (!url) {
     const { resolveConfig } = await import('./context.js');
     const { host, port } = resolveConfig(globals()).pyexec.approver;
+    if (port === null) throw new ConfigError('pyexec.approver.port is null (no approver API): pass --url');
     url = `http://${urlHost(host)}:${port}`;
   }
   const token =

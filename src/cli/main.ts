@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { PyexecClient } from '../client/pyexec-client.js';
 import type { Config } from '../config.js';
-import { ServiceError } from '../errors.js';
+import { ConfigError, ServiceError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { STAGES, type Stage } from '../queues/queue-name.js';
 import { registerApprovalsCommands } from './approvals-command.js';
@@ -41,6 +41,42 @@ const redisUrl = async (c: Config): Promise<string> => (await import('./context.
 const onShutdown = async (close: (graceMs: number) => Promise<void>, c: Config) =>
   (await import('./shutdown.js')).onShutdown(close, c.pyexec.shutdown_grace_ms, await logger());
 
+/** `--metrics-port` and friends: a port number (0: any free port), or `off` (commander turns a null into ''). */
+function portFlag(flag: string): (value: string) => number | 'off' {
+  return (value) => {
+    if (value === 'off') return 'off';
+    const port = Number(value);
+    if (!/^\d+$/.test(value) || port > 65_535)
+      throw new ConfigError(`${flag}: expected a port number (0-65535, 0: any free port) or off, got '${value}'`);
+    return port;
+  };
+}
+
+interface PortFlags {
+  metricsPort?: number | 'off';
+  metricsHost?: string;
+  approverPort?: number | 'off';
+  approverHost?: string;
+}
+
+/** Flags of the listening ports override the config (and so are checked with it). */
+function applyPortFlags(config: Config, o: PortFlags): void {
+  const port = (p: number | 'off') => (p === 'off' ? null : p);
+  if (o.metricsPort !== undefined) config.pyexec.metrics_port = port(o.metricsPort);
+  if (o.metricsHost !== undefined) config.pyexec.metrics_host = o.metricsHost;
+  if (o.approverPort !== undefined) config.pyexec.approver.port = port(o.approverPort);
+  if (o.approverHost !== undefined) config.pyexec.approver.host = o.approverHost;
+}
+
+const metricsFlags = (cmd: Command): Command =>
+  cmd
+    .option(
+      '--metrics-port <port>',
+      '/metrics, /healthz, /readyz port; 0: any free port, off: none (default: pyexec.metrics_port)',
+      portFlag('--metrics-port'),
+    )
+    .option('--metrics-host <host>', 'interface of the metrics server (default: pyexec.metrics_host, 127.0.0.1)');
+
 /** Applies `--generator/--base-url/--model` to the config. */
 function applyGeneratorFlags(config: Config, o: { generator?: string; baseUrl?: string; model?: string }): void {
   if (o.generator) config.execution.code_generator = o.generator;
@@ -74,8 +110,7 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
 const print = (value: unknown, json: boolean | undefined, text: () => string) =>
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
 
-program
-  .command('up')
+metricsFlags(program.command('up'))
   .description(
     'run every worker in this process (starts a private redis-server and the soft IOC when none is configured)',
   )
@@ -84,16 +119,25 @@ program
   .option('--generator <name>', 'code generator: basic, claude_code, mock, hybrid or a custom name')
   .option('--base-url <url>', 'OpenAI-compatible endpoint for the basic generator')
   .option('--model <id>', 'model id for the generator')
-  .action(async (o: { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
-    const c = await config();
-    applyGeneratorFlags(c, o);
-    const { upCommand } = await import('./up-command.js');
-    await upCommand(
-      { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
-      c,
-      await logger(),
-    );
-  });
+  .option(
+    '--approver-port <port>',
+    'approver API and page port; 0: any free port, off: none (default: pyexec.approver.port, 8470)',
+    portFlag('--approver-port'),
+  )
+  .option('--approver-host <host>', 'interface of the approver API (default: pyexec.approver.host, 127.0.0.1)')
+  .action(
+    async (o: PortFlags & { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
+      const c = await config();
+      applyGeneratorFlags(c, o);
+      applyPortFlags(c, o);
+      const { upCommand } = await import('./up-command.js');
+      await upCommand(
+        { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
+        c,
+        await logger(),
+      );
+    },
+  );
 
 function checkStages(stages: string[]): Stage[] {
   for (const s of stages)
@@ -101,12 +145,12 @@ function checkStages(stages: string[]): Stage[] {
   return stages as Stage[];
 }
 
-program
-  .command('worker')
+metricsFlags(program.command('worker'))
   .description('run the workers of the given stages (one process per stage type scales each on its own)')
   .argument('<stages...>', `one or more of: ${STAGES.join(', ')}`)
-  .action(async (stages: string[]) => {
+  .action(async (stages: string[], o: PortFlags) => {
     const c = await config();
+    applyPortFlags(c, o);
     const { Fleet } = await import('../workers/run-worker.js');
     const fleet = await Fleet.start({
       config: c,
@@ -117,13 +161,13 @@ program
     await onShutdown((grace) => fleet.close(grace), c);
   });
 
-program
-  .command('exporter')
+metricsFlags(program.command('exporter'))
   .description(
     "serve the fleet's queue-wide metrics (pyexec_queue_jobs, bullmq_job_count, oldest waiting job, overdue approvals) on /metrics: run one per fleet; alerts and KEDA read it",
   )
-  .action(async () => {
+  .action(async (o: PortFlags) => {
     const c = await config();
+    applyPortFlags(c, o);
     const { Fleet } = await import('../workers/run-worker.js');
     const fleet = await Fleet.start({
       config: c,

@@ -2,6 +2,7 @@ import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
+import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
@@ -64,14 +65,15 @@ export async function startLocalStack(
       ...(opts.generator ? { generator: opts.generator } : {}),
     });
     let approver: ApproverApi | undefined;
-    if (opts.approverPort !== null) {
+    const approverPort = opts.approverPort !== undefined ? opts.approverPort : config.pyexec.approver.port;
+    if (approverPort !== null) {
       try {
         approver = await startApproverApi({
           config,
           redisUrl,
           logger,
           metrics: fleet.metrics,
-          ...(opts.approverPort !== undefined ? { port: opts.approverPort } : {}),
+          port: approverPort,
         });
       } catch (err) {
         await fleet.close();
@@ -115,7 +117,8 @@ export async function upCommand(
     prefix: config.pyexec.redis.prefix,
   });
   process.stdout.write(
-    `pyexec is up: redis ${stack.redisUrl}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
+    `pyexec is up: redis ${stack.redisUrl}, ` +
+      `${stack.fleet.metricsPort === null ? 'no metrics server' : `metrics http://${urlHost(config.pyexec.metrics_host)}:${stack.fleet.metricsPort}/metrics`}` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );

@@ -155,7 +155,7 @@ export class Fleet {
     const { heartbeat_ms: heartbeatMs, ttl_ms: ttlMs } = config.pyexec.presence;
     this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state, { heartbeatMs, ttlMs });
     this.cleanups.push(() => this.presence!.stop());
-    if ((this.options.metricsPort ?? config.pyexec.metrics_port) !== null) await this.serveOps();
+    if (this.opsPort() !== null) await this.serveOps();
     this.state = 'running';
     await this.presence.start();
     logger.info({ stages, metricsPort: this.metricsPort }, 'fleet process running');
@@ -336,10 +336,17 @@ export class Fleet {
     });
   }
 
+  /** The option when given (null included: no server), else the config. */
+  private opsPort(): number | null {
+    return this.options.metricsPort !== undefined ? this.options.metricsPort : this.options.config.pyexec.metrics_port;
+  }
+
   private async serveOps(): Promise<void> {
     const opts: OpsServerOptions = {
       metrics: this.metrics,
-      port: this.options.metricsPort ?? this.options.config.pyexec.metrics_port,
+      port: this.opsPort()!,
+      host: this.options.config.pyexec.metrics_host,
+      setting: 'pyexec.metrics_port (PYEXEC_METRICS_PORT, --metrics-port)',
       state: () => this.state,
       ready: () => this.readinessChecks(),
       beforeScrape: () => this.refreshQueueGauges(),
