@@ -151,12 +151,18 @@ metricsFlags(program.command('worker'))
   .action(async (stages: string[], o: PortFlags) => {
     const c = await config();
     applyPortFlags(c, o);
-    const { Fleet } = await import('../workers/run-worker.js');
+    const [{ Fleet }, { preflight }] = await Promise.all([
+      import('../workers/run-worker.js'),
+      import('../workers/preflight.js'),
+    ]);
+    const log = await logger();
+    const { generator } = await preflight(c, { stages: checkStages(stages), logger: log });
     const fleet = await Fleet.start({
       config: c,
       redisUrl: await redisUrl(c),
       stages: checkStages(stages),
-      logger: await logger(),
+      logger: log,
+      ...(generator ? { generator } : {}),
     });
     await onShutdown((grace) => fleet.close(grace), c);
   });

@@ -6,6 +6,7 @@ import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
+import { preflight } from '../workers/preflight.js';
 import { Fleet } from '../workers/run-worker.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
 import { onShutdown } from './shutdown.js';
@@ -37,6 +38,12 @@ export async function startLocalStack(
   config: Config,
   logger: Logger,
 ): Promise<LocalStack> {
+  // Every check first: a bad config stops here, before any child process starts.
+  const { generator } = await preflight(config, {
+    logger,
+    ...(opts.stages ? { stages: opts.stages } : {}),
+    ...(opts.generator ? { generator: opts.generator } : {}),
+  });
   let redis: LocalRedis | undefined;
   let redisUrl = resolveRedisUrl(opts, config);
   if (!redisUrl) {
@@ -62,7 +69,7 @@ export async function startLocalStack(
       logger,
       ...(opts.stages ? { stages: opts.stages } : {}),
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
-      ...(opts.generator ? { generator: opts.generator } : {}),
+      ...(generator ? { generator } : {}),
     });
     let approver: ApproverApi | undefined;
     const approverPort = opts.approverPort !== undefined ? opts.approverPort : config.pyexec.approver.port;
