@@ -284,7 +284,10 @@ program
   .addOption(new Option('--no-ioc', 'do not start the soft IOC').hideHelp())
   .action(async () => {
     const { demoCommand } = await import('./demo-command.js');
-    process.exitCode = await demoCommand(globals(), await config(), await logger());
+    // The demo prints its own progress: the fleet's logs only from warnings up, unless asked for.
+    const { createLogger } = await import('../logger.js');
+    const log = createLogger({ level: process.env['PYEXEC_LOG_LEVEL'] ?? 'warn' });
+    process.exitCode = await demoCommand(globals(), await config(), log);
   });
 
 try {
