@@ -391,6 +391,25 @@ function envPort(env: NodeJS.ProcessEnv, name: string): number | null {
   return port;
 }
 
+/**
+ * `PYEXEC_APPROVER_TOKENS`: approver tokens from a secret, `name:role:sha256` entries separated by
+ * commas, spaces or newlines (`pyexec approver new-token` prints the sha256). Added to the config's.
+ */
+function envTokens(value: string): Config['pyexec']['approver']['tokens'] {
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((entry, i) => {
+      const [name, role, sha] = entry.split(':');
+      if (!name || (role !== 'viewer' && role !== 'approver') || !sha || !/^[0-9a-f]{64}$/.test(sha)) {
+        throw new ConfigError(
+          `PYEXEC_APPROVER_TOKENS: entry ${i + 1} is not name:role:sha256 (role viewer or approver, the token's sha256 in lowercase hex)`,
+        );
+      }
+      return { name, role, token_sha256: sha };
+    });
+}
+
 /** The environment overrides, in one place. */
 function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   const p = config.pyexec;
@@ -400,6 +419,7 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
   if (env['PYEXEC_METRICS_HOST']) p.metrics_host = env['PYEXEC_METRICS_HOST'];
   if (env['PYEXEC_APPROVER_HOST']) p.approver.host = env['PYEXEC_APPROVER_HOST'];
+  if (env['PYEXEC_APPROVER_TOKENS']) p.approver.tokens.push(...envTokens(env['PYEXEC_APPROVER_TOKENS']));
   return config;
 }
 

@@ -435,3 +435,82 @@ describe('the package lock and the image', () => {
     assert.doesNotMatch(runtime, /COPY src /, 'the runtime stage has no TypeScript sources');
   });
 });
+
+describe('secrets and generator wiring', () => {
+  const composeConfig = () => readFileSync(at('deploy/config/compose.yml'), 'utf8');
+  const LLM_VARS = ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'PYEXEC_MODEL_ID', 'ANTHROPIC_API_KEY'];
+
+  it('compose: the LLM key and endpoint reach the generation service alone, approver tokens the approver alone', () => {
+    const services = compose['services'] as Record<string, Doc>;
+    for (const [name, svc] of Object.entries(services)) {
+      const vars = Object.keys(svc['environment'] ?? {});
+      for (const v of LLM_VARS) assert.equal(vars.includes(v), name === 'generation', `${name}: ${v}`);
+      assert.equal(vars.includes('PYEXEC_APPROVER_TOKENS'), name === 'approver', name);
+    }
+    assert.equal(services['generation']!['environment'].OPENAI_API_KEY, `\${OPENAI_API_KEY:-}`);
+  });
+
+  it('kubernetes: the LLM keys come from the secret into the generation Deployment alone; tokens into the approver', () => {
+    const secret = ofKind('Secret').find((x) => x['metadata'].name === 'pyexec')!;
+    const refs = (d: Doc) =>
+      Object.fromEntries(
+        (d['spec'].template.spec.containers[0].env as Doc[]).map((e) => [e['name'], e['valueFrom']?.secretKeyRef?.key]),
+      );
+    for (const d of ofKind('Deployment')) {
+      const env = refs(d);
+      const generation = d['metadata'].name === 'pyexec-generation';
+      for (const v of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY']) {
+        assert.equal(v in env, generation, `${d['metadata'].name}: ${v}`);
+        if (generation) assert.ok(env[v]! in secret['stringData'], `${v} from secret key ${env[v]}`);
+      }
+      assert.equal('PYEXEC_APPROVER_TOKENS' in env, d['metadata'].name === 'pyexec-approver', d['metadata'].name);
+    }
+  });
+
+  it('the shipped configs build the basic generator from the environment and it writes code through the real SDK', async () => {
+    const { startFakeLlmServer } = await import('../support/fake-llm-server.js');
+    const { createCodeGenerator, OpenAiGenerator } = await import('../../src/generators/index.js');
+    const llm = await startFakeLlmServer();
+    try {
+      const cm = ofKind('ConfigMap').find((c) => c['metadata'].name === 'pyexec-config')!;
+      for (const [where, text] of [
+        ['compose', composeConfig()],
+        ['kubernetes', cm['data']['config.yml'] as string],
+      ] as const) {
+        llm.script('```python\nresults = {"ok": True}\n```');
+        const config = parseConfig(parseYaml(text), {
+          ...env,
+          PYEXEC_GENERATOR: 'basic',
+          OPENAI_BASE_URL: llm.openaiBaseUrl,
+          PYEXEC_MODEL_ID: 'site-model',
+        });
+        const gen = await createCodeGenerator(config, { env: { OPENAI_API_KEY: 'sk-test' } });
+        assert.ok(gen instanceof OpenAiGenerator, where);
+        const { makeRequest, never } = await import('../unit/generators/support.js');
+        assert.equal((await gen.generate(makeRequest(), never)).code.trim(), 'results = {"ok": True}', where);
+        assert.equal(llm.requests.at(-1)?.model, 'site-model', where);
+      }
+    } finally {
+      await llm.close();
+    }
+  });
+
+  it('approver tokens from PYEXEC_APPROVER_TOKENS join the configured ones; a malformed entry names the variable', () => {
+    const sha = 'a'.repeat(64);
+    const config = parseConfig(parseYaml(composeConfig()), {
+      ...env,
+      PYEXEC_APPROVER_TOKENS: `alice:approver:${sha}, bob:viewer:${'b'.repeat(64)}`,
+    });
+    assert.deepEqual(
+      config.pyexec.approver.tokens.map((t) => [t.name, t.role]),
+      [
+        ['alice', 'approver'],
+        ['bob', 'viewer'],
+      ],
+    );
+    assert.throws(
+      () => parseConfig(parseYaml(composeConfig()), { ...env, PYEXEC_APPROVER_TOKENS: 'alice:admin:xyz' }),
+      /PYEXEC_APPROVER_TOKENS: entry 1 is not name:role:sha256/,
+    );
+  });
+});
