@@ -281,6 +281,9 @@ export const Config = z.strictObject({
         .strictObject({
           /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */
           finished_seconds: z.number().int().positive().default(604_800),
+          /** How often result workers remove execution folders past retention (on disk, as Redis
+           * expires the records). @defaultValue 600000 (10 minutes) */
+          prune_interval_ms: z.number().int().min(100).default(600_000),
         })
         .prefault({}),
       /** Folder of the config file; relative paths in the config (custom generator modules, limits

@@ -4,6 +4,7 @@ import type { Analyzer } from '../analysis/analyzer.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
 import { ExecutorUnavailableError } from '../errors.js';
+import { ExecutionFolderPruner } from '../executors/execution-folder-pruner.js';
 import type { Executor } from '../executors/executor.js';
 import { createExecutors } from '../executors/index.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
@@ -155,6 +156,7 @@ export class Fleet {
     const { heartbeat_ms: heartbeatMs, ttl_ms: ttlMs } = config.pyexec.presence;
     this.presence = new FleetPresence(this.redis, prefix, slots, () => this.state, { heartbeatMs, ttlMs });
     this.cleanups.push(() => this.presence!.stop());
+    if (stages.includes('result')) this.pruneExecutionFolders();
     if (this.opsPort() !== null) await this.serveOps();
     this.state = 'running';
     await this.presence.start();
@@ -357,6 +359,24 @@ export class Fleet {
     const server = await startOpsServer(opts);
     this.metricsPort = server.port;
     this.cleanups.unshift(() => server.close());
+  }
+
+  /** Retention on disk: result workers remove execution folders as Redis expires their records. */
+  private pruneExecutionFolders(): void {
+    const { pyexec, python_executor } = this.options.config;
+    const pruner = new ExecutionFolderPruner({
+      root: pyexec.execution_root,
+      finishedMs: pyexec.retention.finished_seconds * 1000,
+      abandonedMs:
+        (pyexec.retention.finished_seconds +
+          pyexec.approval.max_timeout_seconds +
+          python_executor.execution_timeout_seconds) *
+        1000,
+      intervalMs: pyexec.retention.prune_interval_ms,
+      logger: this.options.logger,
+    });
+    pruner.start();
+    this.cleanups.push(() => pruner.stop());
   }
 
   /** Redis answers, and each stage dependency is usable. */
