@@ -107,8 +107,8 @@ in a rotating order, after two warm-up rounds). The ratio is each median over th
 ${rows.join('\n')}
 
 Goal: \`pyexec --help\` within ${GOAL}x \`node -e 0\`: **${help <= GOAL ? 'met' : 'not met'}** (${help.toFixed(2)}x).
-\`bin/pyexec.js\` runs the compiled \`dist/\` (tsc) and \`src/cli/main.ts\` imports only commander and three
-import-free modules: every verb imports what it uses when it runs, so \`--help\` and \`--version\` load neither
+\`bin/pyexec.js\` runs the compiled \`dist/\` (tsc) and \`src/cli/main.ts\` imports only commander and a few
+small modules of its own: every verb imports what it uses when it runs, so \`--help\` and \`--version\` load neither
 zod nor BullMQ, fastify, ioredis or the Jupyter client. \`analyze\` starts the analyzer's Python helper;
 \`status\` loads ioredis and BullMQ and reads the queues of an empty Redis. The bin's staleness check (a stat of
 every file under \`src/\`, so an edited checkout never runs a stale build) is inside every \`pyexec\` figure.
