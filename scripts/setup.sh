@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: redis-server (apt), the project virtualenv with the
-# kernel-side Python packages (pip), the kernelspecs, and the Node dependencies (npm ci).
+# kernel-side Python packages (pip), the kernelspecs, the Node dependencies (npm ci), and the
+# compiled CLI (dist/).
 # Idempotent, and quick when everything is already in place (stamp files record what was done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,16 +47,23 @@ if [ -f python/pyexec_runtime/kernelspecs.py ]; then
   fi
 fi
 
-want=$(sha package-lock.json)
+want=$(sha package.json package-lock.json)
 if [ ! -d node_modules ] || [ "$(cat node_modules/.pyexec-stamp 2>/dev/null)" != "$want" ]; then
   log "npm ci"
-  # Some npm 11 set-ups write lock files without other platforms' optional packages, which makes
-  # `npm ci` refuse the lock; `npm install` then installs the same locked versions.
-  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/pyexec-npm-ci.log; then
-    log "npm ci refused the lock file ($(grep -m1 -o 'can only install.*in sync' /tmp/pyexec-npm-ci.log || echo see /tmp/pyexec-npm-ci.log)); npm install instead"
-    npm install --no-audit --no-fund --loglevel=error
-  fi
+  # No fallback to `npm install`: a lock file that `npm ci` refuses is a defect to fix in the lock
+  # file (CI fails on it), not something to paper over by rewriting the lock in every clone.
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > node_modules/.pyexec-stamp
+fi
+
+# The compiled CLI (dist/, which bin/pyexec.js runs): rebuilt when a source or the build config changed.
+want=$( (find src -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum tsconfig.json tsconfig.build.json scripts/build.mjs package-lock.json) | sha256sum | cut -c1-16)
+if [ ! -f dist/.build-stamp ] || [ "$(cat dist/.pyexec-source-sha 2>/dev/null)" != "$want" ]; then
+  log "building dist/ (tsc)"
+  node scripts/build.mjs
+  echo "$want" > dist/.pyexec-source-sha
+elif [ -n "$(find src -newer dist/.build-stamp -print -quit)" ]; then
+  touch dist/.build-stamp # same contents, newer times (a touch, a checkout): the build is current
 fi
 # --- Deploy validation tools (issue #7: deploy/, docker-compose.yml) -----------------------------
 # kubernetes-validate, check-jsonschema (compose-spec) and KEDA's CRD types from PyPI into their own

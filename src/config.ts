@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { combinationProblems, configError, schemaProblems } from './config-checks.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -13,15 +14,20 @@ import { ConfigError } from './errors.js';
 
 /** One execution mode; defaults differ per mode (see modeConfig below). */
 const modeConfig = (defaults: { kernel_name: string; allows_writes: boolean; requires_approval: boolean }) =>
-  z.object({
+  z.strictObject({
     /** Jupyter kernelspec name for this mode. */
-    kernel_name: z.string().default(defaults.kernel_name),
-    /** Whether code in this mode may write to the control system. */
+    kernel_name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'a kernelspec name (letters, digits, . _ -)')
+      .default(defaults.kernel_name),
+    /** Whether code in this mode may write to the control system: must be false for read_only; false
+     * for write_access refuses every write, as control_system.writes_enabled: false does. */
     allows_writes: z.boolean().default(defaults.allows_writes),
     /** Whether this mode always needs a person's approval (Osprey key; the approval section decides too). */
     requires_approval: z.boolean().default(defaults.requires_approval),
-    /** Osprey: name of a gateway under `execution.epics.gateways`. */
-    gateway: z.string().optional(),
+    /** Osprey: name of a gateway under `execution.epics.gateways`; sets this mode's EPICS_CA_ADDR_LIST,
+     * EPICS_CA_SERVER_PORT and EPICS_CA_AUTO_ADDR_LIST=NO (over `environment`). */
+    gateway: z.string().min(1).optional(),
     /** Extra environment for the kernel or subprocess of this mode. */
     environment: z.record(z.string(), z.string()).default({}),
     /** TCP ports this mode's kernels may connect to besides its Channel Access endpoints (an
@@ -31,7 +37,7 @@ const modeConfig = (defaults: { kernel_name: string; allows_writes: boolean; req
 
 const PatternList = z.array(z.string()).default([]);
 const PatternSet = z
-  .object({
+  .strictObject({
     write: PatternList,
     read: PatternList,
     /** `extend` (default) adds to the built-in detection; `override` replaces it. */
@@ -53,7 +59,7 @@ const PatternSet = z
     }
   });
 
-const LimitsConfig = z.object({
+const LimitsConfig = z.strictObject({
   enabled: z.boolean().default(false),
   /** JSON file: per-channel {min_value, max_value, max_step, writable}, plus `defaults`. */
   database_path: z.string().optional(),
@@ -65,7 +71,7 @@ const ApprovalMode = z
   .enum(['disabled', 'all_code', 'epics_writes', 'control_writes'])
   .transform((m) => (m === 'control_writes' ? 'epics_writes' : m));
 
-const Stages = z.object({
+const Stages = z.strictObject({
   generation: z.number().int().min(1).max(256).default(2),
   analysis: z.number().int().min(1).max(256).default(4),
   approval: z.number().int().min(1).max(256).default(4),
@@ -73,9 +79,51 @@ const Stages = z.object({
   result: z.number().int().min(1).max(256).default(4),
 });
 
-export const Config = z.object({
+/** A Jupyter server Osprey's way: `services.jupyter.containers.<name>` (per-mode containers). */
+const OspreyJupyterContainer = z.looseObject({
+  /** Host name of the container (Osprey: `hostname`). */
+  hostname: z.string().min(1),
+  /** The port the host reaches it on (Osprey: `port_host`). */
+  port_host: z.number().int().min(1).max(65_535),
+  /** Modes whose kernels it runs. @defaultValue both */
+  execution_modes: z
+    .array(z.enum(['read_only', 'write_access']))
+    .min(1)
+    .optional(),
+});
+
+/** Osprey's registry as config: `registry.code_generators` (CodeGeneratorRegistration). */
+const CodeGeneratorRegistration = z.strictObject({
+  name: z.string().min(1),
+  module_path: z.string().min(1),
+  class_name: z.string().min(1).optional(),
+  description: z.string().optional(),
+});
+
+/**
+ * Top-level sections of an Osprey config.yml that pyexec does not read. They are accepted (an
+ * Osprey config loads as written) and ignored; any other unknown key is an error.
+ */
+export const IGNORED_OSPREY_SECTIONS = [
+  'file_paths',
+  'langgraph',
+  'agent_control_defaults',
+  'execution_control',
+  'project_root',
+  'project_name',
+  'registry_path',
+  'build_dir',
+  'development',
+  'logging',
+  'api',
+  'system',
+  'applications',
+] as const;
+
+export const Config = z.strictObject({
+  ...Object.fromEntries(IGNORED_OSPREY_SECTIONS.map((k) => [k, z.unknown().optional()])),
   python_executor: z
-    .object({
+    .strictObject({
       /** Code errors before execution (generation, syntax) allowed before the request fails. @defaultValue 3 */
       max_generation_retries: z.number().int().min(0).max(20).default(3),
       /** Code errors during execution allowed before the request fails. @defaultValue 3 */
@@ -85,8 +133,8 @@ export const Config = z.object({
     })
     .prefault({}),
   execution: z
-    .object({
-      /** basic | claude_code | mock | hybrid | a custom name. @defaultValue "mock" */
+    .strictObject({
+      /** basic | claude_code | mock | hybrid | legacy (Osprey's deprecated name of basic) | a custom name. @defaultValue "mock" */
       code_generator: z.string().default('mock'),
       /** Per-generator settings, passed to the generator as its model config. */
       generators: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()).default({}),
@@ -104,7 +152,7 @@ export const Config = z.object({
       allow_method_override: z.boolean().default(false),
       python_env_path: z.string().optional(),
       modes: z
-        .object({
+        .strictObject({
           read_only: modeConfig({
             kernel_name: 'python3-epics-readonly',
             allows_writes: false,
@@ -118,29 +166,54 @@ export const Config = z.object({
         })
         .prefault({}),
       container: z
-        .object({
-          jupyter_host: z.string().default('localhost'),
-          jupyter_port: z.number().int().min(1).max(65_535).default(8888),
+        .strictObject({
+          /** Osprey: an existing Jupyter server (container) for both modes; the fleet uses it and
+           * starts none of its own. Unset: `pool.servers`, or servers pyexec spawns. */
+          jupyter_host: z.string().min(1).optional(),
+          /** Osprey: the port of `jupyter_host`. @defaultValue 8888 */
+          jupyter_port: z.number().int().min(1).max(65_535).optional(),
+          /** pyexec: the token of the `jupyter_host` server (`${JUPYTER_TOKEN}`). @defaultValue "" */
+          jupyter_token: z.string().optional(),
+          /** pyexec's kernel pool (src/executors/pool-config.ts checks it). */
+          pool: z.unknown().optional(),
         })
-        .loose()
         .prefault({}),
-      local: z.object({ python_env_path: z.string().optional() }).loose().prefault({}),
+      local: z.strictObject({ python_env_path: z.string().optional() }).prefault({}),
       epics: z
-        .object({
+        .strictObject({
           timeout: z.number().positive().default(5),
-          gateways: z.record(z.string(), z.object({ address: z.string(), port: z.number().int() })).default({}),
+          /** Osprey: Channel Access gateways by name, chosen per mode by `modes.<mode>.gateway`. */
+          gateways: z
+            .record(
+              z.string(),
+              z.strictObject({
+                /** Host (or list of hosts) of the gateway: EPICS_CA_ADDR_LIST. */
+                address: z.string().min(1),
+                /** Its Channel Access server port: EPICS_CA_SERVER_PORT. @defaultValue 5064 */
+                port: z.number().int().min(1).max(65_535).default(5064),
+              }),
+            )
+            .default({}),
         })
         .prefault({}),
     })
     .prefault({}),
+  /** Osprey's `services` section: only `services.jupyter.containers` is read (per-mode Jupyter containers). */
+  services: z
+    .looseObject({
+      jupyter: z.looseObject({ containers: z.record(z.string(), OspreyJupyterContainer).optional() }).optional(),
+    })
+    .optional(),
+  /** Osprey's registry as config: custom generators by name, module and class. */
+  registry: z.strictObject({ code_generators: z.array(CodeGeneratorRegistration).default([]) }).optional(),
   approval: z
-    .object({
+    .strictObject({
       global_mode: z.enum(['disabled', 'selective', 'all_capabilities']).default('selective'),
       capabilities: z
         .object({
           /** A missing section means all code needs approval (fail closed). */
           python_execution: z
-            .object({ enabled: z.boolean().default(true), mode: ApprovalMode.default('all_code') })
+            .strictObject({ enabled: z.boolean().default(true), mode: ApprovalMode.default('all_code') })
             .prefault({ enabled: true, mode: 'all_code' }),
         })
         .loose()
@@ -148,7 +221,7 @@ export const Config = z.object({
     })
     .prefault({}),
   control_system: z
-    .object({
+    .strictObject({
       type: z.string().default('epics'),
       /** Whether any code may write to the control system. @defaultValue false */
       writes_enabled: z.boolean().default(false),
@@ -157,15 +230,17 @@ export const Config = z.object({
       /** Archivers the code may fetch from over HTTP without the analysis counting it as a possible
        * write (URL prefixes, e.g. http://archiver:17665). Any other network access is one. @defaultValue [] */
       archivers: z.array(z.url({ protocol: /^https?$/ })).default([]),
+      /** Osprey sections pyexec does not read (write verification, connector settings). */
+      write_verification: z.unknown().optional(),
+      connector: z.unknown().optional(),
     })
-    .loose()
     .prefault({}),
   models: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   pyexec: z
-    .object({
+    .strictObject({
       redis: z
-        .object({
-          /** Redis URL. Unset: `pyexec up` starts a private redis-server. Env PYEXEC_REDIS_URL. */
+        .strictObject({
+          /** Redis URL (redis:// or rediss://). Unset: `pyexec up` starts a private redis-server. Env PYEXEC_REDIS_URL. */
           url: z.string().optional(),
           /** Key prefix; wrapped in {braces} so every key of the fleet hashes to one Cluster slot. */
           prefix: z
@@ -179,10 +254,14 @@ export const Config = z.object({
       execution_root: z.string().default('./var/executions'),
       /** The project's Python (a virtualenv with the kernel packages). @defaultValue ".venv/bin/python" */
       python: z.string().default('.venv/bin/python'),
-      /** Port of /metrics and /healthz (0: any free port). Env PYEXEC_METRICS_PORT. @defaultValue 9464 */
-      metrics_port: z.number().int().min(0).max(65_535).default(9464),
+      /** Port of each process's /metrics, /healthz and /readyz (0: any free port; null: no such server).
+       * Env PYEXEC_METRICS_PORT (`off` for null); `--metrics-port` of up, worker and exporter. @defaultValue 9464 */
+      metrics_port: z.number().int().min(0).max(65_535).nullable().default(9464),
+      /** Interface the metrics server binds: loopback unless Prometheus scrapes from another host
+       * (containers: 0.0.0.0). Env PYEXEC_METRICS_HOST; `--metrics-host`. @defaultValue "127.0.0.1" */
+      metrics_host: z.string().min(1).default('127.0.0.1'),
       approval: z
-        .object({
+        .strictObject({
           /** How long a held job waits for a decision. @defaultValue 3600 */
           default_timeout_seconds: z.number().int().positive().default(3600),
           /** The longest deadline a request may ask for. @defaultValue 86400 */
@@ -190,15 +269,16 @@ export const Config = z.object({
         })
         .prefault({}),
       approver: z
-        .object({
-          /** Port of the approver HTTP API and web page (0: any free port). Env PYEXEC_APPROVER_PORT. @defaultValue 8470 */
-          port: z.number().int().min(0).max(65_535).default(8470),
-          /** Interface the approver API binds. @defaultValue "127.0.0.1" */
-          host: z.string().default('127.0.0.1'),
+        .strictObject({
+          /** Port of the approver HTTP API and web page (0: any free port; null: `pyexec up` starts no
+           * approver API). Env PYEXEC_APPROVER_PORT (`off` for null); `up --approver-port`. @defaultValue 8470 */
+          port: z.number().int().min(0).max(65_535).nullable().default(8470),
+          /** Interface the approver API binds. Env PYEXEC_APPROVER_HOST; `up --approver-host`. @defaultValue "127.0.0.1" */
+          host: z.string().min(1).default('127.0.0.1'),
           /** Bearer tokens, stored as sha256 hex digests (never in clear), with a role each. */
           tokens: z
             .array(
-              z.object({
+              z.strictObject({
                 name: z.string().min(1),
                 token_sha256: z
                   .string()
@@ -212,14 +292,30 @@ export const Config = z.object({
       /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
       max_output_bytes: z.number().int().positive().default(1_000_000),
       retention: z
-        .object({
+        .strictObject({
           /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */
           finished_seconds: z.number().int().positive().default(604_800),
+          /** How often result workers remove execution folders past retention (on disk, as Redis
+           * expires the records). @defaultValue 600000 (10 minutes) */
+          prune_interval_ms: z.number().int().min(100).default(600_000),
         })
         .prefault({}),
       /** Folder of the config file; relative paths in the config (custom generator modules, limits
        * database) resolve against it. Set by loadConfig. @defaultValue the working directory */
       config_dir: z.string().default(() => process.cwd()),
+      /** How worker processes announce themselves to `pyexec status` (src/workers/fleet-presence.ts). */
+      presence: z
+        .strictObject({
+          /** Time between two heartbeats of a worker process. @defaultValue 10000 */
+          heartbeat_ms: z.number().int().min(50).default(10_000),
+          /** A process that stopped beating (it died) leaves `pyexec status` this long after its last beat. @defaultValue 30000 */
+          ttl_ms: z.number().int().min(100).default(30_000),
+        })
+        .refine((p) => p.ttl_ms >= 2 * p.heartbeat_ms, {
+          message: 'ttl_ms must be at least twice heartbeat_ms (one late beat must not drop a live worker)',
+          path: ['ttl_ms'],
+        })
+        .prefault({}),
       /** SIGTERM: time given to in-flight jobs before a forced close. @defaultValue 30000 */
       shutdown_grace_ms: z.number().int().min(0).default(30_000),
       /** BullMQ lock duration of a running job; a worker that stops renewing it for this long is
@@ -246,7 +342,7 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv = process.env):
     // A value that is one whole `${VAR}` takes the YAML type of what it expands to (a port stays a number).
     if (expanded !== value && /^\$\{[^}]+\}$/.test(value) && expanded !== '') {
       const typed: unknown = parseYaml(expanded);
-      if (typeof typed === 'number' || typeof typed === 'boolean') return typed;
+      if (typeof typed === 'number' || typeof typed === 'boolean' || typed === null) return typed;
     }
     return expanded;
   }
@@ -282,16 +378,53 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   }
   const expanded = dropEmpty(expandEnv(root, env)) as Record<string, unknown>;
   const parsed = Config.safeParse(expanded);
-  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${z.prettifyError(parsed.error)}`);
-  return applyEnvOverrides(parsed.data, env);
+  if (!parsed.success) throw configError(schemaProblems(Config, parsed.error));
+  const config = applyEnvOverrides(parsed.data, env);
+  const problems = combinationProblems(config);
+  if (problems.length > 0) throw configError(problems);
+  return applyRegistry(config);
 }
 
-function envPort(env: NodeJS.ProcessEnv, name: string): number {
+/** Osprey's `registry.code_generators` become `execution.generators.<name>` registrations (module and class). */
+function applyRegistry(config: Config): Config {
+  for (const reg of config.registry?.code_generators ?? []) {
+    const settings = config.execution.generators[reg.name] ?? {};
+    config.execution.generators[reg.name] = {
+      ...settings,
+      module_path: reg.module_path,
+      ...(reg.class_name !== undefined && settings['export'] === undefined ? { class_name: reg.class_name } : {}),
+    };
+  }
+  return config;
+}
+
+/** A port from the environment; `off` (or `null`) turns the server off. */
+function envPort(env: NodeJS.ProcessEnv, name: string): number | null {
+  if (env[name] === 'off' || env[name] === 'null') return null;
   const port = Number(env[name]);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new ConfigError(`${name}: expected a port number, got ${JSON.stringify(env[name])}`);
+    throw new ConfigError(`${name}: expected a port number (0-65535) or off, got ${JSON.stringify(env[name])}`);
   }
   return port;
+}
+
+/**
+ * `PYEXEC_APPROVER_TOKENS`: approver tokens from a secret, `name:role:sha256` entries separated by
+ * commas, spaces or newlines (`pyexec approver new-token` prints the sha256). Added to the config's.
+ */
+function envTokens(value: string): Config['pyexec']['approver']['tokens'] {
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((entry, i) => {
+      const [name, role, sha] = entry.split(':');
+      if (!name || (role !== 'viewer' && role !== 'approver') || !sha || !/^[0-9a-f]{64}$/.test(sha)) {
+        throw new ConfigError(
+          `PYEXEC_APPROVER_TOKENS: entry ${i + 1} is not name:role:sha256 (role viewer or approver, the token's sha256 in lowercase hex)`,
+        );
+      }
+      return { name, role, token_sha256: sha };
+    });
 }
 
 /** The environment overrides, in one place. */
@@ -307,6 +440,9 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   }
   if (env['PYEXEC_APPROVER_PORT']) p.approver.port = envPort(env, 'PYEXEC_APPROVER_PORT');
   if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
+  if (env['PYEXEC_METRICS_HOST']) p.metrics_host = env['PYEXEC_METRICS_HOST'];
+  if (env['PYEXEC_APPROVER_HOST']) p.approver.host = env['PYEXEC_APPROVER_HOST'];
+  if (env['PYEXEC_APPROVER_TOKENS']) p.approver.tokens.push(...envTokens(env['PYEXEC_APPROVER_TOKENS']));
   return config;
 }
 

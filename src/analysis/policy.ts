@@ -26,7 +26,8 @@ export const WRITES_BLOCKED = 'EPICS writes blocked by configuration';
 /**
  * Turns an analysis report into a decision, in this order:
  * 1. a syntax error → `codeError` (regenerate);
- * 2. writes while `control_system.writes_enabled` is false → `refusal` writes_disabled (terminal);
+ * 2. writes while `control_system.writes_enabled` or `execution.modes.write_access.allows_writes` is
+ *    false → `refusal` writes_disabled (terminal);
  * 3. mode: write_access when the code writes, else read_only;
  * 4. approval: the approval modes (`approvalRequired(config, hasWrites)`), OR the chosen mode's
  *    `requires_approval` unless approval for Python execution is off (globally, `enabled: false`
@@ -59,6 +60,16 @@ export function decidePolicy(report: AnalysisReport, config: Config): PolicyDeci
       ? `${WRITES_BLOCKED}: the code ${writes.map((w) => (w === 'process' ? 'starts a process' : 'opens a network connection')).join(' and ')}, which read-only execution does not allow`
       : WRITES_BLOCKED;
     return { mode, ...approval, refusal: { errorType: 'writes_disabled', message } };
+  }
+  if (report.hasWrites && !config.execution.modes.write_access.allows_writes) {
+    return {
+      mode,
+      ...approval,
+      refusal: {
+        errorType: 'writes_disabled',
+        message: `${WRITES_BLOCKED} (execution.modes.write_access.allows_writes is false)`,
+      },
+    };
   }
   return { mode, ...approval };
 }

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { listenOn } from '../http/listen.js';
+import { urlHost } from '../http/url-host.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
@@ -116,9 +119,11 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
     });
     cleanups.push(() => app.close());
     const host = options.host ?? config.pyexec.approver.host;
-    await app.listen({ port: options.port ?? config.pyexec.approver.port, host });
-    const addr = app.server.address();
-    const port = addr && typeof addr === 'object' ? addr.port : (options.port ?? config.pyexec.approver.port);
+    const port = await listenOn(app, {
+      port: approverPort(options.port, config),
+      host,
+      setting: APPROVER_PORT_SETTING,
+    });
     const url = `http://${urlHost(host)}:${port}`;
     logger.info({ url, tokens: auth.size }, 'approver API listening');
     let closing: Promise<void> | undefined;
@@ -130,7 +135,16 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
 }
 
 /** The host part of a URL that reaches a server bound to `host`. */
-export function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
+export { urlHost };
+
+/** Named when the approver API's port cannot be bound. */
+const APPROVER_PORT_SETTING =
+  'pyexec.approver.port (PYEXEC_APPROVER_PORT; `approver serve --port`, `up --approver-port`)';
+
+function approverPort(port: number | undefined, config: Config): number {
+  const chosen = port ?? config.pyexec.approver.port;
+  if (chosen === null) {
+    throw new ConfigError('pyexec.approver.port: null turns the approver API off; give a port (or --port) to serve it');
+  }
+  return chosen;
 }

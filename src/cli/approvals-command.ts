@@ -1,17 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { type Command, Option } from 'commander';
-import { startApproverApi, urlHost } from '../approval/approver-api.js';
 import { ApproverClient } from '../approval/approver-client.js';
 import { ApproverApiError } from '../approval/errors.js';
 import type { HeldDetailView } from '../approval/held-view.js';
 import type { PvReading } from '../approval/pv-reader.js';
 import { type ApproverRole, createToken, hashToken } from '../approval/tokens.js';
 import { ConfigError, InvalidRequestError } from '../errors.js';
-import { createLogger } from '../logger.js';
+import { urlHost } from '../http/url-host.js';
 import type { ApprovalRecord } from '../queues/envelope.js';
-import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
-import { onShutdown } from './up-command.js';
+import type { GlobalOptions } from './context.js';
 
 /** Options of the `approvals` group, inherited by its commands. */
 interface ApiOptions {
@@ -38,6 +36,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--token <token>', 'bearer token (default: $PYEXEC_APPROVER_TOKEN)')
     .option('--token-file <file>', 'read the bearer token from a file');
 
+  // Loaded per verb (like the config, in apiClient) so that `pyexec --help` stays fast.
   const client = (cmd: Command) => apiClient(cmd.optsWithGlobals<ApiOptions & GlobalOptions>(), globals);
 
   approvals
@@ -46,7 +45,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--json', 'print JSON')
     .action(
       explained(async (o: { json?: boolean }, cmd: Command) => {
-        const held = await client(cmd).list();
+        const held = await (await client(cmd)).list();
         print({ held }, o.json, () =>
           held.length === 0
             ? 'no held jobs'
@@ -69,7 +68,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--json', 'print JSON')
     .action(
       explained(async (id: string, o: { json?: boolean }, cmd: Command) => {
-        const api = client(cmd);
+        const api = await client(cmd);
         const h = await api.show(id);
         if (o.json) {
           print(h, true, () => '');
@@ -108,7 +107,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
           o: { yes?: boolean; codeSha256?: string; analysisSha256?: string; payload?: string; json?: boolean },
           cmd: Command,
         ) => {
-          const api = client(cmd);
+          const api = await client(cmd);
           const payload = o.payload === undefined ? undefined : parsePayload(o.payload);
           // Refusals first, before any listing: a token that may not decide, a job with nothing to decide.
           await assertMayDecide(api);
@@ -145,7 +144,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--json', 'print JSON')
     .action(
       explained(async (id: string, o: { reason: string; json?: boolean }, cmd: Command) => {
-        const record = await client(cmd).reject(id, { reason: o.reason });
+        const record = await (await client(cmd)).reject(id, { reason: o.reason });
         print(record, o.json, () => `rejected ${record.holdJobId} as ${record.approver}: ${record.reason ?? ''}`);
       }),
     );
@@ -166,7 +165,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
           o: { limit: string; decision?: string; approver?: string; search?: string; json?: boolean },
           cmd: Command,
         ) => {
-          const entries = await client(cmd).audit({
+          const entries = await (await client(cmd)).audit({
             limit: Number(o.limit),
             ...(o.decision ? { decisions: o.decision.split(',').filter(Boolean) as ApprovalRecord['decision'][] } : {}),
             ...(o.approver ? { approver: o.approver } : {}),
@@ -204,6 +203,13 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .option('--port <port>', 'port (default: pyexec.approver.port)')
     .option('--host <host>', 'interface to bind (default: pyexec.approver.host)')
     .action(async (o: { port?: string; host?: string }) => {
+      const [{ requireRedisUrl, resolveConfig }, { createLogger }, { startApproverApi }, { onShutdown }] =
+        await Promise.all([
+          import('./context.js'),
+          import('../logger.js'),
+          import('../approval/approver-api.js'),
+          import('./shutdown.js'),
+        ]);
       const config = resolveConfig(globals());
       const logger = createLogger({ name: 'pyexec-approver' });
       const api = await startApproverApi({
@@ -242,10 +248,12 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
 }
 
 /** The API client of a command: --url / $PYEXEC_APPROVER_URL / config; --token / --token-file / $PYEXEC_APPROVER_TOKEN. */
-function apiClient(o: ApiOptions, globals: () => GlobalOptions): ApproverClient {
+async function apiClient(o: ApiOptions, globals: () => GlobalOptions): Promise<ApproverClient> {
   let url = o.url ?? process.env['PYEXEC_APPROVER_URL'];
   if (!url) {
+    const { resolveConfig } = await import('./context.js');
     const { host, port } = resolveConfig(globals()).pyexec.approver;
+    if (port === null) throw new ConfigError('pyexec.approver.port is null (no approver API): pass --url');
     url = `http://${urlHost(host)}:${port}`;
   }
   const token =

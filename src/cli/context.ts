@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Config, loadConfig } from '../config.js';
+import { configError, redisUrlProblem } from '../config-checks.js';
 import { ConfigError } from '../errors.js';
 
 /** Options every command takes. */
@@ -58,7 +59,12 @@ function existsFile(p: string): boolean {
 
 /** The Redis URL: --redis, else config / $PYEXEC_REDIS_URL, else a running `pyexec up`. */
 export function resolveRedisUrl(opts: GlobalOptions, config: Config): string | undefined {
-  return opts.redis ?? config.pyexec.redis.url ?? readUpState()?.redisUrl;
+  if (opts.redis !== undefined) {
+    const problem = redisUrlProblem(opts.redis, '--redis');
+    if (problem) throw configError([problem]);
+    return opts.redis;
+  }
+  return config.pyexec.redis.url ?? readUpState()?.redisUrl;
 }
 
 export function requireRedisUrl(opts: GlobalOptions, config: Config): string {

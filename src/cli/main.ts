@@ -1,16 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { PyexecClient } from '../client/pyexec-client.js';
+import type { PyexecClient } from '../client/pyexec-client.js';
 import type { Config } from '../config.js';
-import { ServiceError } from '../errors.js';
-import { createLogger } from '../logger.js';
-import { STAGES, type Stage } from '../queues/envelope.js';
-import { Fleet } from '../workers/run-worker.js';
+import { ConfigError, ServiceError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { STAGES, type Stage } from '../queues/queue-name.js';
 import { registerApprovalsCommands } from './approvals-command.js';
-import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
-import { demoCommand } from './demo-command.js';
-import { statusCommand } from './status-command.js';
-import { onShutdown, upCommand } from './up-command.js';
+import type { GlobalOptions } from './context.js';
+
+/*
+ * The `pyexec` command. Only commander and a few import-free modules load at start-up: each verb
+ * imports what it uses when it runs (`pyexec --help` must not load zod, BullMQ, fastify or the
+ * Jupyter client). bench/cli.bench.ts measures it.
+ */
+
+/** The package version (package.json sits two folders up from both src/cli and dist/cli). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const program = new Command('pyexec')
   .description(
@@ -18,10 +26,56 @@ const program = new Command('pyexec')
   )
   .option('-c, --config <file>', 'config.yml (default: $PYEXEC_CONFIG or ./config.yml)')
   .option('--redis <url>', 'Redis URL (default: config, $PYEXEC_REDIS_URL, or a running `pyexec up`)')
+  .version(version(), '-V, --version', 'print the version')
   .showHelpAfterError();
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-const logger = createLogger();
+let processLogger: Logger | undefined;
+const logger = async (): Promise<Logger> => {
+  processLogger ??= (await import('../logger.js')).createLogger();
+  return processLogger;
+};
+/** The config of this invocation (--config, $PYEXEC_CONFIG, ./config.yml). */
+const config = async (): Promise<Config> => (await import('./context.js')).resolveConfig(globals());
+const redisUrl = async (c: Config): Promise<string> => (await import('./context.js')).requireRedisUrl(globals(), c);
+const onShutdown = async (close: (graceMs: number) => Promise<void>, c: Config) =>
+  (await import('./shutdown.js')).onShutdown(close, c.pyexec.shutdown_grace_ms, await logger());
+
+/** `--metrics-port` and friends: a port number (0: any free port), or `off` (commander turns a null into ''). */
+function portFlag(flag: string): (value: string) => number | 'off' {
+  return (value) => {
+    if (value === 'off') return 'off';
+    const port = Number(value);
+    if (!/^\d+$/.test(value) || port > 65_535)
+      throw new ConfigError(`${flag}: expected a port number (0-65535, 0: any free port) or off, got '${value}'`);
+    return port;
+  };
+}
+
+interface PortFlags {
+  metricsPort?: number | 'off';
+  metricsHost?: string;
+  approverPort?: number | 'off';
+  approverHost?: string;
+}
+
+/** Flags of the listening ports override the config (and so are checked with it). */
+function applyPortFlags(config: Config, o: PortFlags): void {
+  const port = (p: number | 'off') => (p === 'off' ? null : p);
+  if (o.metricsPort !== undefined) config.pyexec.metrics_port = port(o.metricsPort);
+  if (o.metricsHost !== undefined) config.pyexec.metrics_host = o.metricsHost;
+  if (o.approverPort !== undefined) config.pyexec.approver.port = port(o.approverPort);
+  if (o.approverHost !== undefined) config.pyexec.approver.host = o.approverHost;
+}
+
+const metricsFlags = (cmd: Command): Command =>
+  cmd
+    .option(
+      '--metrics-port <port>',
+      '/metrics, /healthz, /readyz port; 0: any free port, off: none (default: pyexec.metrics_port)',
+      portFlag('--metrics-port'),
+    )
+    .option('--metrics-host <host>', 'interface of the metrics server (default: pyexec.metrics_host, 127.0.0.1)');
 
 /** Applies `--generator/--base-url/--model` to the config. */
 function applyGeneratorFlags(config: Config, o: { generator?: string; baseUrl?: string; model?: string }): void {
@@ -43,10 +97,11 @@ async function readInput(file: string | undefined): Promise<string> {
 }
 
 async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promise<T>): Promise<T> {
-  const config = resolveConfig(globals());
-  const client = await PyexecClient.connect({ redisUrl: requireRedisUrl(globals(), config), config });
+  const c = await config();
+  const { PyexecClient } = await import('../client/pyexec-client.js');
+  const client = await PyexecClient.connect({ redisUrl: await redisUrl(c), config: c });
   try {
-    return await fn(client, config);
+    return await fn(client, c);
   } finally {
     await client.close();
   }
@@ -55,8 +110,7 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
 const print = (value: unknown, json: boolean | undefined, text: () => string) =>
   process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
 
-program
-  .command('up')
+metricsFlags(program.command('up'))
   .description(
     'run every worker in this process (starts a private redis-server and the soft IOC when none is configured)',
   )
@@ -65,15 +119,25 @@ program
   .option('--generator <name>', 'code generator: basic, claude_code, mock, hybrid or a custom name')
   .option('--base-url <url>', 'OpenAI-compatible endpoint for the basic generator')
   .option('--model <id>', 'model id for the generator')
-  .action(async (o: { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
-    const config = resolveConfig(globals());
-    applyGeneratorFlags(config, o);
-    await upCommand(
-      { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
-      config,
-      logger,
-    );
-  });
+  .option(
+    '--approver-port <port>',
+    'approver API and page port; 0: any free port, off: none (default: pyexec.approver.port, 8470)',
+    portFlag('--approver-port'),
+  )
+  .option('--approver-host <host>', 'interface of the approver API (default: pyexec.approver.host, 127.0.0.1)')
+  .action(
+    async (o: PortFlags & { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
+      const c = await config();
+      applyGeneratorFlags(c, o);
+      applyPortFlags(c, o);
+      const { upCommand } = await import('./up-command.js');
+      await upCommand(
+        { ...globals(), ioc: o.ioc, ...(o.stages ? { stages: checkStages(o.stages) } : {}) },
+        c,
+        await logger(),
+      );
+    },
+  );
 
 function checkStages(stages: string[]): Stage[] {
   for (const s of stages)
@@ -81,31 +145,45 @@ function checkStages(stages: string[]): Stage[] {
   return stages as Stage[];
 }
 
-program
-  .command('worker')
+metricsFlags(program.command('worker'))
   .description('run the workers of the given stages (one process per stage type scales each on its own)')
   .argument('<stages...>', `one or more of: ${STAGES.join(', ')}`)
-  .action(async (stages: string[]) => {
-    const config = resolveConfig(globals());
+  .action(async (stages: string[], o: PortFlags) => {
+    const c = await config();
+    applyPortFlags(c, o);
+    const [{ Fleet }, { preflight }] = await Promise.all([
+      import('../workers/run-worker.js'),
+      import('../workers/preflight.js'),
+    ]);
+    const log = await logger();
+    const { generator } = await preflight(c, { stages: checkStages(stages), logger: log });
     const fleet = await Fleet.start({
-      config,
-      redisUrl: requireRedisUrl(globals(), config),
+      config: c,
+      redisUrl: await redisUrl(c),
       stages: checkStages(stages),
-      logger,
+      logger: log,
+      ...(generator ? { generator } : {}),
     });
-    onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
+    await onShutdown((grace) => fleet.close(grace), c);
   });
 
-program
-  .command('exporter')
+metricsFlags(program.command('exporter'))
   .description(
     "serve the fleet's queue-wide metrics (pyexec_queue_jobs, bullmq_job_count, oldest waiting job, overdue approvals) on /metrics: run one per fleet; alerts and KEDA read it",
   )
-  .action(async () => {
-    const config = resolveConfig(globals());
-    const redisUrl = requireRedisUrl(globals(), config);
-    const fleet = await Fleet.start({ config, redisUrl, stages: [], logger, queueMetrics: true, bullmqMetrics: true });
-    onShutdown((grace) => fleet.close(grace), config.pyexec.shutdown_grace_ms, logger);
+  .action(async (o: PortFlags) => {
+    const c = await config();
+    applyPortFlags(c, o);
+    const { Fleet } = await import('../workers/run-worker.js');
+    const fleet = await Fleet.start({
+      config: c,
+      redisUrl: await redisUrl(c),
+      stages: [],
+      logger: await logger(),
+      queueMetrics: true,
+      bullmqMetrics: true,
+    });
+    await onShutdown((grace) => fleet.close(grace), c);
   });
 
 program
@@ -166,11 +244,12 @@ program
   .argument('[requestId]')
   .option('--json', 'print JSON')
   .action(async (requestId: string | undefined, o: { json?: boolean }) => {
-    const config = resolveConfig(globals());
+    const c = await config();
+    const { statusCommand } = await import('./status-command.js');
     process.exitCode = await statusCommand(requestId, {
       json: Boolean(o.json),
-      config,
-      redisUrl: requireRedisUrl(globals(), config),
+      config: c,
+      redisUrl: await redisUrl(c),
     });
   });
 
@@ -194,7 +273,7 @@ program
   .option('--json', 'print {"syntax_ok","has_writes","has_reads","risk","findings"}')
   .action(async (file: string, o: { json?: boolean }) => {
     const { analyzeCommand } = await import('./analyze-command.js');
-    process.exitCode = await analyzeCommand(file, { json: Boolean(o.json), config: resolveConfig(globals()) });
+    process.exitCode = await analyzeCommand(file, { json: Boolean(o.json), config: await config() });
   });
 
 program
@@ -203,7 +282,7 @@ program
   .option('--json', 'print the probe and the self-test as JSON')
   .action(async (o: { json?: boolean }) => {
     const { doctorCommand } = await import('./doctor-command.js');
-    process.exitCode = await doctorCommand({ json: Boolean(o.json), config: resolveConfig(globals()) });
+    process.exitCode = await doctorCommand({ json: Boolean(o.json), config: await config() });
   });
 
 program
@@ -213,7 +292,11 @@ program
   )
   .addOption(new Option('--no-ioc', 'do not start the soft IOC').hideHelp())
   .action(async () => {
-    process.exitCode = await demoCommand(globals(), resolveConfig(globals()), logger);
+    const { demoCommand } = await import('./demo-command.js');
+    // The demo prints its own progress: the fleet's logs only from warnings up, unless asked for.
+    const { createLogger } = await import('../logger.js');
+    const log = createLogger({ level: process.env['PYEXEC_LOG_LEVEL'] ?? 'warn' });
+    process.exitCode = await demoCommand(globals(), await config(), log);
   });
 
 try {

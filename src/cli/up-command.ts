@@ -2,12 +2,17 @@ import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
+import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { redactUrl } from '../redis/connection.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
+import { preflight } from '../workers/preflight.js';
 import { Fleet } from '../workers/run-worker.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
+import { onShutdown } from './shutdown.js';
+
+export { onShutdown };
 
 export interface LocalStack {
   readonly fleet: Fleet;
@@ -34,6 +39,12 @@ export async function startLocalStack(
   config: Config,
   logger: Logger,
 ): Promise<LocalStack> {
+  // Every check first: a bad config stops here, before any child process starts.
+  const { generator } = await preflight(config, {
+    logger,
+    ...(opts.stages ? { stages: opts.stages } : {}),
+    ...(opts.generator ? { generator: opts.generator } : {}),
+  });
   let redis: LocalRedis | undefined;
   let redisUrl = resolveRedisUrl(opts, config);
   if (!redisUrl) {
@@ -62,17 +73,18 @@ export async function startLocalStack(
       logger,
       ...(opts.stages ? { stages: opts.stages } : {}),
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
-      ...(opts.generator ? { generator: opts.generator } : {}),
+      ...(generator ? { generator } : {}),
     });
     let approver: ApproverApi | undefined;
-    if (opts.approverPort !== null) {
+    const approverPort = opts.approverPort !== undefined ? opts.approverPort : config.pyexec.approver.port;
+    if (approverPort !== null) {
       try {
         approver = await startApproverApi({
           config,
           redisUrl,
           logger,
           metrics: fleet.metrics,
-          ...(opts.approverPort !== undefined ? { port: opts.approverPort } : {}),
+          port: approverPort,
         });
       } catch (err) {
         await fleet.close();
@@ -102,28 +114,6 @@ export async function startLocalStack(
   }
 }
 
-/** Closes on SIGTERM / SIGINT within the grace period; a second signal exits at once. */
-export function onShutdown(close: (graceMs: number) => Promise<void>, graceMs: number, logger: Logger): void {
-  let signalled = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(130);
-    }
-    signalled = true;
-    logger.info({ signal, graceMs }, 'draining');
-    close(graceMs).then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err: (err as Error).message }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
-}
-
 export async function upCommand(
   opts: GlobalOptions & { ioc?: boolean; stages?: Stage[] },
   config: Config,
@@ -138,7 +128,8 @@ export async function upCommand(
     prefix: config.pyexec.redis.prefix,
   });
   process.stdout.write(
-    `pyexec is up: redis ${redactUrl(stack.redisUrl)}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
+    `pyexec is up: redis ${redactUrl(stack.redisUrl)}, ` +
+      `${stack.fleet.metricsPort === null ? 'no metrics server' : `metrics http://${urlHost(config.pyexec.metrics_host)}:${stack.fleet.metricsPort}/metrics`}` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );

@@ -126,7 +126,12 @@ export class AnthropicGenerator implements CodeGenerator {
     const key = `execution.generators.${name}`;
     const s = resolveLlmSettings(config, parseSettings(ClaudeSettings, config.execution.generators[name], key), key);
     const fromFile = s.claude_config_path
-      ? readClaudeConfigFile(s.claude_config_path, config.pyexec.config_dir, `${key}.claude_config_path`)
+      ? readClaudeConfigFile(
+          s.claude_config_path,
+          config.pyexec.config_dir,
+          `${key}.claude_config_path`,
+          context.logger ? (m) => context.logger?.warn({ generator: name }, m) : undefined,
+        )
       : {};
     const profiles = { ...BUILTIN_CLAUDE_PROFILES, ...fromFile, ...s.profiles };
     const profile = profiles[s.profile];

@@ -18,12 +18,25 @@ const PHASE_MAP: Record<string, ClaudePhase | undefined> = {
   implement: 'generate',
 };
 
-export function readClaudeConfigFile(file: string, configDir: string, key: string): Record<string, ClaudeProfile> {
+/**
+ * The file is optional, as Osprey documents it: a missing one is a warning (`warn`) and the built-in
+ * and inline profiles apply; one that cannot be read or parsed is an error.
+ */
+export function readClaudeConfigFile(
+  file: string,
+  configDir: string,
+  key: string,
+  warn: (message: string) => void = (m) => process.emitWarning(m, { code: 'PYEXEC_CONFIG_FILE_MISSING' }),
+): Record<string, ClaudeProfile> {
   const full = path.resolve(configDir, file);
   let doc: unknown;
   try {
     doc = parseYaml(readFileSync(full, 'utf8'));
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      warn(`${key}: ${full} does not exist (the file is optional); using the built-in and inline profiles`);
+      return {};
+    }
     throw new ConfigError(`${key}: cannot read ${full}: ${(err as Error).message}`, { cause: err });
   }
   const profiles = (doc as { profiles?: unknown } | null)?.profiles;

@@ -65,6 +65,9 @@ async function build(name: string, ctx: BuildContext, via: readonly string[]): P
       }
     case 'basic':
       return OpenAiGenerator.fromConfig(config, name, ctx);
+    case 'legacy':
+      // Osprey's deprecated name of basic: its settings under generators.legacy, else generators.basic.
+      return OpenAiGenerator.fromConfig(config, config.execution.generators['legacy'] ? 'legacy' : 'basic', ctx);
     case 'claude_code':
       return buildClaude(name, ctx, via);
     case 'hybrid': {

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Metrics } from '../metrics.js';
+import { listenOn } from './listen.js';
 
 export type ProcessState = 'starting' | 'running' | 'draining' | 'stopped';
 export const PROCESS_STATES: readonly ProcessState[] = ['starting', 'running', 'draining', 'stopped'];
@@ -7,7 +8,10 @@ export const PROCESS_STATES: readonly ProcessState[] = ['starting', 'running', '
 export interface OpsServerOptions {
   readonly metrics: Metrics;
   readonly port: number;
+  /** @defaultValue "127.0.0.1" */
   readonly host?: string;
+  /** The setting that chose the port, named when it cannot be bound. @defaultValue "pyexec.metrics_port" */
+  readonly setting?: string;
   readonly state: () => ProcessState;
   /** Extra readiness checks (Redis reachable, a kernel available...): name → ok. */
   readonly ready: () => Promise<Record<string, boolean>>;
@@ -47,9 +51,11 @@ export async function startOpsServer(
     const text = await options.metrics.registry.metrics();
     return reply.header('content-type', options.metrics.registry.contentType).send(extra ? `${text}${extra}` : text);
   });
-  await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
-  const addr = app.server.address();
-  const port = addr && typeof addr === 'object' ? addr.port : options.port;
+  const port = await listenOn(app, {
+    port: options.port,
+    host: options.host ?? '127.0.0.1',
+    setting: options.setting ?? 'pyexec.metrics_port',
+  });
   let closing: Promise<void> | undefined;
   return { app, port, close: () => (closing ??= app.close()) };
 }

@@ -1,17 +1,7 @@
 import { z } from 'zod';
 import { PythonExecutionRequest } from '../request.js';
 
-/** Queue names live in one place. */
-export const QueueName = {
-  generation: 'generation',
-  analysis: 'analysis',
-  approval: 'approval-hold',
-  execution: 'execution',
-  result: 'result',
-} as const;
-export type QueueName = (typeof QueueName)[keyof typeof QueueName];
-export type Stage = keyof typeof QueueName;
-export const STAGES = ['generation', 'analysis', 'approval', 'execution', 'result'] as const satisfies readonly Stage[];
+export { QueueName, STAGES, type Stage } from './queue-name.js';
 
 export const ExecutionModeName = z.enum(['read_only', 'write_access']);
 export type ExecutionModeName = z.output<typeof ExecutionModeName>;

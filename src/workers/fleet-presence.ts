@@ -12,21 +12,29 @@ export interface PresenceEntry {
   /** Job slots (worker concurrency) for the stage. */
   readonly slots: number;
   readonly state: string;
+  /** How long after a heartbeat the entry stays without another (the process's own setting). */
+  readonly ttlMs: number;
   readonly seenAt: number;
   /** Execution workers: how their kernels are confined (describeConfinement). */
   readonly confinement?: string;
 }
 
-/** A process counts as present while its last heartbeat is younger than this. */
-export const PRESENCE_TTL_MS = 30_000;
-const HEARTBEAT_MS = 10_000;
+export interface PresenceTiming {
+  /** Time between two heartbeats. @defaultValue 10000 */
+  readonly heartbeatMs: number;
+  /** A process counts as present until this long after its last heartbeat. @defaultValue 30000 */
+  readonly ttlMs: number;
+}
+export const DEFAULT_PRESENCE: PresenceTiming = { heartbeatMs: 10_000, ttlMs: 30_000 };
 
 const keyOf = (prefix: string, stage: Stage) => `${prefix}:fleet:${stage}`;
 
 /**
- * Each worker process announces itself per stage in a sorted set (member: host, pid, slots; score:
- * last heartbeat). `pyexec status` reads who is there and their capacity without CLIENT LIST,
- * which managed Redis services often disable. A process that dies drops out after PRESENCE_TTL_MS.
+ * Each worker process announces itself per stage in a sorted set (member: id, host, pid, slots,
+ * state, ttl; score: the time its entry expires, last heartbeat + ttl) from start() until stop().
+ * `pyexec status` reads who is there and their capacity without CLIENT LIST, which managed Redis
+ * services often disable. A process that dies (no stop()) drops out once its entry expires: each
+ * entry carries its own TTL, so readers need not share the writers' settings.
  */
 export class FleetPresence {
   private timer: NodeJS.Timeout | undefined;
@@ -38,14 +46,17 @@ export class FleetPresence {
     private readonly prefix: string,
     private readonly slots: Partial<Record<Stage, number>>,
     private readonly state: () => string,
+    private readonly timing: PresenceTiming = DEFAULT_PRESENCE,
     /** More facts in the announcement (the confinement in force). */
     private readonly info: () => Record<string, unknown> = () => ({}),
   ) {}
 
+  /** Announces this process now and every `heartbeatMs` until stop(). A lost Redis only skips beats. */
   async start(): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => this.beat().catch(() => {}), HEARTBEAT_MS);
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.beat().catch(() => {}), this.timing.heartbeatMs);
     this.timer.unref();
+    await this.refresh();
   }
 
   private async beat(): Promise<void> {
@@ -53,6 +64,7 @@ export class FleetPresence {
     const now = Date.now();
     const multi = this.redis.multi();
     for (const [stage, slots] of Object.entries(this.slots) as [Stage, number][]) {
+      const { ttlMs } = this.timing;
       const member = JSON.stringify({
         id: this.id,
         host: hostname(),
@@ -60,12 +72,13 @@ export class FleetPresence {
         slots,
         state: this.state(),
         ...this.info(),
+        ttlMs,
       });
       const previous = this.members.get(stage);
       if (previous && previous !== member) multi.zrem(keyOf(this.prefix, stage), previous);
       this.members.set(stage, member);
-      multi.zadd(keyOf(this.prefix, stage), now, member);
-      multi.zremrangebyscore(keyOf(this.prefix, stage), 0, now - PRESENCE_TTL_MS);
+      multi.zadd(keyOf(this.prefix, stage), now + ttlMs, member);
+      multi.zremrangebyscore(keyOf(this.prefix, stage), 0, now);
     }
     await multi.exec();
   }
@@ -77,6 +90,7 @@ export class FleetPresence {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.timer = undefined;
     if (this.members.size === 0) return;
     const multi = this.redis.multi();
     for (const [stage, member] of this.members) multi.zrem(keyOf(this.prefix, stage), member);
@@ -86,12 +100,12 @@ export class FleetPresence {
 
 /** The worker processes present for a stage. */
 export async function presentWorkers(redis: Redis, prefix: string, stage: Stage): Promise<PresenceEntry[]> {
-  const raw = await redis.zrangebyscore(keyOf(prefix, stage), Date.now() - PRESENCE_TTL_MS, '+inf', 'WITHSCORES');
+  const raw = await redis.zrangebyscore(keyOf(prefix, stage), `(${Date.now()}`, '+inf', 'WITHSCORES');
   const out: PresenceEntry[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     try {
       const m = JSON.parse(raw[i]!) as Omit<PresenceEntry, 'seenAt'>;
-      out.push({ ...m, seenAt: Number(raw[i + 1]) });
+      out.push({ ...m, seenAt: Number(raw[i + 1]) - (Number(m.ttlMs) || 0) });
     } catch {
       // Not ours; ignore.
     }

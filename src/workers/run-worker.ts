@@ -4,6 +4,7 @@ import type { Analyzer } from '../analysis/analyzer.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
 import { ExecutorUnavailableError } from '../errors.js';
+import { ExecutionFolderPruner } from '../executors/execution-folder-pruner.js';
 import type { Executor } from '../executors/executor.js';
 import { type ConfinementStatus, createExecutors, describeConfinement } from '../executors/index.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
@@ -154,17 +155,20 @@ export class Fleet {
     process.on('exit', this.onExit);
     await this.watchCancellations(prefix);
     const slots = Object.fromEntries(stages.map((s) => [s, config.pyexec.concurrency[s]]));
+    const { heartbeat_ms: heartbeatMs, ttl_ms: ttlMs } = config.pyexec.presence;
     this.presence = new FleetPresence(
       this.redis,
       prefix,
       slots,
       () => this.state,
+      { heartbeatMs, ttlMs },
       () => (this.confinement ? { confinement: describeConfinement(this.confinement) } : {}),
     );
     this.cleanups.push(() => this.presence!.stop());
-    if ((this.options.metricsPort ?? config.pyexec.metrics_port) !== null) await this.serveOps();
+    if (stages.includes('result')) this.pruneExecutionFolders();
+    if (this.opsPort() !== null) await this.serveOps();
     this.state = 'running';
-    await this.presence.refresh();
+    await this.presence.start();
     logger.info({ stages, metricsPort: this.metricsPort }, 'fleet process running');
   }
 
@@ -346,10 +350,17 @@ export class Fleet {
     });
   }
 
+  /** The option when given (null included: no server), else the config. */
+  private opsPort(): number | null {
+    return this.options.metricsPort !== undefined ? this.options.metricsPort : this.options.config.pyexec.metrics_port;
+  }
+
   private async serveOps(): Promise<void> {
     const opts: OpsServerOptions = {
       metrics: this.metrics,
-      port: this.options.metricsPort ?? this.options.config.pyexec.metrics_port,
+      port: this.opsPort()!,
+      host: this.options.config.pyexec.metrics_host,
+      setting: 'pyexec.metrics_port (PYEXEC_METRICS_PORT, --metrics-port)',
       state: () => this.state,
       ready: () => this.readinessChecks(),
       info: () => (this.confinement ? { confinement: this.confinement } : {}),
@@ -361,6 +372,24 @@ export class Fleet {
     const server = await startOpsServer(opts);
     this.metricsPort = server.port;
     this.cleanups.unshift(() => server.close());
+  }
+
+  /** Retention on disk: result workers remove execution folders as Redis expires their records. */
+  private pruneExecutionFolders(): void {
+    const { pyexec, python_executor } = this.options.config;
+    const pruner = new ExecutionFolderPruner({
+      root: pyexec.execution_root,
+      finishedMs: pyexec.retention.finished_seconds * 1000,
+      abandonedMs:
+        (pyexec.retention.finished_seconds +
+          pyexec.approval.max_timeout_seconds +
+          python_executor.execution_timeout_seconds) *
+        1000,
+      intervalMs: pyexec.retention.prune_interval_ms,
+      logger: this.options.logger,
+    });
+    pruner.start();
+    this.cleanups.push(() => pruner.stop());
   }
 
   /** Redis answers, and each stage dependency is usable. */

@@ -132,10 +132,19 @@ async function runStage<T extends Envelope>(
 ): Promise<string> {
   const startedAt = Date.now();
   const env = parse(job.data);
-  const log = deps.logger.child({ jobId: job.id, requestId: env.requestId, stage, attempt: env.attempt });
+  const log = deps.logger.child({
+    jobId: job.id,
+    requestId: env.requestId,
+    threadId: env.threadId,
+    stage,
+    attempt: env.attempt,
+  });
   deps.metrics.queueWait.observe({ stage }, Math.max(0, startedAt - env.enqueuedAt) / 1000);
+  // One info line per stage transition: request, thread, stage, outcome and duration.
   const end = (outcome: string) => {
-    deps.metrics.stageDuration.observe({ stage, outcome }, (Date.now() - startedAt) / 1000);
+    const durationMs = Date.now() - startedAt;
+    deps.metrics.stageDuration.observe({ stage, outcome }, durationMs / 1000);
+    log.info({ outcome, durationMs }, `${stage} ${outcome}`);
     return outcome;
   };
   if (stage !== 'result' && (await deps.store.isCancelRequested(env.requestId))) {

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -152,18 +153,89 @@ describe('docker-compose.yml', () => {
 
 describe('deploy/kubernetes', () => {
   const manifests = readdirSync(k8sDir).filter(
-    (f) => f.endsWith('.yaml') && !['kustomization.yaml', 'keda.yaml'].includes(f),
+    (f) => f.endsWith('.yaml') && !['kustomization.yaml', 'keda.yaml', 'monitoring.yaml'].includes(f),
   );
 
   it('validates against the Kubernetes schemas, strictly (kubernetes-validate)', async () => {
     const out = await tool('kubernetes-validate', ['--strict', ...manifests], k8sDir);
     assert.doesNotMatch(out, /ERROR|WARN/);
-    assert.equal((out.match(/ passed for resource /g) ?? []).length, k8s.filter((x) => x.file !== 'keda.yaml').length);
+    assert.equal(
+      (out.match(/ passed for resource /g) ?? []).length,
+      k8s.filter((x) => !['keda.yaml', 'monitoring.yaml'].includes(x.file)).length,
+    );
   });
 
-  it('validates the KEDA ScaledObjects against KEDA’s CRD types, unknown fields included', async () => {
-    const out = await tool('python', [at('deploy/validate/keda_scaledobjects.py'), path.join(k8sDir, 'keda.yaml')]);
-    assert.equal((out.match(/ is valid/g) ?? []).length, ofKind('ScaledObject').length);
+  it('validates the KEDA ScaledObjects and the Prometheus operator resources against their CRD types, unknown fields included', async () => {
+    const out = await tool('python', [
+      at('deploy/validate/crd_objects.py'),
+      path.join(k8sDir, 'keda.yaml'),
+      path.join(k8sDir, 'monitoring.yaml'),
+    ]);
+    const kinds = ['ScaledObject', 'PrometheusRule', 'PodMonitor'];
+    assert.equal((out.match(/ is valid/g) ?? []).length, kinds.flatMap(ofKind).length);
+    assert.ok(ofKind('PrometheusRule').length === 1 && ofKind('PodMonitor').length === 2);
+  });
+
+  it('ships the alert rules as a PrometheusRule with exactly the groups of deploy/prometheus/alerts.yml', () => {
+    const alerts = parseYaml(readFileSync(at('deploy/prometheus/alerts.yml'), 'utf8')) as Doc;
+    assert.deepEqual(ofKind('PrometheusRule')[0]!['spec'].groups, alerts['groups']);
+  });
+
+  it('labels every scraped pod as compose does: job pyexec / pyexec-approver and service = its component', () => {
+    const pods = [...ofKind('Deployment'), ...ofKind('StatefulSet')].map((d) => d['spec'].template);
+    const component = (t: Doc) => t['metadata'].labels['app.kubernetes.io/component'] as string;
+    const monitors = ofKind('PodMonitor');
+    const scrapedBy = (t: Doc) =>
+      monitors.filter((m) => {
+        const sel = m['spec'].selector;
+        const labels = t['metadata'].labels as Record<string, string>;
+        return (
+          Object.entries(sel.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+          (sel.matchExpressions ?? []).every((e: Doc) => e['values'].includes(labels[e['key']]))
+        );
+      });
+    const expected: Record<string, string> = {
+      generation: 'pyexec',
+      analysis: 'pyexec',
+      'approval-hold': 'pyexec',
+      execution: 'pyexec',
+      result: 'pyexec',
+      exporter: 'pyexec',
+      approver: 'pyexec-approver',
+    };
+    for (const t of pods) {
+      const c = component(t);
+      const by = scrapedBy(t);
+      if (!(c in expected)) {
+        assert.equal(by.length, 0, `${c} serves no pyexec metrics`);
+        continue;
+      }
+      assert.equal(by.length, 1, c);
+      const endpoint = by[0]!['spec'].podMetricsEndpoints[0];
+      assert.ok(
+        t['spec'].containers.some((k: Doc) => k['ports']?.some((p: Doc) => p['name'] === endpoint.port)),
+        `${c} has the port ${endpoint.port}`,
+      );
+      const relabel = endpoint.relabelings as Doc[];
+      assert.ok(relabel.some((r) => r['targetLabel'] === 'job' && r['replacement'] === expected[c]));
+      assert.ok(
+        relabel.some(
+          (r) =>
+            r['targetLabel'] === 'service' &&
+            r['sourceLabels'][0] === '__meta_kubernetes_pod_label_app_kubernetes_io_component',
+        ),
+      );
+    }
+    // The compose side names its services the same way.
+    assert.deepEqual(
+      Object.keys(expected)
+        .filter((c) => expected[c] === 'pyexec')
+        .sort(),
+      [
+        ...(parseYaml(readFileSync(at('deploy/prometheus/prometheus.yml'), 'utf8')) as Doc)['scrape_configs'][0]
+          .dns_sd_configs[0].names,
+      ].sort(),
+    );
   });
 
   it('is refused by the same checks when a manifest is broken (the checks can fail)', async () => {
@@ -182,7 +254,7 @@ describe('deploy/kubernetes', () => {
       readFileSync(path.join(k8sDir, 'keda.yaml'), 'utf8').replace('cooldownPeriod', 'coolDownPeriod'),
     );
     await assert.rejects(
-      tool('python', [at('deploy/validate/keda_scaledobjects.py'), keda]),
+      tool('python', [at('deploy/validate/crd_objects.py'), keda]),
       /fields KEDA does not know: spec.coolDownPeriod/,
     );
   });
@@ -269,6 +341,27 @@ describe('deploy/prometheus and deploy/grafana', () => {
     );
   });
 
+  it('links every alert to its runbook, a section of docs/runbooks.md', () => {
+    const rules = (parseYaml(readFileSync(at('deploy/prometheus/alerts.yml'), 'utf8')) as Doc)['groups'].flatMap(
+      (g: Doc) => g['rules'],
+    );
+    const anchors = new Set(
+      [...readFileSync(at('docs/runbooks.md'), 'utf8').matchAll(/^## (.+)$/gm)].map((m) =>
+        m[1]!
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
+    assert.ok(rules.length >= 9);
+    for (const r of rules) {
+      const url = r['annotations']?.runbook_url as string | undefined;
+      assert.equal(url, `docs/runbooks.md#${(r['alert'] as string).toLowerCase()}`, r['alert']);
+      assert.ok(anchors.has(url!.split('#')[1]!), `docs/runbooks.md has a section for ${r['alert']}`);
+    }
+  });
+
   it('alerts on backlog, hold past deadline, kernel pool exhausted, failure rate and readiness', () => {
     const rules = (parseYaml(readFileSync(at('deploy/prometheus/alerts.yml'), 'utf8')) as Doc)['groups'].flatMap(
       (g: Doc) => g['rules'],
@@ -322,5 +415,125 @@ describe('deploy/prometheus and deploy/grafana', () => {
       const family = exported.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
       assert.ok(exported.has(family), `${name} is queried but not exported`);
     }
+  });
+});
+
+describe('the package lock and the image', () => {
+  const lock = JSON.parse(readFileSync(at('package-lock.json'), 'utf8')) as Doc;
+  const packages = lock['packages'] as Record<string, Doc>;
+
+  it("holds every platform's optional packages, so `npm ci` accepts it on any machine", () => {
+    for (const [where, pkg] of Object.entries(packages)) {
+      for (const dep of Object.keys(pkg['optionalDependencies'] ?? {})) {
+        const nested = `${where ? `${where}/` : ''}node_modules/${dep}`;
+        assert.ok(
+          packages[nested] || packages[`node_modules/${dep}`],
+          `${dep} (optional, of ${where || 'the root'}) is locked`,
+        );
+      }
+    }
+  });
+
+  it('has only dependencies that support the Node version of the image', () => {
+    const from = /^FROM node:(\d+)/m.exec(readFileSync(at('deploy/Dockerfile'), 'utf8'));
+    assert.ok(from, 'the image is built FROM node:<major>');
+    const node = `${from[1]}.0.0`;
+    const satisfies = createRequire(import.meta.url)('semver/functions/satisfies.js') as (
+      v: string,
+      r: string,
+    ) => boolean;
+    for (const [where, pkg] of Object.entries(packages)) {
+      const range = pkg['engines']?.node as string | undefined;
+      if (where && range && !pkg['dev'])
+        assert.ok(satisfies(node, range), `${where} ${pkg['version']} wants node ${range}`);
+    }
+  });
+
+  it('builds the compiled CLI in the image and runs it (no tsx, no sources)', () => {
+    const dockerfile = readFileSync(at('deploy/Dockerfile'), 'utf8');
+    assert.match(dockerfile, /RUN node scripts\/build\.mjs/);
+    assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
+    assert.match(dockerfile, /npm ci --omit=dev/);
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    assert.doesNotMatch(runtime, /COPY src /, 'the runtime stage has no TypeScript sources');
+  });
+});
+
+describe('secrets and generator wiring', () => {
+  const composeConfig = () => readFileSync(at('deploy/config/compose.yml'), 'utf8');
+  const LLM_VARS = ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'PYEXEC_MODEL_ID', 'ANTHROPIC_API_KEY'];
+
+  it('compose: the LLM key and endpoint reach the generation service alone, approver tokens the approver alone', () => {
+    const services = compose['services'] as Record<string, Doc>;
+    for (const [name, svc] of Object.entries(services)) {
+      const vars = Object.keys(svc['environment'] ?? {});
+      for (const v of LLM_VARS) assert.equal(vars.includes(v), name === 'generation', `${name}: ${v}`);
+      assert.equal(vars.includes('PYEXEC_APPROVER_TOKENS'), name === 'approver', name);
+    }
+    assert.equal(services['generation']!['environment'].OPENAI_API_KEY, `\${OPENAI_API_KEY:-}`);
+  });
+
+  it('kubernetes: the LLM keys come from the secret into the generation Deployment alone; tokens into the approver', () => {
+    const secret = ofKind('Secret').find((x) => x['metadata'].name === 'pyexec')!;
+    const refs = (d: Doc) =>
+      Object.fromEntries(
+        (d['spec'].template.spec.containers[0].env as Doc[]).map((e) => [e['name'], e['valueFrom']?.secretKeyRef?.key]),
+      );
+    for (const d of ofKind('Deployment')) {
+      const env = refs(d);
+      const generation = d['metadata'].name === 'pyexec-generation';
+      for (const v of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY']) {
+        assert.equal(v in env, generation, `${d['metadata'].name}: ${v}`);
+        if (generation) assert.ok(env[v]! in secret['stringData'], `${v} from secret key ${env[v]}`);
+      }
+      assert.equal('PYEXEC_APPROVER_TOKENS' in env, d['metadata'].name === 'pyexec-approver', d['metadata'].name);
+    }
+  });
+
+  it('the shipped configs build the basic generator from the environment and it writes code through the real SDK', async () => {
+    const { startFakeLlmServer } = await import('../support/fake-llm-server.js');
+    const { createCodeGenerator, OpenAiGenerator } = await import('../../src/generators/index.js');
+    const llm = await startFakeLlmServer();
+    try {
+      const cm = ofKind('ConfigMap').find((c) => c['metadata'].name === 'pyexec-config')!;
+      for (const [where, text] of [
+        ['compose', composeConfig()],
+        ['kubernetes', cm['data']['config.yml'] as string],
+      ] as const) {
+        llm.script('```python\nresults = {"ok": True}\n```');
+        const config = parseConfig(parseYaml(text), {
+          ...env,
+          PYEXEC_GENERATOR: 'basic',
+          OPENAI_BASE_URL: llm.openaiBaseUrl,
+          PYEXEC_MODEL_ID: 'site-model',
+        });
+        const gen = await createCodeGenerator(config, { env: { OPENAI_API_KEY: 'sk-test' } });
+        assert.ok(gen instanceof OpenAiGenerator, where);
+        const { makeRequest, never } = await import('../unit/generators/support.js');
+        assert.equal((await gen.generate(makeRequest(), never)).code.trim(), 'results = {"ok": True}', where);
+        assert.equal(llm.requests.at(-1)?.model, 'site-model', where);
+      }
+    } finally {
+      await llm.close();
+    }
+  });
+
+  it('approver tokens from PYEXEC_APPROVER_TOKENS join the configured ones; a malformed entry names the variable', () => {
+    const sha = 'a'.repeat(64);
+    const config = parseConfig(parseYaml(composeConfig()), {
+      ...env,
+      PYEXEC_APPROVER_TOKENS: `alice:approver:${sha}, bob:viewer:${'b'.repeat(64)}`,
+    });
+    assert.deepEqual(
+      config.pyexec.approver.tokens.map((t) => [t.name, t.role]),
+      [
+        ['alice', 'approver'],
+        ['bob', 'viewer'],
+      ],
+    );
+    assert.throws(
+      () => parseConfig(parseYaml(composeConfig()), { ...env, PYEXEC_APPROVER_TOKENS: 'alice:admin:xyz' }),
+      /PYEXEC_APPROVER_TOKENS: entry 1 is not name:role:sha256/,
+    );
   });
 });

@@ -15,9 +15,20 @@ import { Fleet, type FleetOptions } from '../../src/workers/run-worker.js';
 
 let shared: Promise<LocalRedis> | undefined;
 
-/** One redis-server per test file (process); stopped by `stopRedis()` in `after`. */
+/**
+ * One Redis per test file (process); stopped by `stopRedis()` in `after`. A local redis-server on a
+ * free loopback port, or with PYEXEC_TEST_DOCKER=1 a Redis container started by testcontainers
+ * (test/support/redis-container.ts; it fails, saying why, where no Docker engine answers).
+ */
 export function redis(): Promise<LocalRedis> {
-  shared ??= startLocalRedis();
+  shared ??=
+    process.env['PYEXEC_TEST_DOCKER'] === '1'
+      ? import('./redis-container.js').then(async (m) => {
+          const why = await m.dockerUnavailable();
+          if (why) throw new Error(`PYEXEC_TEST_DOCKER=1, but ${why}`);
+          return m.startRedisContainer();
+        })
+      : startLocalRedis();
   return shared;
 }
 

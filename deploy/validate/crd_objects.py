@@ -1,17 +1,27 @@
-"""Validates KEDA ScaledObjects against KEDA's CRD types (PyPI: cloudcoil.models.keda, generated
-from KEDA's CRDs), strictly: wrong types fail, and so does any field the CRD does not have.
+"""Validates the custom resources of deploy/kubernetes against their CRD types, strictly: wrong
+types fail, and so does any field the CRD does not have. The types are generated from the CRDs
+(PyPI: cloudcoil.models.keda, cloudcoil.models.prometheus_operator):
 
-    python keda_scaledobjects.py FILE...
+    python crd_objects.py FILE...
 
-kubernetes-validate knows only Kubernetes' own kinds; this covers keda.sh/v1alpha1 ScaledObject.
-Other kinds in the files are skipped. Exit status 1 on the first file with an invalid object.
+kubernetes-validate knows only Kubernetes' own kinds; this covers keda.sh/v1alpha1 ScaledObject and
+monitoring.coreos.com/v1 PrometheusRule and PodMonitor. Other kinds in the files are skipped.
+Exit status 1 when any object is invalid.
 """
 
 import sys
 
 import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject
+from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule
 from pydantic import ValidationError
+
+# kind -> (apiVersion, model, who defines it)
+KINDS = {
+    "ScaledObject": ("keda.sh/v1alpha1", ScaledObject, "KEDA"),
+    "PrometheusRule": ("monitoring.coreos.com/v1", PrometheusRule, "the Prometheus operator"),
+    "PodMonitor": ("monitoring.coreos.com/v1", PodMonitor, "the Prometheus operator"),
+}
 
 
 def unknown_fields(given, kept, path=""):
@@ -33,15 +43,16 @@ def main(files):
         with open(name, encoding="utf-8") as f:
             docs = [d for d in yaml.safe_load_all(f) if d]
         for doc in docs:
-            if doc.get("kind") != "ScaledObject":
+            if doc.get("kind") not in KINDS:
                 continue
-            label = f"{name}: ScaledObject/{doc.get('metadata', {}).get('name', '?')}"
-            if doc.get("apiVersion") != "keda.sh/v1alpha1":
-                print(f"ERROR {label}: apiVersion must be keda.sh/v1alpha1")
+            api_version, model, owner = KINDS[doc["kind"]]
+            label = f"{name}: {doc['kind']}/{doc.get('metadata', {}).get('name', '?')}"
+            if doc.get("apiVersion") != api_version:
+                print(f"ERROR {label}: apiVersion must be {api_version}")
                 failed = True
                 continue
             try:
-                obj = ScaledObject.model_validate(doc)
+                obj = model.model_validate(doc)
             except ValidationError as err:
                 print(f"ERROR {label}: {err}")
                 failed = True
@@ -49,7 +60,7 @@ def main(files):
             kept = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
             extra = list(unknown_fields(doc, kept))
             if extra:
-                print(f"ERROR {label}: fields KEDA does not know: {', '.join(extra)}")
+                print(f"ERROR {label}: fields {owner} does not know: {', '.join(extra)}")
                 failed = True
                 continue
             print(f"INFO {label} is valid")
