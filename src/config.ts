@@ -176,6 +176,12 @@ export const Config = z.strictObject({
           jupyter_token: z.string().optional(),
           /** pyexec's kernel pool (src/executors/pool-config.ts checks it). */
           pool: z.unknown().optional(),
+          /**
+           * Where people open notebooks: the JupyterLab URL of `pyexec.execution_root`, e.g.
+           * `http://jupyter.example:8888/lab/tree/executions`. A response's `notebook_link` is this
+           * plus the notebook's path under the execution root. Unset: `notebook_link` is null.
+           */
+          notebook_base_url: z.url({ protocol: /^https?$/ }).optional(),
         })
         .prefault({}),
       local: z.strictObject({ python_env_path: z.string().optional() }).prefault({}),
@@ -291,6 +297,23 @@ export const Config = z.strictObject({
         .prefault({}),
       /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
       max_output_bytes: z.number().int().positive().default(1_000_000),
+      /**
+       * Live output (stdout, stderr, displayed figures) on the request's event stream while the code
+       * runs, coalesced and bounded per request (src/workers/live-output.ts); past a bound, one
+       * `output_dropped` marker and a count. The response always carries the output it kept.
+       */
+      live_output: z
+        .strictObject({
+          /** Send live output at all. @defaultValue true */
+          enabled: z.boolean().default(true),
+          /** Output is gathered this long before it is sent as one event per stream. @defaultValue 150 */
+          flush_ms: z.number().int().min(10).max(10_000).default(150),
+          /** Bytes of live output per request (text, and figures as sent), over every attempt. @defaultValue 2000000 */
+          max_bytes: z.number().int().min(1024).default(2_000_000),
+          /** Output events per request, over every attempt. @defaultValue 500 */
+          max_events: z.number().int().min(10).max(5000).default(500),
+        })
+        .prefault({}),
       retention: z
         .strictObject({
           /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */

@@ -66,6 +66,8 @@ export class JupyterExecutor implements Executor {
       }
       const cell = (code: string, silent: boolean, timeoutMs: number, recordMime?: string) =>
         runCell(kernel!, code, {
+          // Live output of the code's own cell only (not of the silent set-up and finish cells).
+          onOutput: silent ? undefined : task.onOutput,
           timeoutMs,
           signal: run,
           silent,
