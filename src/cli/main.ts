@@ -188,10 +188,10 @@ metricsFlags(program.command('exporter'))
 
 program
   .command('submit')
-  .description('submit a request (JSON, from a file or stdin) and optionally wait for its response')
+  .description('submit a request (JSON, from a file or stdin); with --wait, print its output live and then its outcome')
   .argument('[file]', 'request JSON file, or - for stdin', '-')
-  .option('--wait', 'wait for the response')
-  .option('--json', 'print JSON')
+  .option('--wait', "wait for the response, printing the code's stdout and stderr as it runs")
+  .option('--json', 'print one JSON document (snake_case) at the end, nothing live')
   .option('--timeout <seconds>', 'how long --wait waits', '600')
   .action(async (file: string, o: { wait?: boolean; json?: boolean; timeout: string }) => {
     let input: unknown;
@@ -200,41 +200,13 @@ program
     } catch (err) {
       throw new ServiceError(`the request is not valid JSON: ${(err as Error).message}`);
     }
+    const { submitCommand } = await import('./submit-command.js');
     await withClient(async (client) => {
-      const sub = await client.submit(input);
-      if (!o.wait)
-        return print(
-          sub,
-          o.json,
-          () => `${sub.created ? 'submitted' : 'already submitted'}: ${sub.requestId} (thread ${sub.threadId})`,
-        );
-      const res = await client.wait(sub.requestId, {
-        timeoutMs: Number(o.timeout) * 1000,
-        returnOnApproval: true,
-        onEvent: (e) => !o.json && e.status && process.stderr.write(`${e.status}\n`),
+      process.exitCode = await submitCommand(client, input, {
+        wait: Boolean(o.wait),
+        json: Boolean(o.json),
+        timeoutSeconds: Number(o.timeout),
       });
-      if (res.kind === 'approval_required') {
-        print(
-          res,
-          o.json,
-          () =>
-            `approval required: held job ${res.holdJobId} (${res.reason}); approve with: pyexec approvals approve ${res.holdJobId}`,
-        );
-        process.exitCode = 3;
-        return;
-      }
-      if (res.kind === 'timeout') {
-        print(res, o.json, () => `still ${res.snapshot?.status ?? 'unknown'} after ${o.timeout}s: ${sub.requestId}`);
-        process.exitCode = 4;
-        return;
-      }
-      print(
-        res.response,
-        o.json,
-        () =>
-          `${res.response.status}${res.response.reason ? `: ${res.response.reason}` : ''}\nresults: ${JSON.stringify(res.response.results)}\nnotebook: ${res.response.notebook_path ?? '-'}`,
-      );
-      if (res.response.status !== 'succeeded') process.exitCode = 1;
     });
   });
 

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { Config } from '../config.js';
-import { InvalidRequestError } from '../errors.js';
+import { InvalidRequestError, RequestNotFoundError } from '../errors.js';
 import { executionFolderFor } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
-import type { EnvelopeInput, Finding } from '../queues/envelope.js';
+import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
-import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
+import { QueueName } from '../queues/queue-name.js';
+import { jobOptions } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
-import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
+import { createRedis, keyPrefix, redactUrl, waitReady } from '../redis/connection.js';
 import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../request.js';
 import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
+import { isAfter, type PyexecEvent, toPyexecEvent } from './events.js';
 
 export interface SubmitResult {
   readonly requestId: string;
@@ -37,6 +39,7 @@ export interface ApprovalRequired {
     readonly analysisSha256: string;
     readonly approvalReason: string;
     readonly findings: readonly Finding[];
+    readonly writes: readonly WriteSite[];
   };
 }
 
@@ -45,12 +48,33 @@ export type WaitResult =
   | ApprovalRequired
   | { readonly kind: 'timeout'; readonly snapshot: RequestSnapshot | null };
 
-export interface WaitOptions {
+/** Live output and progress callbacks of `wait` and `run`. Each is called in the order of the events. */
+export interface OutputCallbacks {
+  /** Every event of the request, typed (stage changes, output, the hold, the end). */
+  onEvent?: (event: PyexecEvent) => void;
+  /** Each chunk the code prints on stdout, as it comes (coalesced by the fleet). */
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+  /** Rich output as it is displayed: a figure's MIME bundle (`image/png`, base64). */
+  onDisplay?: (data: Record<string, unknown>, metadata: Record<string, unknown>) => void;
+  /** The response, once the request has ended. */
+  onResult?: (response: PythonExecutionResponse) => void;
+}
+
+export interface WaitOptions extends OutputCallbacks {
   /** Give up after this long (the request goes on). @defaultValue 600000 */
   timeoutMs?: number;
   /** Return as soon as the request is held for approval. @defaultValue false */
   returnOnApproval?: boolean;
-  onEvent?: (event: RequestEvent) => void;
+  /** Stop waiting (the request goes on): the wait rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface StreamOptions {
+  /** Start after this event id (a previous event's `id`); from the first event by default. */
+  after?: string;
+  /** Ends the iteration (it returns; no error). */
+  signal?: AbortSignal;
 }
 
 /** Thrown by `run` when the request is held: Osprey's approval interrupt, as a value to catch. */
@@ -61,31 +85,90 @@ export class ApprovalRequiredInterrupt extends Error {
   }
 }
 
-export interface PyexecClientOptions {
-  readonly redisUrl: string;
-  readonly config: Config;
+/** Thrown by `run` when the request did not end (nor was held) within its timeout; it goes on. */
+export class WaitTimeoutError extends Error {
+  constructor(
+    readonly requestId: string,
+    readonly status: string,
+  ) {
+    super(`request ${requestId} did not finish in time (status ${status})`);
+    this.name = 'WaitTimeoutError';
+  }
 }
 
 /**
- * The producer's client: submit a request, wait for its response (by reading the request's event
- * stream, not `waitUntilFinished`), see "approval required" with the held job's id, and continue
- * after a decision. State lives in Redis keyed by request and thread id, so a producer that
- * restarts picks up where it was (`resume(threadId)`).
+ * What the client needs to know of the fleet. A fleet's whole `Config` fits (pass it as `config`);
+ * a producer elsewhere passes only the key prefix, and the fleet places the request itself.
+ */
+export interface FleetSettings {
+  readonly pyexec: {
+    readonly redis: { readonly prefix: string };
+    readonly retention: { readonly finished_seconds: number };
+    readonly infra_attempts: number;
+    readonly infra_backoff_ms: number;
+    readonly execution_root?: string;
+  };
+  readonly execution?: { readonly execution_method: 'container' | 'local' };
+}
+
+export interface PyexecClientOptions {
+  /** The fleet's Redis (redis:// or rediss://, with its password). One of redisUrl and redis is needed. */
+  readonly redisUrl?: string;
+  /** A connection of your own (left open by `close`). */
+  readonly redis?: Redis;
+  /** The fleet's key prefix (`pyexec.redis.prefix`). @defaultValue "pyexec" */
+  readonly prefix?: string;
+  /** How long request records and thread ids are kept (`pyexec.retention.finished_seconds`). @defaultValue 604800 */
+  readonly retentionSeconds?: number;
+  /** The fleet's config: when given, the prefix, retention and job options come from it. */
+  readonly config?: FleetSettings;
+}
+
+const DEFAULTS = { prefix: 'pyexec', retentionSeconds: 604_800, attempts: 3, backoffMs: 1000 };
+
+/**
+ * The producer's client: submit a request, follow it (its event stream: stage changes, live
+ * output, the hold, the end), wait for its response, see "approval required" with what the
+ * approver sees, and continue after a decision. State lives in Redis keyed by request and thread
+ * id, so a producer that restarts picks up where it was (`resume(threadId)`). Needs only the
+ * fleet's Redis and key prefix.
  */
 export class PyexecClient {
   private readonly redis: Redis;
-  private readonly queues: QueueSet;
+  private readonly ownsRedis: boolean;
+  private readonly generation: Queue;
+  private readonly approval: Queue;
+  private readonly settings: FleetSettings;
   readonly store: RequestStore;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: PyexecClientOptions) {
-    this.redis = createRedis(options.redisUrl, 'producer');
-    const prefix = keyPrefix(options.config.pyexec.redis.prefix);
-    this.queues = createQueueSet(this.redis, prefix, options.config);
+    if (!options.redis && !options.redisUrl) throw new InvalidRequestError('PyexecClient: give redisUrl or redis');
+    this.redis = options.redis ?? createRedis(options.redisUrl!, 'producer');
+    this.ownsRedis = !options.redis;
+    this.settings = options.config ?? {
+      pyexec: {
+        redis: { prefix: options.prefix ?? DEFAULTS.prefix },
+        retention: { finished_seconds: options.retentionSeconds ?? DEFAULTS.retentionSeconds },
+        infra_attempts: DEFAULTS.attempts,
+        infra_backoff_ms: DEFAULTS.backoffMs,
+      },
+    };
+    const prefix = keyPrefix(options.config ? options.config.pyexec.redis.prefix : (options.prefix ?? DEFAULTS.prefix));
+    const queue = (name: string, stage: 'generation' | 'approval') => {
+      const q = new Queue(name, {
+        connection: this.redis,
+        prefix,
+        defaultJobOptions: jobOptions(this.settings, stage),
+      });
+      q.on('error', () => {});
+      return q;
+    };
+    this.generation = queue(QueueName.generation, 'generation');
+    this.approval = queue(QueueName.approval, 'approval');
     this.store = new RequestStore(this.redis, prefix);
   }
 
-  /** Validates and enqueues a request. Invalid input throws InvalidRequestError; nothing is enqueued. */
   /** Creates a client and waits for its Redis connection (fails fast when Redis is unreachable). */
   static async connect(options: PyexecClientOptions): Promise<PyexecClient> {
     const client = new PyexecClient(options);
@@ -93,52 +176,78 @@ export class PyexecClient {
       await waitReady(client.redis);
     } catch (err) {
       await client.close();
-      throw new Error(`cannot reach Redis at ${options.redisUrl}: ${(err as Error).message}`, { cause: err });
+      const where = options.redisUrl ? ` at ${redactUrl(options.redisUrl)}` : '';
+      throw new Error(`cannot reach Redis${where}: ${(err as Error).message}`, { cause: err });
     }
     return client;
   }
 
-  async submit(input: PythonExecutionRequestInput | unknown): Promise<SubmitResult> {
+  private get retentionSeconds(): number {
+    return this.settings.pyexec.retention.finished_seconds;
+  }
+
+  /**
+   * Validates and enqueues a request. Invalid input throws InvalidRequestError; nothing is enqueued.
+   * The same thread id again returns the request it already names (`created: false`).
+   */
+  async submit(
+    input: PythonExecutionRequestInput | unknown,
+    meta: { submittedBy?: string } = {},
+  ): Promise<SubmitResult> {
     const parsed = PythonExecutionRequest.safeParse(input);
     if (!parsed.success) throw new InvalidRequestError(`invalid request:\n${z.prettifyError(parsed.error)}`);
     const request = parsed.data;
-    const config = this.options.config;
     const fresh = randomUUID();
     const threadId = request.thread_id ?? fresh;
-    const ttl = config.pyexec.retention.finished_seconds;
+    const ttl = this.retentionSeconds;
     const { requestId, created } = await this.store.claimThread(threadId, fresh, ttl);
     if (!created) {
       await this.ensureStarted(requestId);
       return { requestId, threadId, created: false };
     }
+    const submittedAt = Date.now();
     await this.store.create(requestId, threadId, request, ttl);
-    await this.enqueue(requestId, threadId, request);
+    if (meta.submittedBy) await this.store.setSubmitter(requestId, meta.submittedBy);
+    await this.store.index(requestId, submittedAt, ttl);
+    await this.enqueue(requestId, threadId, request, submittedAt);
     return { requestId, threadId, created: true };
   }
 
-  private async enqueue(requestId: string, threadId: string, request: PythonExecutionRequest): Promise<void> {
-    const config = this.options.config;
-    const env: EnvelopeInput = {
+  private async enqueue(
+    requestId: string,
+    threadId: string,
+    request: PythonExecutionRequest,
+    submittedAt: number,
+  ): Promise<void> {
+    const { execution } = this.settings;
+    const root = this.settings.pyexec.execution_root;
+    // With the fleet's config the client places the request; without it, the generation stage does.
+    const placement =
+      execution && root
+        ? {
+            executionMethod: request.execution_method ?? execution.execution_method,
+            executionFolder: executionFolderFor(root, request.execution_folder_name, requestId, new Date(submittedAt)),
+          }
+        : {};
+    const env: Omit<EnvelopeInput, 'executionMethod' | 'executionFolder'> = {
       requestId,
       threadId,
       request,
-      submittedAt: Date.now(),
+      submittedAt,
       attempt: 1,
-      executionMethod: request.execution_method ?? config.execution.execution_method,
-      executionFolder: executionFolderFor(config.pyexec.execution_root, request.execution_folder_name, requestId),
       enqueuedAt: Date.now(),
     };
-    await this.queues.generation.add('generation', env, { jobId: jobId(requestId, 'generation', 1) });
+    await this.generation.add('generation', { ...env, ...placement }, { jobId: jobId(requestId, 'generation', 1) });
   }
 
   /** A duplicate submit of a request that never got its first job (a crash in submit) starts it. */
   private async ensureStarted(requestId: string): Promise<void> {
     const snap = await this.store.get(requestId);
     if (snap?.status !== 'queued') return;
-    const existing = await this.queues.generation.getJob(jobId(requestId, 'generation', 1));
+    const existing = await this.generation.getJob(jobId(requestId, 'generation', 1));
     if (existing) return;
     const request = PythonExecutionRequest.safeParse(await this.store.requestOf(requestId));
-    if (request.success) await this.enqueue(requestId, snap.threadId, request.data);
+    if (request.success) await this.enqueue(requestId, snap.threadId, request.data, snap.submittedAt);
   }
 
   async status(requestId: string): Promise<RequestSnapshot | null> {
@@ -150,46 +259,90 @@ export class PyexecClient {
     return this.redis.get(this.store.threadKey(threadId));
   }
 
+  /** Asks the fleet to cancel (a running execution is interrupted); false when there is no such request. */
   async cancel(requestId: string): Promise<boolean> {
     return this.store.requestCancel(requestId);
   }
 
-  /** Waits for the request to end (or to be held, with `returnOnApproval`). */
-  async wait(requestId: string, options: WaitOptions = {}): Promise<WaitResult> {
-    const deadline = Date.now() + (options.timeoutMs ?? 600_000);
+  /**
+   * The request's events, typed, from the first one (or after `options.after`) to its `finished`
+   * event, live: stage changes, stdout/stderr chunks and displayed figures while the code runs, the
+   * hold, the end. A consumer that stops reading (break, or the signal) ends it.
+   */
+  async *stream(requestId: string, options: StreamOptions = {}): AsyncGenerator<PyexecEvent, void, undefined> {
+    for await (const raw of this.rawEvents(requestId, options.after ?? '0', options.signal)) {
+      const ev = toPyexecEvent(raw);
+      if (ev) yield ev;
+      if (ev?.type === 'finished') return;
+    }
+  }
+
+  /** Stored events, blocking on a dedicated connection; ends when the signal aborts. */
+  private async *rawEvents(requestId: string, from: string, signal?: AbortSignal): AsyncGenerator<RequestEvent> {
+    if (!(await this.redis.exists(this.store.key(requestId))))
+      throw new RequestNotFoundError(`no request ${requestId}`);
     const reader = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false });
     reader.on('error', () => {});
+    const stop = () => reader.disconnect();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
-      let from = '0';
-      while (Date.now() < deadline) {
-        const events = await RequestStore.readEvents(
-          reader,
-          this.store.eventsKey(requestId),
-          from,
-          Math.max(1, Math.min(2000, deadline - Date.now())),
-        );
+      let last = from;
+      while (!signal?.aborted) {
+        let events: RequestEvent[];
+        try {
+          events = await RequestStore.readEvents(reader, this.store.eventsKey(requestId), last, 1000);
+        } catch (err) {
+          if (signal?.aborted) return;
+          throw err;
+        }
         for (const ev of events) {
-          from = ev.id;
-          options.onEvent?.(ev);
-          if (ev.type === 'finished' || (ev.status && TERMINAL.includes(ev.status))) {
-            const snap = await this.store.get(requestId);
-            if (snap?.response) return { kind: 'finished', response: snap.response as PythonExecutionResponse };
-          }
-          if (options.returnOnApproval && ev.status === 'awaiting_approval' && ev.data?.['holdJobId']) {
-            // Held now, unless a later event already moved it on.
-            const snap = await this.store.get(requestId);
-            if (snap?.status === 'awaiting_approval' && snap.hold) return await this.approvalOf(requestId, ev.data);
-          }
+          if (!isAfter(ev.id, last)) continue;
+          last = ev.id;
+          yield ev;
         }
       }
-      return { kind: 'timeout', snapshot: await this.store.get(requestId) };
     } finally {
+      signal?.removeEventListener('abort', stop);
       reader.disconnect();
     }
   }
 
-  private async approvalOf(requestId: string, data: Record<string, unknown>): Promise<ApprovalRequired> {
-    const held = ApprovalJob.safeParse((await this.queues.approval.getJob(String(data['holdJobId'])))?.data);
+  /**
+   * Waits for the request to end (or to be held, with `returnOnApproval`), calling the output
+   * callbacks as events come. Rejects with the signal's reason when `signal` aborts.
+   */
+  async wait(requestId: string, options: WaitOptions = {}): Promise<WaitResult> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? 600_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    for await (const ev of this.stream(requestId, { signal })) {
+      deliver(ev, options);
+      if (ev.type === 'finished') {
+        const snap = await this.store.get(requestId);
+        if (snap?.response) {
+          const response = snap.response as PythonExecutionResponse;
+          options.onResult?.(response);
+          return { kind: 'finished', response };
+        }
+      }
+      if (options.returnOnApproval && ev.type === 'approval_required') {
+        // Held now, unless a later event already moved it on.
+        const snap = await this.store.get(requestId);
+        if (snap?.status === 'awaiting_approval' && snap.hold) return await this.approvalOf(requestId, ev);
+      }
+    }
+    if (options.signal?.aborted) throw options.signal.reason;
+    const snapshot = await this.store.get(requestId);
+    // It may have ended just as the time ran out.
+    if (snapshot && TERMINAL.includes(snapshot.status) && snapshot.response)
+      return { kind: 'finished', response: snapshot.response as PythonExecutionResponse };
+    return { kind: 'timeout', snapshot };
+  }
+
+  private async approvalOf(
+    requestId: string,
+    ev: Extract<PyexecEvent, { type: 'approval_required' }>,
+  ): Promise<ApprovalRequired> {
+    const held = ApprovalJob.safeParse((await this.approval.getJob(ev.hold_job_id))?.data);
     const view = held.success
       ? {
           taskObjective: held.data.request.task_objective,
@@ -197,17 +350,18 @@ export class PyexecClient {
           analysisSha256: held.data.analysis.reportSha256,
           approvalReason: held.data.analysis.approvalReason,
           findings: held.data.analysis.findings,
+          writes: held.data.analysis.writes,
         }
       : undefined;
     return {
       kind: 'approval_required',
       requestId,
-      holdJobId: String(data['holdJobId']),
-      deadline: Number(data['deadline']),
-      reason: String(data['reason'] ?? ''),
-      mode: String(data['mode'] ?? ''),
-      risk: String(data['risk'] ?? ''),
-      codeSha256: String(data['codeSha256'] ?? ''),
+      holdJobId: ev.hold_job_id,
+      deadline: ev.deadline,
+      reason: ev.reason,
+      mode: ev.mode,
+      risk: ev.risk,
+      codeSha256: ev.code_sha256,
       ...(view ? { view } : {}),
     };
   }
@@ -225,21 +379,36 @@ export class PyexecClient {
     const res = await this.wait(requestId, { ...options, returnOnApproval: true });
     if (res.kind === 'finished') return res.response;
     if (res.kind === 'approval_required') throw new ApprovalRequiredInterrupt(res);
-    throw new Error(`request ${requestId} did not finish in time (status ${res.snapshot?.status ?? 'unknown'})`);
+    throw new WaitTimeoutError(requestId, res.snapshot?.status ?? 'unknown');
   }
 
   /** Continues waiting on the request of a thread id, e.g. after a producer restart. */
   async resume(threadId: string, options: WaitOptions = {}): Promise<WaitResult> {
     const requestId = await this.byThread(threadId);
-    if (!requestId) throw new InvalidRequestError(`no request for thread ${threadId}`);
+    if (!requestId) throw new RequestNotFoundError(`no request for thread ${threadId}`);
     return this.wait(requestId, options);
   }
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.queues.close();
-      this.redis.disconnect();
+      await Promise.allSettled([this.generation.close(), this.approval.close()]);
+      if (this.ownsRedis) this.redis.disconnect();
     })();
     return this.closing;
   }
+}
+
+/** Calls the callbacks an event is for. A callback that throws does not stop the wait. */
+export function deliver(ev: PyexecEvent, cb: OutputCallbacks): void {
+  const call = (fn: (() => void) | undefined) => {
+    try {
+      fn?.();
+    } catch {
+      // The producer's callback is its own business.
+    }
+  };
+  call(cb.onEvent && (() => cb.onEvent!(ev)));
+  if (ev.type === 'stdout') call(cb.onStdout && (() => cb.onStdout!(ev.text)));
+  else if (ev.type === 'stderr') call(cb.onStderr && (() => cb.onStderr!(ev.text)));
+  else if (ev.type === 'display') call(cb.onDisplay && (() => cb.onDisplay!(ev.data, ev.metadata)));
 }

@@ -3,8 +3,8 @@ import { ExecutorUnavailableError } from '../errors.js';
 import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
 import { ExecutionJob } from '../queues/execution.js';
-import { LiveOutput } from './live-output.js';
 import type { PolicyDecision } from './analysis-worker.js';
+import { LiveOutput } from './live-output.js';
 import {
   finishRequest,
   regenerateOrFail,

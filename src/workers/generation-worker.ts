@@ -1,6 +1,6 @@
 import type { Processor } from 'bullmq';
-import { CodeGenerationError, errorKind } from '../errors.js';
 import type { Config } from '../config.js';
+import { CodeGenerationError, errorKind } from '../errors.js';
 import { executionFolderFor, writeJson } from '../executors/execution-folder.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Envelope } from '../queues/envelope.js';

@@ -14,6 +14,7 @@ import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { Envelope, QueueName, STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
+import { bareResponse } from '../queues/result.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { RequestStore, TERMINAL } from '../store/request-store.js';
 import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
@@ -285,7 +286,7 @@ export class Fleet {
       await this.store.finish(
         requestId,
         'failed',
-        { request_id: requestId, status: 'failed', reason: `${stage} job failed: ${job.failedReason}` },
+        bareResponse(requestId, snap.threadId, 'failed', `${stage} job failed: ${job.failedReason}`, 'infrastructure'),
         this.options.config.pyexec.retention.finished_seconds,
       );
       return;
