@@ -115,6 +115,18 @@ export class ThreadConflictError extends ServiceError {
   override readonly kind = 'invalid_input';
 }
 
+/** Thrown when a finished request is cancelled (nothing to cancel). */
+export class RequestFinishedError extends ServiceError {
+  override readonly code = 'request_finished';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown (HTTP API) when a process has as many open event streams and waits as it allows. */
+export class TooManyStreamsError extends ServiceError {
+  override readonly code = 'too_many_streams';
+  override readonly kind = 'infrastructure';
+}
+
 /** Thrown (HTTP API, HTTP clients) when no valid bearer token was given. */
 export class UnauthorizedError extends ServiceError {
   override readonly code = 'unauthorized';

@@ -57,6 +57,8 @@ interface PortFlags {
   metricsHost?: string;
   approverPort?: number | 'off';
   approverHost?: string;
+  apiPort?: number | 'off';
+  apiHost?: string;
 }
 
 /** Flags of the listening ports override the config (and so are checked with it). */
@@ -66,6 +68,8 @@ function applyPortFlags(config: Config, o: PortFlags): void {
   if (o.metricsHost !== undefined) config.pyexec.metrics_host = o.metricsHost;
   if (o.approverPort !== undefined) config.pyexec.approver.port = port(o.approverPort);
   if (o.approverHost !== undefined) config.pyexec.approver.host = o.approverHost;
+  if (o.apiPort !== undefined) config.pyexec.api.port = port(o.apiPort);
+  if (o.apiHost !== undefined) config.pyexec.api.host = o.apiHost;
 }
 
 const metricsFlags = (cmd: Command): Command =>
@@ -125,6 +129,12 @@ metricsFlags(program.command('up'))
     portFlag('--approver-port'),
   )
   .option('--approver-host <host>', 'interface of the approver API (default: pyexec.approver.host, 127.0.0.1)')
+  .option(
+    '--api-port <port>',
+    'producer HTTP API port; 0: any free port, off: none (default: pyexec.api.port, 8471)',
+    portFlag('--api-port'),
+  )
+  .option('--api-host <host>', 'interface of the producer API (default: pyexec.api.host, 127.0.0.1)')
   .action(
     async (o: PortFlags & { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
       const c = await config();
@@ -208,6 +218,27 @@ program
         timeoutSeconds: Number(o.timeout),
       });
     });
+  });
+
+program
+  .command('api')
+  .description('the producer HTTP API (submit, wait, events, cancel, list; OpenAPI at /v1/openapi.json)')
+  .command('serve')
+  .description('run the producer HTTP API in this process')
+  .option('--port <port>', 'port; 0: any free port (default: pyexec.api.port, 8471)', portFlag('--port'))
+  .option('--host <host>', 'interface (default: pyexec.api.host, 127.0.0.1)')
+  .action(async (o: { port?: number | 'off'; host?: string }) => {
+    const c = await config();
+    applyPortFlags(c, { ...(o.port !== undefined ? { apiPort: o.port } : {}), ...(o.host ? { apiHost: o.host } : {}) });
+    const { startProducerApi } = await import('../api/producer-api.js');
+    const { createLogger } = await import('../logger.js');
+    const api = await startProducerApi({
+      config: c,
+      redisUrl: await redisUrl(c),
+      logger: createLogger({ name: 'pyexec-api' }),
+    });
+    process.stdout.write(`producer API ${api.url}/v1 (OpenAPI ${api.url}/v1/openapi.json). Ctrl-C to stop.\n`);
+    await onShutdown(() => api.close(), c);
   });
 
 program

@@ -1,6 +1,6 @@
 import type { PyexecEvent } from '../client/events.js';
 import type { PyexecClient } from '../client/pyexec-client.js';
-import { requestView, type SubmitResultView, type WaitResultView } from '../client/wire.js';
+import { approvalRequiredView, requestView, type SubmitResultView, type WaitResultView } from '../client/wire.js';
 
 export interface SubmitCommandOptions {
   readonly wait: boolean;
@@ -52,26 +52,7 @@ export async function submitCommand(client: PyexecClient, input: unknown, opts: 
   });
   if (!atLineStart) out.write('\n');
   if (res.kind === 'approval_required') {
-    const doc: WaitResultView = {
-      kind: 'approval_required',
-      request_id: res.requestId,
-      hold_job_id: res.holdJobId,
-      deadline: res.deadline,
-      reason: res.reason,
-      mode: res.mode,
-      risk: res.risk,
-      code_sha256: res.codeSha256,
-      view: res.view
-        ? {
-            task_objective: res.view.taskObjective,
-            code: res.view.code,
-            analysis_sha256: res.view.analysisSha256,
-            approval_reason: res.view.approvalReason,
-            findings: [...res.view.findings],
-            writes: [...res.view.writes],
-          }
-        : null,
-    };
+    const doc: WaitResultView = approvalRequiredView(res);
     print(
       doc,
       () =>

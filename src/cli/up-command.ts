@@ -1,3 +1,4 @@
+import type { ProducerApi } from '../api/producer-api.js';
 import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
@@ -20,6 +21,8 @@ export interface LocalStack {
   readonly redis?: LocalRedis;
   readonly ioc?: SoftIoc;
   readonly approver?: ApproverApi;
+  /** The producer HTTP API (pyexec.api.port). */
+  readonly api?: ProducerApi;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -33,6 +36,7 @@ export async function startLocalStack(
     stages?: Stage[];
     metricsPort?: number | null;
     approverPort?: number | null;
+    apiPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
   },
@@ -94,13 +98,27 @@ export async function startLocalStack(
         logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
       }
     }
+    let api: ProducerApi | undefined;
+    const apiPort = opts.apiPort !== undefined ? opts.apiPort : config.pyexec.api.port;
+    if (apiPort !== null) {
+      try {
+        const { startProducerApi } = await import('../api/producer-api.js');
+        api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
+      } catch (err) {
+        await approver?.close();
+        await fleet.close();
+        throw err;
+      }
+    }
     return {
       fleet,
       redisUrl,
       ...(redis ? { redis } : {}),
       ...(ioc ? { ioc } : {}),
       ...(approver ? { approver } : {}),
+      ...(api ? { api } : {}),
       async close(graceMs = 0) {
+        await api?.close();
         await approver?.close();
         await fleet.close(graceMs);
         await ioc?.stop();
@@ -131,6 +149,7 @@ export async function upCommand(
     `pyexec is up: redis ${redactUrl(stack.redisUrl)}, ` +
       `${stack.fleet.metricsPort === null ? 'no metrics server' : `metrics http://${urlHost(config.pyexec.metrics_host)}:${stack.fleet.metricsPort}/metrics`}` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
+      `${stack.api ? `, producer API ${stack.api.url}/v1 (OpenAPI ${stack.api.url}/v1/openapi.json)` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );
   onShutdown(

@@ -326,8 +326,8 @@ export class PyexecClient {
       }
       if (options.returnOnApproval && ev.type === 'approval_required') {
         // Held now, unless a later event already moved it on.
-        const snap = await this.store.get(requestId);
-        if (snap?.status === 'awaiting_approval' && snap.hold) return await this.approvalOf(requestId, ev);
+        const held = await this.approvalRequired(requestId);
+        if (held) return held;
       }
     }
     if (options.signal?.aborted) throw options.signal.reason;
@@ -338,31 +338,41 @@ export class PyexecClient {
     return { kind: 'timeout', snapshot };
   }
 
-  private async approvalOf(
-    requestId: string,
-    ev: Extract<PyexecEvent, { type: 'approval_required' }>,
-  ): Promise<ApprovalRequired> {
-    const held = ApprovalJob.safeParse((await this.approval.getJob(ev.hold_job_id))?.data);
-    const view = held.success
-      ? {
-          taskObjective: held.data.request.task_objective,
-          code: held.data.code,
-          analysisSha256: held.data.analysis.reportSha256,
-          approvalReason: held.data.analysis.approvalReason,
-          findings: held.data.analysis.findings,
-          writes: held.data.analysis.writes,
-        }
-      : undefined;
+  /** What a held request shows its producer (what the approver sees), or null when it is not held. */
+  async approvalRequired(requestId: string): Promise<ApprovalRequired | null> {
+    const snap = await this.store.get(requestId);
+    if (snap?.status !== 'awaiting_approval' || !snap.hold) return null;
+    const held = ApprovalJob.safeParse((await this.approval.getJob(snap.hold.holdJobId))?.data);
+    if (!held.success) {
+      return {
+        kind: 'approval_required',
+        requestId,
+        holdJobId: snap.hold.holdJobId,
+        deadline: snap.hold.deadline,
+        reason: '',
+        mode: '',
+        risk: '',
+        codeSha256: '',
+      };
+    }
+    const { analysis } = held.data;
     return {
       kind: 'approval_required',
       requestId,
-      holdJobId: ev.hold_job_id,
-      deadline: ev.deadline,
-      reason: ev.reason,
-      mode: ev.mode,
-      risk: ev.risk,
-      codeSha256: ev.code_sha256,
-      ...(view ? { view } : {}),
+      holdJobId: snap.hold.holdJobId,
+      deadline: held.data.deadline,
+      reason: analysis.approvalReason,
+      mode: analysis.mode,
+      risk: analysis.risk,
+      codeSha256: held.data.codeSha256,
+      view: {
+        taskObjective: held.data.request.task_objective,
+        code: held.data.code,
+        analysisSha256: analysis.reportSha256,
+        approvalReason: analysis.approvalReason,
+        findings: analysis.findings,
+        writes: analysis.writes,
+      },
     };
   }
 

@@ -105,3 +105,43 @@ export function requestView(s: RequestSnapshot): RequestView {
     response: (s.response as PythonExecutionResponse | undefined) ?? null,
   };
 }
+
+/** A held request as JSON. */
+export function approvalRequiredView(a: {
+  requestId: string;
+  holdJobId: string;
+  deadline: number;
+  reason: string;
+  mode: string;
+  risk: string;
+  codeSha256: string;
+  view?: {
+    taskObjective: string;
+    code: string;
+    analysisSha256: string;
+    approvalReason: string;
+    findings: readonly z.output<typeof Finding>[];
+    writes: readonly z.output<typeof WriteSite>[];
+  };
+}): ApprovalRequiredView {
+  return {
+    kind: 'approval_required',
+    request_id: a.requestId,
+    hold_job_id: a.holdJobId,
+    deadline: a.deadline,
+    reason: a.reason,
+    mode: a.mode,
+    risk: a.risk,
+    code_sha256: a.codeSha256,
+    view: a.view
+      ? {
+          task_objective: a.view.taskObjective,
+          code: a.view.code,
+          analysis_sha256: a.view.analysisSha256,
+          approval_reason: a.view.approvalReason,
+          findings: [...a.view.findings],
+          writes: [...a.view.writes],
+        }
+      : null,
+  };
+}
