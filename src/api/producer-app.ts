@@ -94,7 +94,10 @@ const CancelResult = z.object({
 });
 const ListResult = z.object({ items: z.array(RequestView), next_cursor: z.string().nullable() });
 const WhoAmI = z.object({ name: z.string(), role: z.enum(['viewer', 'approver', 'producer']) });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Problem]));
+const errors = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((c) => [c, { description: 'a problem (RFC 9457)', content: { [PROBLEM_TYPE]: { schema: Problem } } }]),
+  );
 const SECURED = [{ bearer: [] }];
 
 /**
@@ -159,7 +162,7 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
     }
     const problem = problemFromError(err);
     if (problem.status >= 500 && problem.code === 'internal_error')
-      logger.error({ err: (err as Error).message, url: req.url }, 'producer API error');
+      logger.error({ err: (err as Error).message, stack: (err as Error).stack, url: req.url }, 'producer API error');
     if (problem.code === 'rate_limited' && problem.retry_after_seconds)
       reply.header('retry-after', String(problem.retry_after_seconds));
     return sendProblem(reply, problem);
@@ -398,7 +401,7 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
         response: {
           200: {
             description: 'the figure',
-            content: { 'image/png': { schema: { type: 'string', format: 'binary' } } },
+            content: { 'image/png': { schema: z.string().describe('PNG bytes') } },
           },
           ...errors(400, 401, 404, 429),
         },
@@ -414,7 +417,7 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
       const body = await readFile(resolved).catch(() => {
         throw new RequestNotFoundError(`figure ${req.params.n} of request ${snap.requestId} is gone`);
       });
-      return reply.type('image/png').send(body);
+      return reply.type('image/png').send(body as unknown as string);
     },
   );
 

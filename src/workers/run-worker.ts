@@ -135,8 +135,14 @@ export class Fleet {
       });
       worker.on('error', (err) => logger.error({ err: err.message, stage }, 'worker error'));
       worker.on('active', (job) => this.running.set(String(job.data?.requestId), { stage, jobId: String(job.id) }));
-      worker.on('completed', (job) => this.running.delete(String(job.data?.requestId)));
-      worker.on('failed', (job) => job && this.running.delete(String(job.data?.requestId)));
+      // Only this job's entry: the previous stage's job of the same request often completes after
+      // the next one became active (its hand-off comes first), and must not unregister it.
+      const done = (job: Job | undefined) => {
+        const id = String(job?.data?.requestId);
+        if (job && this.running.get(id)?.jobId === String(job.id)) this.running.delete(id);
+      };
+      worker.on('completed', done);
+      worker.on('failed', done);
       // Outcomes per stage for `pyexec status` (failure rate): the processor's return value (the
       // result stage returns the request's status, which is not its own: it counts as `ok`), or
       // `retry` / `error` when BullMQ retries or gives up on a thrown error.
