@@ -338,11 +338,16 @@ export class PyexecClient {
     return { kind: 'timeout', snapshot };
   }
 
-  /** What a held request shows its producer (what the approver sees), or null when it is not held. */
+  /** What a held request shows its producer (what the approver sees), or null when it is not held
+   * (or a person has decided and the fleet is about to move it on). */
   async approvalRequired(requestId: string): Promise<ApprovalRequired | null> {
     const snap = await this.store.get(requestId);
     if (snap?.status !== 'awaiting_approval' || !snap.hold) return null;
-    const held = ApprovalJob.safeParse((await this.approval.getJob(snap.hold.holdJobId))?.data);
+    const job = await this.approval.getJob(snap.hold.holdJobId);
+    // A decided hold is promoted out of `delayed` at once; its request moves on when the approval
+    // worker takes it. Until then it is no longer waiting for a person.
+    if (job && (await job.getState()) !== 'delayed') return null;
+    const held = ApprovalJob.safeParse(job?.data);
     if (!held.success) {
       return {
         kind: 'approval_required',
