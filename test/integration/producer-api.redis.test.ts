@@ -6,6 +6,8 @@
  * serving many followers, and the API, the fleet and Redis agreeing on every answer.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { type ProducerApi, startProducerApi } from '../../src/api/producer-api.js';
 import { createToken } from '../../src/approval/tokens.js';
@@ -14,6 +16,7 @@ import { PyexecHttpClient, parseSse } from '../../src/client/http-client.js';
 import { Problem } from '../../src/client/problem.js';
 import { RequestView, SubmitResultView, WaitResultView } from '../../src/client/wire.js';
 import { ForbiddenError, InvalidRequestError, RequestNotFoundError, UnauthorizedError } from '../../src/errors.js';
+import { projectRoot } from '../../src/python-env.js';
 import { PythonExecutionResponse } from '../../src/queues/result.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
 
@@ -339,6 +342,40 @@ describe('producer HTTP API', () => {
       409,
       'request_finished',
     );
+  });
+
+  it('serves an OpenAPI 3.1 document that openapi-spec-validator accepts, with every route', async () => {
+    await start();
+    const res = await call('/v1/openapi.json');
+    const doc = await res.json();
+    assert.equal(doc.openapi, '3.1.0');
+    assert.deepEqual(Object.keys(doc.paths).sort(), [
+      '/v1/requests',
+      '/v1/requests/{id}',
+      '/v1/requests/{id}/cancel',
+      '/v1/requests/{id}/events',
+      '/v1/requests/{id}/figures/{n}',
+      '/v1/requests/{id}/wait',
+      '/v1/whoami',
+    ]);
+    const body = doc.paths['/v1/requests'].post.requestBody.content['application/json'].schema;
+    assert.deepEqual(body.required.sort(), ['execution_folder_name', 'task_objective', 'user_query']);
+    assert.ok(doc.paths['/v1/requests/{id}'].get.responses['404'].content['application/problem+json']);
+    // The validator from PyPI (openapi-spec-validator, in .venv/client by scripts/setup.sh).
+    const python = path.join(projectRoot, '.venv', 'client', 'bin', 'python');
+    const check = (document: unknown) =>
+      spawnSync(
+        python,
+        ['-c', 'import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))\nprint("valid")'],
+        { input: JSON.stringify(document), encoding: 'utf8' },
+      );
+    const ok = check(doc);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), 'valid');
+    // The check can fail: a document with a broken reference is refused.
+    const broken = structuredClone(doc);
+    broken.paths['/v1/whoami'].get.responses['200'] = { $ref: '#/components/responses/Nope' };
+    assert.notEqual(check(broken).status, 0);
   });
 
   it('the HTTP client raises the same error classes as the Redis client', async () => {
