@@ -37,9 +37,10 @@ export interface RequestSnapshot {
   readonly submittedBy?: string;
 }
 
-/** One live-output event for `appendOutput`: its type, the bytes it counts, its data (JSON). */
+/** One live-output event for `appendOutput`: its type, the bytes it counts, its data (JSON). `over`:
+ * the sender dropped output past the bound itself; the store adds its marker (once). */
 export interface OutputEventInput {
-  readonly type: 'stdout' | 'stderr' | 'display';
+  readonly type: 'stdout' | 'stderr' | 'display' | 'over';
   readonly bytes: number;
   readonly data: string;
 }
@@ -76,7 +77,13 @@ local events = tonumber(redis.call('HGET', KEYS[1], 'output_events') or '0')
 local sent, dropped = 0, 0
 for i = 4, #ARGV, 3 do
   local size = tonumber(ARGV[i + 1])
-  if bytes + size <= maxBytes and events < maxEvents then
+  if ARGV[i] == 'over' then
+    -- The producer side reached the bound first: only the marker (what it dropped it counts itself).
+    if redis.call('HSETNX', KEYS[1], 'output_capped', '1') == 1 then
+      redis.call('XADD', KEYS[2], '*', 'type', 'output_dropped', 'at', ARGV[3], 'data',
+        cjson.encode({limit_bytes = maxBytes, limit_events = maxEvents, final = false}))
+    end
+  elseif bytes + size <= maxBytes and events < maxEvents then
     redis.call('XADD', KEYS[2], '*', 'type', ARGV[i], 'at', ARGV[3], 'data', ARGV[i + 2])
     bytes = bytes + size
     events = events + 1
@@ -239,8 +246,12 @@ export class RequestStore {
     return sent < 0 ? { sent: 0, dropped: 0, ended: true } : { sent, dropped, ended: false };
   }
 
-  /** After a run: when output was dropped, one `output_dropped` event with the request's total. */
-  async outputSummary(requestId: string): Promise<void> {
+  /**
+   * After a run: adds what the sender dropped without sending (`droppedBytes`) to the request's
+   * count, and when anything was dropped, one `output_dropped` event with the request's total.
+   */
+  async outputSummary(requestId: string, droppedBytes = 0): Promise<void> {
+    if (droppedBytes > 0) await this.redis.hincrby(this.key(requestId), 'output_dropped', droppedBytes);
     const [dropped, bytes, terminal] = await this.redis.hmget(
       this.key(requestId),
       'output_dropped',

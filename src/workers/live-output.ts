@@ -52,7 +52,10 @@ export class LiveOutput {
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
   private warned = false;
+  /** `dropped_bytes`: dropped here, past this run's view of the budget (never sent). */
   private readonly totals = { stdout_bytes: 0, stderr_bytes: 0, displays: 0, dropped_bytes: 0 };
+  /** Sent, and dropped by the store (the request's budget was spent by earlier attempts). */
+  private storeDropped = 0;
 
   constructor(private readonly options: LiveOutputOptions) {}
 
@@ -84,8 +87,8 @@ export class LiveOutput {
     if (this.closed) return this.writing;
     this.flush();
     this.closed = true;
-    if (this.totals.dropped_bytes > 0 || this.accepted >= this.options.maxBytes)
-      this.enqueue(() => this.options.store.outputSummary(this.options.requestId));
+    if (this.totals.dropped_bytes > 0 || this.storeDropped > 0)
+      this.enqueue(() => this.options.store.outputSummary(this.options.requestId, this.totals.dropped_bytes));
     return this.writing;
   }
 
@@ -122,7 +125,7 @@ export class LiveOutput {
         continue;
       }
       if (p.kind === 'over') {
-        events.push({ type: 'stdout', bytes: this.options.maxBytes + 1, data: '{"text":""}' });
+        events.push({ type: 'over', bytes: 0, data: '' });
         continue;
       }
       for (const text of splitText(p.text, MAX_TEXT_EVENT))
@@ -130,11 +133,15 @@ export class LiveOutput {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    const progress: OutputProgress = { stage: 'execution', ...this.totals, updated_at: Date.now() };
     this.enqueue(async () => {
       const res = await this.options.store.appendOutput(this.options.requestId, events, this.options);
-      if (res.dropped > 0 && this.totals.dropped_bytes === 0) this.totals.dropped_bytes = res.dropped;
-      this.options.onProgress?.(progress);
+      this.storeDropped += res.dropped;
+      this.options.onProgress?.({
+        stage: 'execution',
+        ...this.totals,
+        dropped_bytes: this.totals.dropped_bytes + this.storeDropped,
+        updated_at: Date.now(),
+      });
     });
   }
 

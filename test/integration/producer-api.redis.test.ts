@@ -366,7 +366,10 @@ describe('producer HTTP API', () => {
     const check = (document: unknown) =>
       spawnSync(
         python,
-        ['-c', 'import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))\nprint("valid")'],
+        [
+          '-c',
+          'import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(sys.stdin))\nprint("valid")',
+        ],
         { input: JSON.stringify(document), encoding: 'utf8' },
       );
     const ok = check(doc);

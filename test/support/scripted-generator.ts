@@ -6,17 +6,19 @@ import type { CodeGenerator, GeneratedCode, GenerationRequest } from '../../src/
  */
 export const PROGRAMS: Record<string, string> = {
   ok: "results = {'value': 42}",
-  /** Prints in a loop, makes a figure half-way (displayed in a kernel, left open for the saved figures). */
-  prints: `import time
-import matplotlib
+  /** Prints in a loop, makes a figure half-way (displayed as a PNG, and left open for the saved figures). */
+  prints: `import io
+import time
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Image, display
 for i in range(10):
     print(f"line {i}", flush=True)
     time.sleep(0.05)
 fig, ax = plt.subplots()
 ax.plot([1, 2, 3], [1, 4, 9])
-display(fig)
+png = io.BytesIO()
+fig.savefig(png, format='png')
+display(Image(png.getvalue()))
 for i in range(10, 20):
     print(f"line {i}", flush=True)
     time.sleep(0.05)
