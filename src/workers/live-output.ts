@@ -51,6 +51,8 @@ export class LiveOutput {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
+  /** This run reached the budget (the store has been told, or will be with the next flush). */
+  private capped = false;
   private warned = false;
   /** `dropped_bytes`: dropped here, past this run's view of the budget (never sent). */
   private readonly totals = { stdout_bytes: 0, stderr_bytes: 0, displays: 0, dropped_bytes: 0 };
@@ -94,11 +96,13 @@ export class LiveOutput {
 
   /** Whether `bytes` more fit this run's view of the budget; counts them as dropped if not. */
   private admit(bytes: number): boolean {
-    if (this.accepted + bytes > this.options.maxBytes) {
+    // Once past the bound, nothing more: a later small chunk must not leave a hole before it.
+    if (this.capped || this.accepted + bytes > this.options.maxBytes) {
       this.totals.dropped_bytes += bytes;
-      if (this.accepted < this.options.maxBytes) {
-        this.accepted = this.options.maxBytes;
+      if (!this.capped) {
+        this.capped = true;
         this.pending.push({ kind: 'over' });
+        this.flushSoon(false);
       }
       return false;
     }
