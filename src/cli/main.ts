@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { ServiceError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { STAGES, type Stage } from '../queues/envelope.js';
-import { Fleet } from '../workers/run-worker.js';
+import { Fleet } from '../workers/fleet.js';
 import { registerApprovalsCommands } from './approvals-command.js';
 import { type GlobalOptions, requireRedisUrl, resolveConfig } from './context.js';
 import { demoCommand } from './demo-command.js';

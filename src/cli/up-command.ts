@@ -5,7 +5,7 @@ import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
-import { Fleet } from '../workers/run-worker.js';
+import { Fleet } from '../workers/fleet.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
 
 export interface LocalStack {

@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import type { Stage } from '../../src/queues/envelope.js';
 import { createRedis } from '../../src/redis/connection.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { PatternAnalyzer, RecordingExecutor, ScriptedGenerator, simplePolicy } from './ops-fakes.js';
 
 const [configFile, redisUrl, ...stages] = process.argv.slice(2);
