@@ -17,9 +17,15 @@ export interface LocalStack {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Thrown by startLocalStack when its signal aborts the start-up (what had started is stopped). */
+class StartupAborted extends Error {}
+
 /**
  * Everything on one machine: a private redis-server when none is configured, the simulated
  * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
+ * Started in order, stopped in the reverse order (the fleet drains while Redis is still there).
+ * When `signal` aborts during start-up, the step under way finishes, everything started is
+ * stopped, and the promise rejects.
  */
 export async function startLocalStack(
   opts: GlobalOptions & {
@@ -29,21 +35,39 @@ export async function startLocalStack(
     approverPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
+    signal?: AbortSignal;
   },
   config: Config,
   logger: Logger,
 ): Promise<LocalStack> {
-  let redis: LocalRedis | undefined;
-  let redisUrl = resolveRedisUrl(opts, config);
-  if (!redisUrl) {
-    redis = await startLocalRedis({ appendOnly: false });
-    redisUrl = redis.url;
-    logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
-  }
-  let ioc: SoftIoc | undefined;
+  const stops: Array<() => Promise<void>> = [];
+  const stopStarted = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+  const step = async <T>(start: () => Promise<T>, stop: (started: T) => Promise<void>): Promise<T> => {
+    if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
+    const started = await start();
+    stops.push(() => stop(started));
+    if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
+    return started;
+  };
   try {
+    let redis: LocalRedis | undefined;
+    let redisUrl = resolveRedisUrl(opts, config);
+    if (!redisUrl) {
+      redis = await step(
+        () => startLocalRedis({ appendOnly: false }),
+        (r) => r.stop(),
+      );
+      redisUrl = redis.url;
+      logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
+    }
+    let ioc: SoftIoc | undefined;
     if (opts.ioc !== false) {
-      ioc = await startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true });
+      ioc = await step(
+        () => startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true }),
+        (i) => i.stop(),
+      );
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
       // by the in-process guard); write-capable code to the read-write one.
       const endpoints = { read_only: ioc.readOnlyEnv ?? ioc.env, write_access: ioc.env };
@@ -52,48 +76,53 @@ export async function startLocalStack(
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
     }
-    const fleet = await Fleet.start({
-      config,
-      redisUrl,
-      logger,
-      ...(opts.stages ? { stages: opts.stages } : {}),
-      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
-      ...(opts.generator ? { generator: opts.generator } : {}),
-    });
-    let approver: ApproverApi | undefined;
-    if (opts.approverPort !== null) {
-      try {
-        approver = await startApproverApi({
+    const url = redisUrl;
+    let drainMs = 0;
+    const fleet = await step(
+      () =>
+        Fleet.start({
           config,
-          redisUrl,
+          redisUrl: url,
           logger,
-          metrics: fleet.metrics,
-          ...(opts.approverPort !== undefined ? { port: opts.approverPort } : {}),
-        });
-      } catch (err) {
-        await fleet.close();
-        throw err;
-      }
+          ...(opts.stages ? { stages: opts.stages } : {}),
+          ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+          ...(opts.generator ? { generator: opts.generator } : {}),
+        }),
+      (f) => f.close(drainMs),
+    );
+    let approver: ApproverApi | undefined;
+    const approverPort = opts.approverPort;
+    if (approverPort !== null) {
+      approver = await step(
+        () =>
+          startApproverApi({
+            config,
+            redisUrl: url,
+            logger,
+            metrics: fleet.metrics,
+            ...(approverPort !== undefined ? { port: approverPort } : {}),
+          }),
+        (a) => a.close(),
+      );
       if (config.pyexec.approver.tokens.length === 0) {
         logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
       }
     }
+    let closing: Promise<void> | undefined;
     return {
       fleet,
       redisUrl,
       ...(redis ? { redis } : {}),
       ...(ioc ? { ioc } : {}),
       ...(approver ? { approver } : {}),
-      async close(graceMs = 0) {
-        await approver?.close();
-        await fleet.close(graceMs);
-        await ioc?.stop();
-        await redis?.stop();
+      close(graceMs = 0) {
+        drainMs = graceMs;
+        closing ??= stopStarted();
+        return closing;
       },
     };
   } catch (err) {
-    await ioc?.stop();
-    await redis?.stop();
+    await stopStarted();
     throw err;
   }
 }
@@ -125,7 +154,29 @@ export async function upCommand(
   config: Config,
   logger: Logger,
 ): Promise<void> {
-  const stack = await startLocalStack(opts, config, logger);
+  // Signals count from the first moment: one during start-up stops what has started (in order)
+  // once the step under way is done, and nothing is left running.
+  const startup = new AbortController();
+  let starting: Promise<LocalStack> | undefined;
+  onShutdown(
+    async (grace) => {
+      startup.abort();
+      const stack = await starting?.catch(() => undefined);
+      await stack?.close(grace);
+      clearUpState();
+    },
+    config.pyexec.shutdown_grace_ms,
+    logger,
+  );
+  starting = startLocalStack({ ...opts, signal: startup.signal }, config, logger);
+  let stack: LocalStack;
+  try {
+    stack = await starting;
+  } catch (err) {
+    // Interrupted: the signal handler finishes the shutdown and exits.
+    if (err instanceof StartupAborted) return;
+    throw err;
+  }
   writeUpState({
     redisUrl: stack.redisUrl,
     pid: process.pid,
@@ -137,13 +188,5 @@ export async function upCommand(
     `pyexec is up: redis ${stack.redisUrl}, metrics http://127.0.0.1:${stack.fleet.metricsPort}/metrics` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
-  );
-  onShutdown(
-    async (grace) => {
-      await stack.close(grace);
-      clearUpState();
-    },
-    config.pyexec.shutdown_grace_ms,
-    logger,
   );
 }

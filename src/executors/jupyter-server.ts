@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ExecutorUnavailableError } from '../errors.js';
+import { spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, pythonPackageDir, scrubbedEnv } from '../python-env.js';
 import { freePort } from '../redis/redis-server.js';
 import type { ExecutionMode } from './executor.js';
@@ -109,7 +110,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
     args.push(`--KernelSpecManager.allowed_kernelspecs=${options.modes[mode].kernel_name}`);
   if (process.getuid?.() === 0) args.push('--allow-root');
   args.push(...(options.extraArgs ?? []));
-  const child: ChildProcess = spawn(python, args, {
+  const child: ChildProcess = spawnOwned(python, args, {
     env: serverEnv,
     cwd: rootDir,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -121,17 +122,8 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (child.exitCode === null && child.signalCode === null) {
-      // SIGTERM: jupyter_server shuts its kernels down before it exits.
-      child.kill('SIGTERM');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), 8000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    // SIGTERM: jupyter_server shuts its kernels down before it exits.
+    await stopGroup(child, 8000);
     cleanup();
   };
   const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);
