@@ -64,7 +64,7 @@ function collectDescendants(root: number, into: Map<string, Proc>): void {
     .filter((p): p is Proc => p !== null);
   const family = new Set([root, ...[...into.values()].map((p) => p.pid)]);
   // A child read between its fork and its exec shows its parent's command line: read again.
-  for (const p of all) if (into.has(`${p.pid}:${p.start}`)) into.set(`${p.pid}:${p.start}`, p);
+  for (const p of all) if (p.cmd && into.has(`${p.pid}:${p.start}`)) into.set(`${p.pid}:${p.start}`, p);
   for (let grew = true; grew; ) {
     grew = false;
     for (const p of all) {
@@ -147,12 +147,16 @@ const has = (procs: Proc[], what: RegExp) => procs.some((p) => what.test(p.cmd))
 describe('pyexec up under signals', () => {
   it('SIGTERM to the process group during start-up: everything started is stopped', async () => {
     const run = startUp();
-    // Redis and the soft IOC are up; the Jupyter server is starting.
-    await follow((procs) => has(procs, /redis-server/) && has(procs, /jupyter_server/));
+    // Redis and the soft IOC are up; the Jupyter server is starting its kernels.
+    await follow((procs) => has(procs, /redis-server/) && has(procs, /pyexec_runtime\.kernel /));
     process.kill(-up!.pid!, 'SIGTERM');
-    await noneLeft(run.exit);
-    assert.ok(has([...seen.values()], /sim_ioc/), 'the soft IOC had started');
+    const code = await noneLeft(run.exit);
+    const all = [...seen.values()];
+    assert.ok(has(all, /sim_ioc/), `the soft IOC had started: ${all.map((p) => p.cmd).join('\n')}`);
     assert.doesNotMatch(run.stdout(), /pyexec is up/);
+    // up stopped them itself, in order, and exited by itself (not killed by the signal).
+    assert.equal(code, 0, run.stderr());
+    assert.match(run.stderr(), /draining/);
   });
 
   it('SIGTERM to the up process alone during start-up: everything started is stopped', async () => {
