@@ -40,7 +40,13 @@ const run = promisify(execFile);
  * loopback port. Used by `pyexec up`, the demo and the tests.
  */
 export async function startSoftIoc(
-  options: { port?: number; python?: string; readOnlyEndpoint?: boolean } = {},
+  options: {
+    port?: number;
+    python?: string;
+    readOnlyEndpoint?: boolean;
+    /** A file where the IOC appends every write request it receives (JSON lines), for tests. */
+    writeLog?: string;
+  } = {},
 ): Promise<SoftIoc> {
   const port = options.port ?? (await freePort());
   const readOnlyPort = options.readOnlyEndpoint ? await freePort() : undefined;
@@ -50,6 +56,7 @@ export async function startSoftIoc(
   const env = caEnv(port);
   const args = ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready];
   if (readOnlyPort) args.push('--read-only-port', String(readOnlyPort));
+  if (options.writeLog) args.push('--write-log', options.writeLog);
   const child: ChildProcess = spawnOwned(python, args, { env: scrubbedEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   // A CA repeater on this IOC's repeater port, so client libraries find one running instead of
   // trying (and failing, loudly, into every run's stderr) to spawn EPICS base's caRepeater.

@@ -42,6 +42,9 @@ export interface SpawnJupyterServerOptions {
   startupTimeoutMs?: number;
   /** More jupyter_server command-line options (benchmarks compare configurations with it). */
   extraArgs?: readonly string[];
+  /** Port and token to serve with (a server restarted where the pool knows it). @defaultValue a free port, a random token */
+  port?: number;
+  token?: string;
 }
 
 /**
@@ -82,8 +85,8 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
       cause: err,
     });
   }
-  const port = await freePort();
-  const token = randomBytes(24).toString('hex');
+  const port = options.port ?? (await freePort());
+  const token = options.token ?? randomBytes(24).toString('hex');
   const tokenFile = path.join(dir, 'token');
   writeFileSync(tokenFile, token, { mode: 0o600 });
   const serverEnv = {
