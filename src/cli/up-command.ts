@@ -5,7 +5,7 @@ import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Logger } from '../logger.js';
 import type { Stage } from '../queues/envelope.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
-import { Fleet } from '../workers/fleet.js';
+import { Fleet } from '../workers/run-worker.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
 
 export interface LocalStack {
@@ -23,9 +23,6 @@ class StartupAborted extends Error {}
 /**
  * Everything on one machine: a private redis-server when none is configured, the simulated
  * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
- * Started in order, stopped in the reverse order (the fleet drains while Redis is still there).
- * When `signal` aborts during start-up, the step under way finishes, everything started is
- * stopped, and the promise rejects.
  */
 export async function startLocalStack(
   opts: GlobalOptions & {
@@ -35,39 +32,29 @@ export async function startLocalStack(
     approverPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
+    /** Aborted by a signal during start-up: what has started is stopped, and the promise rejects. */
     signal?: AbortSignal;
   },
   config: Config,
   logger: Logger,
 ): Promise<LocalStack> {
-  const stops: Array<() => Promise<void>> = [];
-  const stopStarted = async () => {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
-  };
-  const step = async <T>(start: () => Promise<T>, stop: (started: T) => Promise<void>): Promise<T> => {
+  const interrupted = () => {
     if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
-    const started = await start();
-    stops.push(() => stop(started));
-    if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
-    return started;
   };
+  let redis: LocalRedis | undefined;
+  let redisUrl = resolveRedisUrl(opts, config);
+  if (!redisUrl) {
+    redis = await startLocalRedis({ appendOnly: false });
+    redisUrl = redis.url;
+    logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
+  }
+  let ioc: SoftIoc | undefined;
+  let fleet: Fleet | undefined;
+  let approver: ApproverApi | undefined;
   try {
-    let redis: LocalRedis | undefined;
-    let redisUrl = resolveRedisUrl(opts, config);
-    if (!redisUrl) {
-      redis = await step(
-        () => startLocalRedis({ appendOnly: false }),
-        (r) => r.stop(),
-      );
-      redisUrl = redis.url;
-      logger.info({ redisUrl }, 'started a private redis-server (no Redis configured)');
-    }
-    let ioc: SoftIoc | undefined;
+    interrupted();
     if (opts.ioc !== false) {
-      ioc = await step(
-        () => startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true }),
-        (i) => i.stop(),
-      );
+      ioc = await startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true });
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
       // by the in-process guard); write-capable code to the read-write one.
       const endpoints = { read_only: ioc.readOnlyEnv ?? ioc.env, write_access: ioc.env };
@@ -76,53 +63,50 @@ export async function startLocalStack(
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
     }
-    const url = redisUrl;
-    let drainMs = 0;
-    const fleet = await step(
-      () =>
-        Fleet.start({
-          config,
-          redisUrl: url,
-          logger,
-          ...(opts.stages ? { stages: opts.stages } : {}),
-          ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
-          ...(opts.generator ? { generator: opts.generator } : {}),
-        }),
-      (f) => f.close(drainMs),
-    );
-    let approver: ApproverApi | undefined;
-    const approverPort = opts.approverPort;
-    if (approverPort !== null) {
-      approver = await step(
-        () =>
-          startApproverApi({
-            config,
-            redisUrl: url,
-            logger,
-            metrics: fleet.metrics,
-            ...(approverPort !== undefined ? { port: approverPort } : {}),
-          }),
-        (a) => a.close(),
-      );
+    interrupted();
+    fleet = await Fleet.start({
+      config,
+      redisUrl,
+      logger,
+      ...(opts.stages ? { stages: opts.stages } : {}),
+      ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+      ...(opts.generator ? { generator: opts.generator } : {}),
+    });
+    interrupted();
+    if (opts.approverPort !== null) {
+      approver = await startApproverApi({
+        config,
+        redisUrl,
+        logger,
+        metrics: fleet.metrics,
+        ...(opts.approverPort !== undefined ? { port: opts.approverPort } : {}),
+      });
       if (config.pyexec.approver.tokens.length === 0) {
         logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
       }
     }
-    let closing: Promise<void> | undefined;
+    interrupted();
+    const started = fleet;
+    const api = approver;
     return {
       fleet,
       redisUrl,
       ...(redis ? { redis } : {}),
       ...(ioc ? { ioc } : {}),
       ...(approver ? { approver } : {}),
-      close(graceMs = 0) {
-        drainMs = graceMs;
-        closing ??= stopStarted();
-        return closing;
+      async close(graceMs = 0) {
+        await api?.close();
+        await started.close(graceMs);
+        await ioc?.stop();
+        await redis?.stop();
       },
     };
   } catch (err) {
-    await stopStarted();
+    // In the reverse order of the start: the fleet drains while Redis is still there.
+    await approver?.close();
+    await fleet?.close();
+    await ioc?.stop();
+    await redis?.stop();
     throw err;
   }
 }

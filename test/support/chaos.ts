@@ -30,7 +30,8 @@ import { QueueName, type Stage } from '../../src/queues/envelope.js';
 import type { PythonExecutionResponse } from '../../src/queues/result.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
-import { type ChaosTask, chaosObjective, WRITE_PV } from './chaos-programs.js';
+import { type ChaosTask, chaosObjective } from './chaos-programs.js';
+import { type ChaosReport, describeReport, judge } from './chaos-report.js';
 import { type FleetProcess, spawnFleetProcess } from './ops-processes.js';
 
 export interface ChaosOptions {
@@ -56,37 +57,6 @@ export interface ChaosOptions {
   readonly finishTimeoutMs: number;
   readonly seed: number;
   readonly log?: (line: string) => void;
-}
-
-export interface ChaosReport {
-  readonly requests: number;
-  readonly writes: number;
-  readonly approved: number;
-  readonly rejected: number;
-  readonly byStatus: Record<string, number>;
-  readonly byDetail: Record<string, number>;
-  /** Requests without a recorded end when the run stopped waiting. */
-  readonly lost: string[];
-  /** Requests whose event stream holds more than one `finished` event. */
-  readonly endedTwice: string[];
-  /** Write requests whose value reached the IOC more than once. */
-  readonly writesRunTwice: string[];
-  /** Succeeded writes whose value did not reach the IOC exactly once. */
-  readonly succeededWritesNotOnce: string[];
-  /** Writes rejected or expired whose value reached the IOC. */
-  readonly refusedWritesRun: string[];
-  /** Read-only requests that ended as needs_review. */
-  readonly readOnlyNeedsReview: string[];
-  /** Write requests that ended needs_review, and of those how many had written once. */
-  readonly needsReview: { total: number; wrote: number };
-  readonly kills: Record<string, number>;
-  /** Kills that hit a process while it had work (an active job; code running, for execution). */
-  readonly killsWhileWorking: Record<string, number>;
-  readonly requeuedJobs: number;
-  readonly submitRetries: number;
-  readonly durationMs: number;
-  /** Time from the last submit to the last end. */
-  readonly drainMs: number;
 }
 
 const STAGE_PROCS = ['generation', 'analysis', 'approval', 'result'] as const;
@@ -471,56 +441,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     stopping = true;
     await approverLoop;
 
-    // What the IOC saw: each write request's unique value, counted.
-    const writesAt = new Map<number, number>();
-    const logText = (() => {
-      try {
-        return readFileSync(writeLog, 'utf8');
-      } catch {
-        return '';
-      }
-    })();
-    for (const line of logText.split('\n').filter(Boolean)) {
-      const w = JSON.parse(line) as { pv: string; value: number };
-      if (w.pv === WRITE_PV) writesAt.set(w.value, (writesAt.get(w.value) ?? 0) + 1);
-    }
-    const report = {
-      lost: [] as string[],
-      endedTwice: [] as string[],
-      writesRunTwice: [] as string[],
-      succeededWritesNotOnce: [] as string[],
-      refusedWritesRun: [] as string[],
-      readOnlyNeedsReview: [] as string[],
-    };
-    const byStatus: Record<string, number> = {};
-    const byDetail: Record<string, number> = {};
-    const needsReview = { total: 0, wrote: 0 };
-    for (const task of tasks) {
-      const id = ids.get(task.n) ?? `unsubmitted-${task.n}`;
-      const r = responses.get(task.n);
-      if (!r) {
-        report.lost.push(`${task.n} ${id} (${(await client.store.get(id).catch(() => null))?.status ?? 'no record'})`);
-        continue;
-      }
-      inc(byStatus, r.status);
-      if (r.detail) inc(byDetail, r.detail);
-      const events = (await watch.xrange(client.store.eventsKey(id), '-', '+')) as [string, string[]][];
-      const ends = events.filter(([, f]) => f[f.indexOf('type') + 1] === 'finished').length;
-      if (ends !== 1) report.endedTwice.push(`${task.n} ${id}: ${ends} finished events`);
-      if (task.kind === 'write') {
-        const ran = writesAt.get(task.value!) ?? 0;
-        if (ran > 1) report.writesRunTwice.push(`${task.n} ${id}: ${ran} writes of ${task.value}`);
-        if (r.status === 'succeeded' && ran !== 1) report.succeededWritesNotOnce.push(`${task.n} ${id}: ${ran}`);
-        if ((r.status === 'rejected' || r.status === 'expired') && ran > 0)
-          report.refusedWritesRun.push(`${task.n} ${id}: ${r.status}, ${ran} writes`);
-        if (r.detail === 'needs_review') {
-          needsReview.total++;
-          if (ran === 1) needsReview.wrote++;
-        }
-      } else if (r.detail === 'needs_review') {
-        report.readOnlyNeedsReview.push(`${task.n} ${id}`);
-      }
-    }
+    const judged = await judge({
+      tasks,
+      ids,
+      responses,
+      writeLog,
+      finishedEvents: async (id) => {
+        const events = (await watch.xrange(client.store.eventsKey(id), '-', '+')) as [string, string[]][];
+        return events.filter(([, f]) => f[f.indexOf('type') + 1] === 'finished').length;
+      },
+      statusOf: async (id) => (await client.store.get(id).catch(() => null))?.status ?? 'no record',
+    });
     let requeuedJobs = 0;
     let cursor = '0';
     do {
@@ -528,7 +459,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       cursor = next;
       requeuedJobs += keys.filter((k) => /-r\d+$/.test(k)).length;
     } while (cursor !== '0');
-    if (report.lost.length > 0) {
+    if (judged.lost.length > 0) {
       for (const p of Object.values(procs).flat())
         log(`stderr of ${p.stages.join(',')} ${p.pid}: ${p.stderr().slice(-2000)}`);
     }
@@ -537,10 +468,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       writes: tasks.filter((t) => t.kind === 'write').length,
       approved: [...decided.values()].filter((d) => d === 'approved').length,
       rejected: [...decided.values()].filter((d) => d === 'rejected').length,
-      byStatus,
-      byDetail,
-      ...report,
-      needsReview,
+      ...judged,
       kills,
       killsWhileWorking,
       requeuedJobs,
@@ -561,20 +489,4 @@ function procCounts(procs: Record<Stage, FleetProcess[]>): Record<string, number
   return Object.fromEntries(Object.entries(procs).map(([s, ps]) => [s, ps.length]));
 }
 
-/** A one-line summary for logs. */
-export function describeReport(r: ChaosReport): string {
-  return JSON.stringify({
-    requests: r.requests,
-    byStatus: r.byStatus,
-    byDetail: r.byDetail,
-    kills: r.kills,
-    killsWhileWorking: r.killsWhileWorking,
-    lost: r.lost.length,
-    endedTwice: r.endedTwice.length,
-    writesRunTwice: r.writesRunTwice.length,
-    needsReview: r.needsReview,
-    requeuedJobs: r.requeuedJobs,
-    submitRetries: r.submitRetries,
-    durationS: Math.round(r.durationMs / 1000),
-  });
-}
+export { type ChaosReport, describeReport } from './chaos-report.js';
