@@ -55,7 +55,7 @@ def startup() -> str:
 
 
 def begin(spec_json: str) -> None:
-    spec = json.loads(spec_json)
+    spec = errors.decode_request_json(spec_json)
     mode = guard.installed_mode()
     if spec.get("mode") != mode:
         raise RuntimeError(f"pyexec: this kernel runs {mode}, the request needs {spec.get('mode')}")

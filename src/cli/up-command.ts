@@ -23,6 +23,9 @@ export interface LocalStack {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Thrown by startLocalStack when its signal aborts the start-up (what had started is stopped). */
+class StartupAborted extends Error {}
+
 /**
  * Everything on one machine: a private redis-server when none is configured, the simulated
  * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
@@ -35,6 +38,8 @@ export async function startLocalStack(
     approverPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
+    /** Aborted by a signal during start-up: what has started is stopped, and the promise rejects. */
+    signal?: AbortSignal;
   },
   config: Config,
   logger: Logger,
@@ -45,6 +50,9 @@ export async function startLocalStack(
     ...(opts.stages ? { stages: opts.stages } : {}),
     ...(opts.generator ? { generator: opts.generator } : {}),
   });
+  const interrupted = () => {
+    if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
+  };
   let redis: LocalRedis | undefined;
   let redisUrl = resolveRedisUrl(opts, config);
   if (!redisUrl) {
@@ -56,7 +64,10 @@ export async function startLocalStack(
     );
   }
   let ioc: SoftIoc | undefined;
+  let fleet: Fleet | undefined;
+  let approver: ApproverApi | undefined;
   try {
+    interrupted();
     if (opts.ioc !== false) {
       ioc = await startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true });
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
@@ -67,7 +78,8 @@ export async function startLocalStack(
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
     }
-    const fleet = await Fleet.start({
+    interrupted();
+    fleet = await Fleet.start({
       config,
       redisUrl,
       logger,
@@ -75,25 +87,23 @@ export async function startLocalStack(
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
       ...(generator ? { generator } : {}),
     });
-    let approver: ApproverApi | undefined;
+    interrupted();
     const approverPort = opts.approverPort !== undefined ? opts.approverPort : config.pyexec.approver.port;
     if (approverPort !== null) {
-      try {
-        approver = await startApproverApi({
-          config,
-          redisUrl,
-          logger,
-          metrics: fleet.metrics,
-          port: approverPort,
-        });
-      } catch (err) {
-        await fleet.close();
-        throw err;
-      }
+      approver = await startApproverApi({
+        config,
+        redisUrl,
+        logger,
+        metrics: fleet.metrics,
+        port: approverPort,
+      });
       if (config.pyexec.approver.tokens.length === 0) {
         logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
       }
     }
+    interrupted();
+    const started = fleet;
+    const api = approver;
     return {
       fleet,
       redisUrl,
@@ -101,13 +111,16 @@ export async function startLocalStack(
       ...(ioc ? { ioc } : {}),
       ...(approver ? { approver } : {}),
       async close(graceMs = 0) {
-        await approver?.close();
-        await fleet.close(graceMs);
+        await api?.close();
+        await started.close(graceMs);
         await ioc?.stop();
         await redis?.stop();
       },
     };
   } catch (err) {
+    // In the reverse order of the start: the fleet drains while Redis is still there.
+    await approver?.close();
+    await fleet?.close();
     await ioc?.stop();
     await redis?.stop();
     throw err;
@@ -119,7 +132,29 @@ export async function upCommand(
   config: Config,
   logger: Logger,
 ): Promise<void> {
-  const stack = await startLocalStack(opts, config, logger);
+  // Signals count from the first moment: one during start-up stops what has started (in order)
+  // once the step under way is done, and nothing is left running.
+  const startup = new AbortController();
+  let starting: Promise<LocalStack> | undefined;
+  onShutdown(
+    async (grace) => {
+      startup.abort();
+      const stack = await starting?.catch(() => undefined);
+      await stack?.close(grace);
+      clearUpState();
+    },
+    config.pyexec.shutdown_grace_ms,
+    logger,
+  );
+  starting = startLocalStack({ ...opts, signal: startup.signal }, config, logger);
+  let stack: LocalStack;
+  try {
+    stack = await starting;
+  } catch (err) {
+    // Interrupted: the signal handler finishes the shutdown and exits.
+    if (err instanceof StartupAborted) return;
+    throw err;
+  }
   writeUpState({
     redisUrl: stack.redisUrl,
     pid: process.pid,
@@ -132,13 +167,5 @@ export async function upCommand(
       `${stack.fleet.metricsPort === null ? 'no metrics server' : `metrics http://${urlHost(config.pyexec.metrics_host)}:${stack.fleet.metricsPort}/metrics`}` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
-  );
-  onShutdown(
-    async (grace) => {
-      await stack.close(grace);
-      clearUpState();
-    },
-    config.pyexec.shutdown_grace_ms,
-    logger,
   );
 }

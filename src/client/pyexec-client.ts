@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import type { Config } from '../config.js';
 import { InvalidRequestError } from '../errors.js';
 import { executionFolderFor } from '../executors/execution-folder.js';
@@ -10,13 +9,13 @@ import { jobId } from '../queues/job-id.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
 import { createRedis, keyPrefix, waitReady } from '../redis/connection.js';
-import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../request.js';
+import { PythonExecutionRequest, type PythonExecutionRequestInput, prepareRequest } from '../request.js';
 import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
 
 export interface SubmitResult {
   readonly requestId: string;
   readonly threadId: string;
-  /** false when the thread id was already submitted: the existing request is returned. */
+  /** false when this same request was already submitted on the thread: the existing one is returned. */
   readonly created: boolean;
 }
 
@@ -85,7 +84,6 @@ export class PyexecClient {
     this.store = new RequestStore(this.redis, prefix);
   }
 
-  /** Validates and enqueues a request. Invalid input throws InvalidRequestError; nothing is enqueued. */
   /** Creates a client and waits for its Redis connection (fails fast when Redis is unreachable). */
   static async connect(options: PyexecClientOptions): Promise<PyexecClient> {
     const client = new PyexecClient(options);
@@ -98,22 +96,30 @@ export class PyexecClient {
     return client;
   }
 
+  /**
+   * Validates, records and enqueues a request. Everything is checked and serialised before
+   * anything is written: invalid input throws InvalidRequestError (RequestTooLargeError over a
+   * limit of `pyexec.request_limits`) and leaves no trace, its thread id included.
+   *
+   * Idempotent by thread id and content: the same request on the same thread returns the
+   * existing request (`created: false`); a different request on a used thread is a new request,
+   * and the thread then names it.
+   */
   async submit(input: PythonExecutionRequestInput | unknown): Promise<SubmitResult> {
-    const parsed = PythonExecutionRequest.safeParse(input);
-    if (!parsed.success) throw new InvalidRequestError(`invalid request:\n${z.prettifyError(parsed.error)}`);
-    const request = parsed.data;
     const config = this.options.config;
+    const { request, json, digest } = prepareRequest(input, config.pyexec.request_limits);
     const fresh = randomUUID();
     const threadId = request.thread_id ?? fresh;
-    const ttl = config.pyexec.retention.finished_seconds;
-    const { requestId, created } = await this.store.claimThread(threadId, fresh, ttl);
-    if (!created) {
-      await this.ensureStarted(requestId);
-      return { requestId, threadId, created: false };
-    }
-    await this.store.create(requestId, threadId, request, ttl);
-    await this.enqueue(requestId, threadId, request);
-    return { requestId, threadId, created: true };
+    const { requestId, created } = await this.store.submit({
+      requestId: fresh,
+      threadId,
+      digest,
+      requestJson: json,
+      ttlSeconds: config.pyexec.retention.finished_seconds,
+    });
+    if (created) await this.enqueue(requestId, threadId, request);
+    else await this.ensureStarted(requestId);
+    return { requestId, threadId, created };
   }
 
   private async enqueue(requestId: string, threadId: string, request: PythonExecutionRequest): Promise<void> {

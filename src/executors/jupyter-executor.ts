@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KernelConnection } from '@jupyterlab/services';
-import { ExecutorUnavailableError } from '../errors.js';
+import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
 import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
@@ -88,6 +88,8 @@ export class JupyterExecutor implements Executor {
         SETUP_MS,
       );
       this.throwIfCancelled(signal, begin);
+      // The request's data that the kernel cannot decode is the request's error, not the kernel's.
+      if (begin.error?.ename === 'RequestInputError') throw new RequestInputError(begin.error.evalue);
       if (begin.status !== 'ok') {
         throw new ExecutorUnavailableError(
           `kernel set-up failed (${begin.status}): ${begin.error ? `${begin.error.ename}: ${begin.error.evalue}` : 'no reply'}`,

@@ -242,6 +242,11 @@ export class LeaseStore {
     return (await this.redis.set(`${this.base}:provision`, token, 'PX', ms, 'NX')) === 'OK';
   }
 
+  /** Renews the provisioning lock while its holder still holds it. */
+  async extendProvision(token: string, ms: number): Promise<void> {
+    await this.redis.kpoolExtendLock(`${this.base}:provision`, token, ms);
+  }
+
   async unlockProvision(token: string): Promise<void> {
     if ((await this.redis.get(`${this.base}:provision`)) === token) await this.redis.del(`${this.base}:provision`);
   }

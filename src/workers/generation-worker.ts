@@ -4,7 +4,7 @@ import { writeJson } from '../executors/execution-folder.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { GenerationJob } from '../queues/generation.js';
 import {
-  finishRequest,
+  endRequest,
   handoff,
   regenerateOrFail,
   type StageDeps,
@@ -21,15 +21,20 @@ import {
  * request.
  */
 export function createGenerationProcessor(deps: StageDeps & { generator: CodeGenerator }): Processor {
-  return stageProcessor(deps, 'generation', GenerationJob, async ({ env, log, startedAt, signal }) => {
+  return stageProcessor(deps, 'generation', GenerationJob, async (run) => {
+    const { env, log, startedAt, signal } = run;
     const method = env.request.execution_method;
     if (method && method !== deps.config.execution.execution_method && !deps.config.execution.allow_method_override) {
-      await finishRequest(deps, withTiming(env, 'generation', startedAt, 'refused'), {
-        status: 'failed',
-        reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
-        detail: 'invalid_request',
-      });
-      return 'refused';
+      return endRequest(
+        deps,
+        run,
+        {
+          status: 'failed',
+          reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
+          detail: 'invalid_request',
+        },
+        { label: 'refused' },
+      );
     }
     const t0 = Date.now();
     let generated: Awaited<ReturnType<CodeGenerator['generate']>>;

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RequestInputError } from '../../src/errors.js';
 import type { ExecutionOutcome } from '../../src/executors/executor.js';
 import { createExecutors, type ExecutorSet } from '../../src/executors/index.js';
 import { silentLogger } from '../../src/logger.js';
@@ -224,6 +225,22 @@ describe('container executor', () => {
       assert.equal(cell.outputs.length, 200);
       assert.equal(cell.outputs[0].data['text/html'], '<b>0</b>');
       assert.match(out.stderr, /more than 200 rich outputs/);
+    });
+  });
+
+  describe('request data the kernel cannot decode', () => {
+    it("is the request's own error (RequestInputError), not the kernel's, and the code does not run", async () => {
+      let deep: unknown = 1;
+      for (let i = 0; i < 1500; i++) deep = { d: deep };
+      const task = kernelTask("open('ran.txt', 'w').write('ran')\nresults = {}", 'read_only');
+      const request = { ...task.request, capability_context_data: { deep } };
+      await assert.rejects(
+        set.executors.container!.execute({ ...task, request }, new AbortController().signal),
+        (err: unknown) => err instanceof RequestInputError && /cannot be decoded/.test(err.message),
+      );
+      assert.equal(existsSync(path.join(task.executionFolder, 'ran.txt')), false);
+      // The kernel is fine: the next request runs on the pool as usual.
+      assert.deepEqual(resultsOf(await run("results = {'after': 1}")), { after: 1 });
     });
   });
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Metrics } from '../../src/metrics.js';
-import type { Fleet } from '../../src/workers/run-worker.js';
+import type { Fleet } from '../../src/workers/fleet.js';
 import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
 import {
   PatternAnalyzer,
