@@ -54,7 +54,12 @@ def kernel_json(mode: str, environment: dict[str, str], python: str) -> dict[str
         "language": "python",
         "interrupt_mode": "signal",
         "env": env,
-        "metadata": {"pyexec": {"mode": mode}, "debugger": False},
+        # Kernels are forked from a warm zygote (provisioner.py; registered by python/pyproject.toml).
+        "metadata": {
+            "pyexec": {"mode": mode},
+            "debugger": False,
+            "kernel_provisioner": {"provisioner_name": "pyexec-zygote-provisioner", "config": {}},
+        },
     }
 
 

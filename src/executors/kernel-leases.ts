@@ -14,8 +14,10 @@ import type { ExecutionMode } from './executor.js';
  *   :provision          STR   lock of the process starting missing kernels
  *
  * Kernel states: `idle` (in the idle list) → `leased` (a lease key exists) → `recycling` (a lock
- * key exists, the kernel is being restarted) → `idle`. A `leased` kernel whose lease key expired, or
- * a `recycling` one whose lock expired, belongs to a dead process: any process may claim it.
+ * key exists: a fresh kernel is being started to take its place, after which its record is removed;
+ * or, when none can be started, it is restarted in place) → `idle`. A `leased` kernel whose lease
+ * key expired, or a `recycling` one whose lock expired, belongs to a dead process: any process may
+ * claim it.
  */
 export type KernelState = 'idle' | 'leased' | 'recycling';
 

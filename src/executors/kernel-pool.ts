@@ -238,6 +238,7 @@ export class KernelPool {
     const release = this.holdLock(() => this.store.extendLock(record.key, token, this.lockMs));
     try {
       this.dropConnection(record.key);
+      if (await this.replace(record, client, reason)) return;
       await client.restartKernel(record.kernelId);
       await this.warm(client, record.kernelId);
       this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'restart', reason });
@@ -264,6 +265,26 @@ export class KernelPool {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A fresh kernel takes a used one's place: started (forked from the server's warm zygote, tens of
+   * milliseconds) and warm before the used one is dropped, which is shut down in the background.
+   * No restart in place: jupyter_client waits for a killed kernel in 100 ms polls. False when no
+   * kernel could be started (the caller restarts the used one instead).
+   */
+  private async replace(record: KernelRecord, client: JupyterServerClient, reason: string): Promise<boolean> {
+    try {
+      await this.startKernel(client, record.mode);
+    } catch (err) {
+      if (err instanceof ServerUnreachableError) throw err;
+      this.log.warn({ server: client.name, err: (err as Error).message }, 'cannot start a fresh kernel; restarting');
+      return false;
+    }
+    await this.store.remove(record.key, record.mode);
+    this.inBackground(client.shutdownKernel(record.kernelId).catch(() => {}));
+    this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'replace', reason });
+    return true;
   }
 
   private async startKernel(client: JupyterServerClient, mode: ExecutionMode): Promise<void> {
