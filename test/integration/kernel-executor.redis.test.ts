@@ -239,10 +239,11 @@ describe('container executor', () => {
       for (let i = 0; i < 1500; i++) deep = { d: deep };
       const task = kernelTask("open('ran.txt', 'w').write('ran')\nresults = {}", 'read_only');
       const request = { ...task.request, capability_context_data: { deep } };
-      await assert.rejects(
-        set.executors.container!.execute({ ...task, request }, new AbortController().signal),
-        (err: unknown) => err instanceof RequestInputError && /cannot be decoded/.test(err.message),
-      );
+      const outcome = set.executors.container!.execute({ ...task, request }, new AbortController().signal);
+      await assert.rejects(outcome, (err: unknown) => {
+        assert.ok(err instanceof RequestInputError && /cannot be decoded/.test(err.message), String(err));
+        return true;
+      });
       assert.equal(existsSync(path.join(task.executionFolder, 'ran.txt')), false);
       // The kernel is fine: the next request runs on the pool as usual.
       assert.deepEqual(resultsOf(await run("results = {'after': 1}")), { after: 1 });

@@ -273,7 +273,8 @@ def run():
     kc.load_connection_info(WRITE_KERNEL)
     kc.start_channels()
     try:
-        kc.execute(f"import epics; epics.caput({PV!r}, {VALUE!r}, wait=True, timeout=5)")
+        # Silent, as pyexec's own set-up cells are: the kernel's run gate counts only visible cells.
+        kc.execute(f"import epics; epics.caput({PV!r}, {VALUE!r}, wait=True, timeout=5)", silent=True)
         reply = kc.get_shell_msg(timeout=8)
         return reply["content"]["status"]
     finally:
