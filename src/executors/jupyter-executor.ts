@@ -112,6 +112,14 @@ export class JupyterExecutor implements Executor {
       this.throwIfCancelled(signal, begin);
       // The request's data that the kernel cannot decode is the request's error, not the kernel's.
       if (begin.error?.ename === 'RequestInputError') throw new RequestInputError(begin.error.evalue);
+      // A kernel that died before its set-up reply left may still have run the code (the code went
+      // out with the set-up, and a reply queued in ZeroMQ dies with the process): started.
+      if (begin.status === 'died') {
+        throw new ExecutorUnavailableError(
+          `kernel ${lease.kernelId} on ${lease.server.name} died while running the code (or its set-up; no reply)`,
+          { started: true, cause: run.reason },
+        );
+      }
       if (begin.status !== 'ok') {
         throw new ExecutorUnavailableError(
           `kernel set-up failed (${begin.status}): ${begin.error ? `${begin.error.ename}: ${begin.error.evalue}` : 'no reply'}`,

@@ -44,6 +44,9 @@ export interface SpawnJupyterServerOptions {
   startupTimeoutMs?: number;
   /** More jupyter_server command-line options (benchmarks compare configurations with it). */
   extraArgs?: readonly string[];
+  /** Fork kernels from a warm zygote (the kernelspecs' provisioner); false: jupyter_client's
+   * ordinary launcher, a new Python per kernel (benchmarks compare the two). @defaultValue true */
+  forkKernels?: boolean;
   /** How kernels confine themselves (config `execution.confinement`). @defaultValue "landlock" */
   confinement?: 'landlock' | 'deployment';
   /** The execution root: kernels may write beneath it, narrowed to one request's folder per run. */
@@ -85,6 +88,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
         '--modes-json',
         JSON.stringify(options.modes),
         ...serve.flatMap((mode) => ['--only', mode]),
+        ...(options.forkKernels === false ? ['--no-provisioner'] : []),
       ],
       {
         env,

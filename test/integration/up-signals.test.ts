@@ -143,12 +143,17 @@ async function noneLeft(exit: Promise<number | string>): Promise<number | string
 }
 
 const has = (procs: Proc[], what: RegExp) => procs.some((p) => what.test(p.cmd));
+/** A kernel has started: one forked by a zygote (it keeps the zygote's command line), or one
+ * started the ordinary way. */
+const hasKernel = (procs: Proc[]) =>
+  has(procs, /pyexec_runtime\.kernel /) ||
+  procs.some((p) => /pyexec_runtime\.zygote/.test(p.cmd) && procs.some((z) => z.pid === p.ppid && /zygote/.test(z.cmd)));
 
 describe('pyexec up under signals', () => {
   it('SIGTERM to the process group during start-up: everything started is stopped', async () => {
     const run = startUp();
     // Redis and the soft IOC are up; the Jupyter server is starting its kernels.
-    await follow((procs) => has(procs, /redis-server/) && has(procs, /pyexec_runtime\.kernel /));
+    await follow((procs) => has(procs, /redis-server/) && hasKernel(procs));
     process.kill(-up!.pid!, 'SIGTERM');
     const code = await noneLeft(run.exit);
     const all = [...seen.values()];
