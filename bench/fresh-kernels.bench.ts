@@ -190,8 +190,10 @@ const thru: Record<string, { rps: number; nodeCpu: number; otherCpu: number; sec
       const r = await one();
       latency['warm']!.push(r.ms);
       for (const t of r.timings) {
-        (stageMs[`${t.stage} queue wait`] ??= []).push(t.startedAt - t.enqueuedAt);
-        (stageMs[`${t.stage} work`] ??= []).push(t.finishedAt - t.startedAt);
+        stageMs[`${t.stage} queue wait`] ??= [];
+        stageMs[`${t.stage} queue wait`]!.push(t.startedAt - t.enqueuedAt);
+        stageMs[`${t.stage} work`] ??= [];
+        stageMs[`${t.stage} work`]!.push(t.finishedAt - t.startedAt);
       }
     }
     for (let i = 0; i < ROUNDS; i++) latency['backToBack']!.push((await one()).ms);

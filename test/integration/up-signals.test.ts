@@ -147,7 +147,9 @@ const has = (procs: Proc[], what: RegExp) => procs.some((p) => what.test(p.cmd))
  * started the ordinary way. */
 const hasKernel = (procs: Proc[]) =>
   has(procs, /pyexec_runtime\.kernel /) ||
-  procs.some((p) => /pyexec_runtime\.zygote/.test(p.cmd) && procs.some((z) => z.pid === p.ppid && /zygote/.test(z.cmd)));
+  procs.some(
+    (p) => /pyexec_runtime\.zygote/.test(p.cmd) && procs.some((z) => z.pid === p.ppid && /zygote/.test(z.cmd)),
+  );
 
 describe('pyexec up under signals', () => {
   it('SIGTERM to the process group during start-up: everything started is stopped', async () => {
