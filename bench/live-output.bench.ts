@@ -44,13 +44,23 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'pyexec-bench-live-'));
 const executor = new LocalExecutor({ confinement: 'landlock' });
 const request = PythonExecutionRequest.parse({ user_query: 'q', task_objective: 'o', execution_folder_name: 'bench' });
 
+/** The request's record (the live output's budget lives in it). */
+const record = (requestId: string) =>
+  store.submit({
+    requestId,
+    threadId: requestId,
+    digest: requestId,
+    requestJson: JSON.stringify(request),
+    ttlSeconds: 600,
+  });
+
 async function runOnce(code: string, live: boolean): Promise<{ ms: number; requestId: string }> {
   const requestId = randomUUID();
   const folder = path.join(root, requestId);
   mkdirSync(path.join(folder, 'figures'), { recursive: true });
   writeFileSync(path.join(folder, 'code.py'), code);
   writeFileSync(path.join(folder, 'context.json'), '{}');
-  await store.create(requestId, requestId, request, 600);
+  await record(requestId);
   const out = live
     ? new LiveOutput({ store, requestId, flushMs: 150, maxBytes: 2_000_000, maxEvents: 500, logger: silentLogger() })
     : undefined;
@@ -100,7 +110,7 @@ try {
       mkdirSync(path.join(folder, 'figures'), { recursive: true });
       writeFileSync(path.join(folder, 'code.py'), TICKS);
       writeFileSync(path.join(folder, 'context.json'), '{}');
-      await store.create(requestId, requestId, request, 600);
+      await record(requestId);
       const out = new LiveOutput({
         store,
         requestId,

@@ -38,6 +38,15 @@ if [ "$(cat "$stamp_dir/pip" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp_dir/pip"
 fi
 
+# pyexec's own Python distribution, editable (python/pyproject.toml): it registers the kernel
+# provisioner that forks kernels from a warm zygote.
+want=$(sha python/pyproject.toml)
+if [ "$(cat "$stamp_dir/runtime" 2>/dev/null)" != "$want" ]; then
+  log "pip install -e python (pyexec-runtime)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e python
+  echo "$want" > "$stamp_dir/runtime"
+fi
+
 if [ -f python/pyexec_runtime/kernelspecs.py ]; then
   want=$(sha python/pyexec_runtime/kernelspecs.py config.yml 2>/dev/null || true)
   if [ "$(cat "$stamp_dir/kernels" 2>/dev/null)" != "$want" ]; then

@@ -328,6 +328,22 @@ export const Config = z.strictObject({
           keep_alive_ms: z.number().int().min(100).default(15_000),
         })
         .prefault({}),
+      /** Limits a request must meet before anything is written to Redis (the client refuses it otherwise). */
+      request_limits: z
+        .object({
+          /** Size of the request as JSON, in bytes. @defaultValue 1048576 (1 MiB) */
+          max_bytes: z
+            .number()
+            .int()
+            .positive()
+            .max(64 * 1024 * 1024)
+            .default(1_048_576),
+          /** Nesting of objects and arrays (the kernel must decode it: 256 at most). @defaultValue 64 */
+          max_depth: z.number().int().min(2).max(256).default(64),
+          /** Object keys and array items, counted over the whole request. @defaultValue 100000 */
+          max_keys: z.number().int().positive().default(100_000),
+        })
+        .prefault({}),
       /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
       max_output_bytes: z.number().int().positive().default(1_000_000),
       /**
@@ -383,6 +399,12 @@ export const Config = z.strictObject({
       infra_attempts: z.number().int().min(1).max(20).default(3),
       /** Base backoff of infrastructure retries. @defaultValue 1000 */
       infra_backoff_ms: z.number().int().min(0).default(1000),
+      /** How often each process sweeps the failed jobs of every stage for requests still open
+       * (it also sweeps at start-up, before its workers take jobs). @defaultValue 30000 */
+      sweep_interval_ms: z.number().int().min(100).default(30_000),
+      /** How often a job that stopped with its worker (killed, lost its lock) is run again, as a
+       * new job, before its request fails; write-capable executions never are. @defaultValue 2 */
+      max_requeues: z.number().int().min(0).max(10).default(2),
     })
     .prefault({}),
 });

@@ -30,9 +30,23 @@ export class ConfigError extends ServiceError {
   override readonly kind = 'configuration';
 }
 
-/** Thrown when a producer's request fails validation; nothing is enqueued. */
+/** Thrown when a producer's request fails validation; nothing is written to Redis. */
 export class InvalidRequestError extends ServiceError {
-  override readonly code = 'request_invalid';
+  override readonly code: string = 'request_invalid';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown when a request is over a limit of `pyexec.request_limits` (bytes, depth, keys); nothing is written. */
+export class RequestTooLargeError extends InvalidRequestError {
+  override readonly code = 'request_too_large';
+}
+
+/**
+ * Thrown by an executor when the request's data cannot be handed to the code (the kernel cannot
+ * decode it): the request's own error, terminal, not an infrastructure failure to retry.
+ */
+export class RequestInputError extends ServiceError {
+  override readonly code = 'request_input';
   override readonly kind = 'invalid_input';
 }
 

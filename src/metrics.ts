@@ -51,7 +51,7 @@ export class Metrics {
   });
   readonly stalledJobs = new Counter({
     name: 'pyexec_stalled_jobs_total',
-    help: 'Jobs that ended in BullMQ failed state (worker died, lock lost), by stage and what was done: requeued (read-only execution), needs_review (execution that may have written), failed',
+    help: 'Failed jobs of open requests settled by the reaper (worker died, lock lost, data unusable), by stage and what was done: requeued (run again as a new job), needs_review (execution that may have written), failed (the request ended)',
     labelNames: ['stage', 'action'] as const,
     registers: [this.registry],
   });

@@ -333,6 +333,10 @@ def confine_process(
             ruleset.allow_port(port, landlock.NET_CONNECT_TCP)
         for port in bind_ports:
             ruleset.allow_port(int(port), landlock.NET_BIND_TCP)
+        if bind_ports:
+            # Port 0: an ephemeral port the kernel picks (ipykernel's pipe that carries the output of
+            # the kernel's subprocesses). A listener reaches nothing: connecting is what is governed.
+            ruleset.allow_port(0, landlock.NET_BIND_TCP)
         ruleset.restrict_self()
     except OSError as exc:
         raise ConfinementError(f"cannot confine the process: {exc}") from exc

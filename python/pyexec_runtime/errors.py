@@ -27,3 +27,20 @@ REFUSALS: list[dict] = []
 def record_refusal(exc: PyexecRefusal) -> PyexecRefusal:
     REFUSALS.append({"error_type": exc.error_type, "error_name": type(exc).__name__, "message": str(exc)})
     return exc
+
+
+class RequestInputError(ValueError):
+    """The request's data cannot be decoded here (nested deeper than the decoder goes, malformed):
+    the request's own error, terminal, not a failure of the kernel to retry."""
+
+    error_type = "request_input"
+
+
+def decode_request_json(text: str):
+    """json.loads for request data, raising RequestInputError for what cannot be decoded."""
+    import json
+
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError) as exc:
+        raise RequestInputError(f"the request's data cannot be decoded: {type(exc).__name__}: {exc}") from None

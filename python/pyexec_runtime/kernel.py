@@ -2,6 +2,9 @@
 
     python -m pyexec_runtime.kernel -f {connection_file}
 
+(started so by the ordinary launcher, or forked from a warm zygote by the kernelspec's provisioner,
+provisioner.py, which calls `main(argv)` in the child). It
+
 1. reads its connection file (the only file of the Jupyter runtime folder it ever reads);
 2. makes a private temporary folder (TMPDIR, IPYTHONDIR) under $PYEXEC_KERNEL_TMP (or the system's);
 3. confines itself (confine.py) while it has a single thread: TCP bind only to its own ZMQ ports,
@@ -10,8 +13,9 @@
    run begins). A kernel that cannot be confined exits with the reason and runs nothing
    (unless PYEXEC_CONFINEMENT=deployment);
 4. starts an IPython kernel configured for headless use (no colours in tracebacks, no history
-   database), which runs `kernel_session.startup()` before it answers any request: the scientific
-   stack is imported (a warm kernel), and in a read-only kernel the guard is installed.
+   database), which runs `kernel_session.startup()` before it answers any request:
+   the scientific stack is imported (already, in a forked kernel), and in a read-only kernel the
+   guard is installed.
 
 The mode comes from the kernelspec's environment (PYEXEC_EXECUTION_MODE; read_only when unset).
 """
@@ -68,34 +72,16 @@ def confine_kernel(info: dict[str, Any], mode: str, tmp: str) -> dict[str, Any]:
         os._exit(3)
 
 
-def main() -> None:
-    # A kernelspec env value like "${EPICS_CA_ADDR_LIST}" that the server could not fill in means
-    # "inherit": drop it rather than hand libca a literal template.
-    for key, value in list(os.environ.items()):
-        if _UNRESOLVED.match(value):
-            del os.environ[key]
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    mode = os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only"
-    if mode not in ("read_only", "write_access"):
-        mode = "read_only"
-    argv = sys.argv[1:]
-    path = _connection_file(argv)
-    if not path:
-        sys.stderr.write("pyexec kernel: -f <connection file> is required\n")
-        sys.exit(2)
-    with open(path, encoding="utf-8") as fh:
-        info = json.load(fh)
-    tmp = private_tmp()
-    confine_kernel(info, mode, tmp)
-
+def make_app(info: dict[str, Any], path: str | None) -> Any:
+    """An IPKernelApp for headless use that takes its connection info from `info` (read before
+    confinement: the file is out of reach afterwards) and writes no connection file."""
     from ipykernel.kernelapp import IPKernelApp
     from traitlets.config import Config
 
     class PyexecKernelApp(IPKernelApp):
-        """Takes the connection info read before confinement: the file is out of reach now."""
-
         def init_connection_file(self) -> None:
-            self.connection_file = path
+            if path:
+                self.connection_file = path
             self.load_connection_info(info)
 
         def write_connection_file(self, **kwargs: Any) -> None:
@@ -106,7 +92,34 @@ def main() -> None:
     config.HistoryManager.enabled = False
     config.IPKernelApp.exec_lines = [STARTUP]
     config.IPKernelApp.exec_PYTHONSTARTUP = False
-    PyexecKernelApp.launch_instance(argv=argv, config=config)
+    # The trait's default reads JPY_PARENT_PID when ipykernel is imported: in a zygote, long before
+    # this kernel's environment exists. The parent poller ends the kernel when its parent goes.
+    config.IPKernelApp.parent_handle = int(os.environ.get("JPY_PARENT_PID") or 0)
+    return PyexecKernelApp.instance(config=config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    # A kernelspec env value like "${EPICS_CA_ADDR_LIST}" that the server could not fill in means
+    # "inherit": drop it rather than hand libca a literal template.
+    for key, value in list(os.environ.items()):
+        if _UNRESOLVED.match(value):
+            del os.environ[key]
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    mode = os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only"
+    if mode not in ("read_only", "write_access"):
+        mode = "read_only"
+    path = _connection_file(argv)
+    if not path:
+        sys.stderr.write("pyexec kernel: -f <connection file> is required\n")
+        sys.exit(2)
+    with open(path, encoding="utf-8") as fh:
+        info = json.load(fh)
+    tmp = private_tmp()
+    confine_kernel(info, mode, tmp)
+    app = make_app(info, path)
+    app.initialize(argv)
+    app.start()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,36 @@ def _shell() -> Any:
     return get_ipython()
 
 
+_NOT_SET_UP = (
+    "raise RuntimeError('pyexec: no run is set up in this kernel for this code (its set-up failed, or the kernel "
+    "already ran its one request); none of it was executed')\n"
+)
+
+
+def _gate(shell: Any) -> None:
+    """Only one request's code runs in a kernel, and only once its run is set up.
+
+    The executor sends the set-up (silent), the code (not silent) and the finish (silent) without
+    waiting in between. Every non-silent cell goes through here: the first one after begin()
+    succeeded runs, none before it and none after it. A cell refused here is replaced by a `raise` before IPython sees
+    it, so a failed set-up (wrong mode, wrong confinement, undecodable request data) can never be
+    followed by the code, whatever the kernel's abort window let through and whatever the code says.
+    """
+    original = shell.run_cell_async
+
+    async def run_cell_async(raw_cell: str, *args: Any, silent: bool = False, **kwargs: Any) -> Any:
+        if not silent:
+            if _state.get("started") and not _state.get("code_ran"):
+                _state["code_ran"] = True
+            else:
+                raw_cell = _NOT_SET_UP
+                kwargs["transformed_cell"] = _NOT_SET_UP
+                kwargs["preprocessing_exc_tuple"] = None
+        return await original(raw_cell, *args, silent=silent, **kwargs)
+
+    shell.run_cell_async = run_cell_async
+
+
 def startup() -> str:
     """Warm the kernel (imports) and install the guard of its mode before any user code."""
     for name in ("numpy", "pandas", "matplotlib", "matplotlib.pyplot", "epics"):
@@ -48,6 +78,8 @@ def startup() -> str:
             pass
     mode = guard.install(os.environ.get("PYEXEC_EXECUTION_MODE") or "read_only")
     _state["mode"] = mode
+    if _shell() is not None:
+        _gate(_shell())
     record = confine.current() or {"method": "none"}
     # The kernel's own stderr (the Jupyter server's log), not the IOPub stream of a request.
     print(f"pyexec kernel ready: mode {mode}, confinement {json.dumps(record)}", file=sys.__stderr__, flush=True)
@@ -55,7 +87,7 @@ def startup() -> str:
 
 
 def begin(spec_json: str) -> None:
-    spec = json.loads(spec_json)
+    spec = errors.decode_request_json(spec_json)
     mode = guard.installed_mode()
     if spec.get("mode") != mode:
         raise RuntimeError(f"pyexec: this kernel runs {mode}, the request needs {spec.get('mode')}")

@@ -30,7 +30,7 @@ DEFAULT_MODES: dict[str, dict[str, Any]] = {
 DISPLAY = {"read_only": "Python 3 (EPICS, read-only)", "write_access": "Python 3 (EPICS, write access)"}
 
 
-def kernel_json(mode: str, environment: dict[str, str], python: str) -> dict[str, Any]:
+def kernel_json(mode: str, environment: dict[str, str], python: str, provisioner: bool = True) -> dict[str, Any]:
     env = {
         # Inherited from the server unless the mode sets them ("${VAR}": the server's value).
         "EPICS_CA_ADDR_LIST": "${EPICS_CA_ADDR_LIST}",
@@ -54,12 +54,22 @@ def kernel_json(mode: str, environment: dict[str, str], python: str) -> dict[str
         "language": "python",
         "interrupt_mode": "signal",
         "env": env,
-        "metadata": {"pyexec": {"mode": mode}, "debugger": False},
+        # Kernels are forked from a warm zygote (provisioner.py; registered by python/pyproject.toml),
+        # unless `--no-provisioner` asks for jupyter_client's ordinary launcher.
+        "metadata": {
+            "pyexec": {"mode": mode},
+            "debugger": False,
+            **({"kernel_provisioner": {"provisioner_name": "pyexec-zygote-provisioner", "config": {}}} if provisioner else {}),
+        },
     }
 
 
 def install(
-    prefix: str, modes: dict[str, dict[str, Any]] | None = None, python: str | None = None, only: list[str] | None = None
+    prefix: str,
+    modes: dict[str, dict[str, Any]] | None = None,
+    python: str | None = None,
+    only: list[str] | None = None,
+    provisioner: bool = True,
 ) -> list[str]:
     modes = {**DEFAULT_MODES, **(modes or {})}
     written = []
@@ -70,7 +80,7 @@ def install(
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "kernel.json")
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(kernel_json(mode, spec.get("environment") or {}, python or sys.executable), fh, indent=2)
+            json.dump(kernel_json(mode, spec.get("environment") or {}, python or sys.executable, provisioner), fh, indent=2)
         written.append(path)
     return written
 
@@ -83,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("--modes-json", default=os.environ.get("PYEXEC_KERNEL_MODES_JSON"))
     inst.add_argument("--python", default=None)
     inst.add_argument("--only", action="append", choices=("read_only", "write_access"), default=None)
+    inst.add_argument("--no-provisioner", action="store_true", help="start kernels the ordinary way (no zygote)")
     args = parser.parse_args(argv)
     modes = json.loads(args.modes_json) if args.modes_json else None
-    for path in install(args.prefix, modes, args.python, args.only):
+    for path in install(args.prefix, modes, args.python, args.only, not args.no_provisioner):
         print(path)
     return 0
 

@@ -65,9 +65,11 @@ class _Bounded(io.TextIOBase):
 
 
 def _load_json(path: str, default: Any) -> Any:
+    from .errors import decode_request_json
+
     try:
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            return decode_request_json(fh.read())
     except FileNotFoundError:
         return default
 
@@ -127,11 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     code_path = os.path.join(folder, "code.py")
     with open(code_path, encoding="utf-8") as fh:
         code = fh.read()
+    from .errors import RequestInputError
+
+    try:
+        context = Context(_load_json(os.path.join(folder, "context.json"), {}) or {})
+        payload = _load_json(os.path.join(folder, "approval_payload.json"), None)
+    except RequestInputError as exc:
+        # The request's own error (reported as such), not the code's and not the runner's.
+        with open(os.path.join(folder, "execution_metadata.json"), "w", encoding="utf-8") as fh:
+            json.dump({"execution_mode": mode, "success": False, "error_kind": "input", "error_type": exc.error_type,
+                       "error_name": type(exc).__name__, "error": str(exc)}, fh)
+        return 0
     namespace: dict[str, Any] = {
         "__name__": "__main__",
         "__file__": code_path,
-        "context": Context(_load_json(os.path.join(folder, "context.json"), {}) or {}),
-        "approval_payload": _load_json(os.path.join(folder, "approval_payload.json"), None),
+        "context": context,
+        "approval_payload": payload,
     }
     from .confine import current
 

@@ -9,6 +9,9 @@ PVs (all floats unless noted):
 The server binds 127.0.0.1 only; the port is per instance (EPICS_CA_SERVER_PORT), so parallel
 tests do not collide.
 
+`--write-log FILE` appends every write request of the read-write endpoint to FILE, one JSON line
+each ({"pv", "value", "t"}): tests count the writes each program made at the IOC itself.
+
 `--read-only-port` serves the same PVs a second time on another port with access security: every
 channel is granted READ only, and a write request is answered with ECA_NOWTACCESS. It plays the part
 of a read-only Channel Access gateway: read-only kernels point at it, so a write that got past the
@@ -17,6 +20,7 @@ in-process guard is still refused at the IOC.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -80,6 +84,26 @@ class ReadOnlyCircuit(VirtualCircuit):
         ]
 
 
+class WriteLogCircuit(VirtualCircuit):
+    """A circuit of the read-write endpoint that appends every write request it receives to a log
+    (one JSON line: pv, value, time), so a test can count the writes each program made."""
+
+    log_path: str | None = None
+
+    async def _process_command(self, command):
+        if self.log_path and isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
+            chan = self.circuit.channels_sid[command.sid]
+            value = [v.decode() if isinstance(v, bytes) else v for v in list(command.data)]
+            line = json.dumps({"pv": chan.name, "value": value[0] if len(value) == 1 else value, "t": time.time()}, default=float)
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        return await super()._process_command(command)
+
+
+class WriteLogContext(Context):
+    CircuitClass = WriteLogCircuit
+
+
 class ReadOnlyContext(Context):
     CircuitClass = ReadOnlyCircuit
 
@@ -90,8 +114,9 @@ class ReadOnlyContext(Context):
         return {}
 
 
-async def serve(pvdb: dict, port: int, read_only_port: int | None, ready_file: str | None) -> None:
-    contexts = [Context(pvdb, ["127.0.0.1"])]
+async def serve(pvdb: dict, port: int, read_only_port: int | None, ready_file: str | None, write_log: str | None = None) -> None:
+    WriteLogCircuit.log_path = write_log
+    contexts = [(WriteLogContext if write_log else Context)(pvdb, ["127.0.0.1"])]
     contexts[0].ca_server_port = port
     if read_only_port:
         ro = ReadOnlyContext(pvdb, ["127.0.0.1"])
@@ -113,6 +138,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("EPICS_CA_SERVER_PORT", "5064")))
     parser.add_argument("--read-only-port", type=int, default=None)
     parser.add_argument("--ready-file")
+    parser.add_argument("--write-log", help="append every write request to this file (JSON lines), for tests")
     args = parser.parse_args()
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
     os.environ["EPICS_CAS_INTF_ADDR_LIST"] = "127.0.0.1"
@@ -120,7 +146,7 @@ def main() -> None:
     os.environ["EPICS_CAS_AUTO_BEACON_ADDR_LIST"] = "NO"
     ioc = Accelerator(prefix="")
     try:
-        asyncio.run(serve(ioc.pvdb, args.port, args.read_only_port, args.ready_file))
+        asyncio.run(serve(ioc.pvdb, args.port, args.read_only_port, args.ready_file, args.write_log))
     except KeyboardInterrupt:
         pass
 

@@ -29,7 +29,6 @@ import {
   RateLimitedError,
   RequestFinishedError,
   RequestNotFoundError,
-  ThreadConflictError,
   TooManyStreamsError,
   UnauthorizedError,
 } from '../errors.js';
@@ -101,8 +100,8 @@ const errors = (...codes: number[]) =>
 const SECURED = [{ bearer: [] }];
 
 /**
- * The producer HTTP API (any language): submit (idempotent by thread id), get, wait (long-poll),
- * events (server-sent events, resumable with Last-Event-ID), cancel, list with filters, and the
+ * The producer HTTP API (any language): submit (idempotent by thread id and content), get, wait
+ * (long-poll), events (server-sent events, resumable with Last-Event-ID), cancel, list with filters, and the
  * OpenAPI document generated from the same zod schemas that validate the calls. Bearer tokens from
  * `pyexec.approver.tokens`: `producer` tokens submit, follow and cancel their own requests
  * (another producer's are 404 to them); `viewer` and `approver` tokens read every request. Errors
@@ -209,9 +208,9 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
     '/v1/requests',
     {
       schema: {
-        summary: 'Submit a request (idempotent by thread_id)',
+        summary: 'Submit a request (idempotent by thread_id and content)',
         description:
-          'A request is Osprey’s PythonExecutionRequest plus thread_id. The same thread_id again answers 200 with the request it names (nothing is enqueued twice); a new one 201.',
+          'A request is Osprey’s PythonExecutionRequest plus thread_id. The same request on the same thread_id again answers 200 with the request it names (nothing is enqueued twice); a new one 201, and so does a different request on a thread this producer used (the thread then names it). Another producer’s thread is 409; a request over pyexec.request_limits is 413 (request_too_large).',
         security: SECURED,
         body: PythonExecutionRequest,
         response: { 200: SubmitResultView, 201: SubmitResultView, ...errors(400, 401, 403, 409, 413, 429) },
@@ -219,12 +218,8 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
     },
     async (req, reply) => {
       const me = mustSubmit(req);
+      // Another producer's thread is refused inside the store's submit (ThreadConflictError, 409).
       const sub = await client.submit(req.body, { submittedBy: me.name });
-      if (!sub.created) {
-        const snap = await client.status(sub.requestId);
-        if (snap && snap.submittedBy !== me.name)
-          throw new ThreadConflictError(`thread id ${sub.threadId} is taken by another producer's request`);
-      }
       reply.code(sub.created ? 201 : 200).header('location', `/v1/requests/${sub.requestId}`);
       return { request_id: sub.requestId, thread_id: sub.threadId, created: sub.created };
     },

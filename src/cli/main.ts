@@ -184,7 +184,7 @@ metricsFlags(program.command('exporter'))
   .action(async (o: PortFlags) => {
     const c = await config();
     applyPortFlags(c, o);
-    const { Fleet } = await import('../workers/run-worker.js');
+    const { Fleet } = await import('../workers/fleet.js');
     const fleet = await Fleet.start({
       config: c,
       redisUrl: await redisUrl(c),

@@ -26,6 +26,9 @@ export interface LocalStack {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Thrown by startLocalStack when its signal aborts the start-up (what had started is stopped). */
+class StartupAborted extends Error {}
+
 /**
  * Everything on one machine: a private redis-server when none is configured, the simulated
  * accelerator (soft IOC) unless disabled, and workers for the chosen stages in this process.
@@ -39,6 +42,8 @@ export async function startLocalStack(
     apiPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
+    /** Aborted by a signal during start-up: what has started is stopped, and the promise rejects. */
+    signal?: AbortSignal;
   },
   config: Config,
   logger: Logger,
@@ -49,6 +54,9 @@ export async function startLocalStack(
     ...(opts.stages ? { stages: opts.stages } : {}),
     ...(opts.generator ? { generator: opts.generator } : {}),
   });
+  const interrupted = () => {
+    if (opts.signal?.aborted) throw new StartupAborted('start-up interrupted by a signal');
+  };
   let redis: LocalRedis | undefined;
   let redisUrl = resolveRedisUrl(opts, config);
   if (!redisUrl) {
@@ -60,7 +68,11 @@ export async function startLocalStack(
     );
   }
   let ioc: SoftIoc | undefined;
+  let fleet: Fleet | undefined;
+  let approver: ApproverApi | undefined;
+  let api: ProducerApi | undefined;
   try {
+    interrupted();
     if (opts.ioc !== false) {
       ioc = await startSoftIoc({ python: config.pyexec.python, readOnlyEndpoint: true });
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
@@ -71,7 +83,8 @@ export async function startLocalStack(
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
     }
-    const fleet = await Fleet.start({
+    interrupted();
+    fleet = await Fleet.start({
       config,
       redisUrl,
       logger,
@@ -79,37 +92,30 @@ export async function startLocalStack(
       ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
       ...(generator ? { generator } : {}),
     });
-    let approver: ApproverApi | undefined;
+    interrupted();
     const approverPort = opts.approverPort !== undefined ? opts.approverPort : config.pyexec.approver.port;
     if (approverPort !== null) {
-      try {
-        approver = await startApproverApi({
-          config,
-          redisUrl,
-          logger,
-          metrics: fleet.metrics,
-          port: approverPort,
-        });
-      } catch (err) {
-        await fleet.close();
-        throw err;
-      }
+      approver = await startApproverApi({
+        config,
+        redisUrl,
+        logger,
+        metrics: fleet.metrics,
+        port: approverPort,
+      });
       if (config.pyexec.approver.tokens.length === 0) {
         logger.warn('no approver tokens configured: the approver API refuses every call (pyexec approver new-token)');
       }
     }
-    let api: ProducerApi | undefined;
+    interrupted();
     const apiPort = opts.apiPort !== undefined ? opts.apiPort : config.pyexec.api.port;
     if (apiPort !== null) {
-      try {
-        const { startProducerApi } = await import('../api/producer-api.js');
-        api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
-      } catch (err) {
-        await approver?.close();
-        await fleet.close();
-        throw err;
-      }
+      const { startProducerApi } = await import('../api/producer-api.js');
+      api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
     }
+    interrupted();
+    const started = fleet;
+    const approverApi = approver;
+    const producerApi = api;
     return {
       fleet,
       redisUrl,
@@ -118,14 +124,18 @@ export async function startLocalStack(
       ...(approver ? { approver } : {}),
       ...(api ? { api } : {}),
       async close(graceMs = 0) {
-        await api?.close();
-        await approver?.close();
-        await fleet.close(graceMs);
+        await producerApi?.close();
+        await approverApi?.close();
+        await started.close(graceMs);
         await ioc?.stop();
         await redis?.stop();
       },
     };
   } catch (err) {
+    // In the reverse order of the start: the fleet drains while Redis is still there.
+    await api?.close();
+    await approver?.close();
+    await fleet?.close();
     await ioc?.stop();
     await redis?.stop();
     throw err;
@@ -137,7 +147,29 @@ export async function upCommand(
   config: Config,
   logger: Logger,
 ): Promise<void> {
-  const stack = await startLocalStack(opts, config, logger);
+  // Signals count from the first moment: one during start-up stops what has started (in order)
+  // once the step under way is done, and nothing is left running.
+  const startup = new AbortController();
+  let starting: Promise<LocalStack> | undefined;
+  onShutdown(
+    async (grace) => {
+      startup.abort();
+      const stack = await starting?.catch(() => undefined);
+      await stack?.close(grace);
+      clearUpState();
+    },
+    config.pyexec.shutdown_grace_ms,
+    logger,
+  );
+  starting = startLocalStack({ ...opts, signal: startup.signal }, config, logger);
+  let stack: LocalStack;
+  try {
+    stack = await starting;
+  } catch (err) {
+    // Interrupted: the signal handler finishes the shutdown and exits.
+    if (err instanceof StartupAborted) return;
+    throw err;
+  }
   writeUpState({
     redisUrl: stack.redisUrl,
     pid: process.pid,
@@ -151,13 +183,5 @@ export async function upCommand(
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
       `${stack.api ? `, producer API ${stack.api.url}/v1 (OpenAPI ${stack.api.url}/v1/openapi.json)` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
-  );
-  onShutdown(
-    async (grace) => {
-      await stack.close(grace);
-      clearUpState();
-    },
-    config.pyexec.shutdown_grace_ms,
-    logger,
   );
 }

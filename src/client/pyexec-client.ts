@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
-import { InvalidRequestError, RequestNotFoundError } from '../errors.js';
+import { InvalidRequestError, RequestNotFoundError, ThreadConflictError } from '../errors.js';
 import { executionFolderFor } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
 import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
@@ -11,14 +10,19 @@ import { QueueName } from '../queues/queue-name.js';
 import { jobOptions } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
 import { createRedis, keyPrefix, redactUrl, waitReady } from '../redis/connection.js';
-import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../request.js';
+import {
+  PythonExecutionRequest,
+  type PythonExecutionRequestInput,
+  prepareRequest,
+  type RequestLimits,
+} from '../request.js';
 import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
 import { isAfter, type PyexecEvent, toPyexecEvent } from './events.js';
 
 export interface SubmitResult {
   readonly requestId: string;
   readonly threadId: string;
-  /** false when the thread id was already submitted: the existing request is returned. */
+  /** false when this same request was already submitted on the thread: the existing one is returned. */
   readonly created: boolean;
 }
 
@@ -107,6 +111,8 @@ export interface FleetSettings {
     readonly infra_attempts: number;
     readonly infra_backoff_ms: number;
     readonly execution_root?: string;
+    /** What a request must meet before anything is written (`pyexec.request_limits`). */
+    readonly request_limits?: RequestLimits;
   };
   readonly execution?: { readonly execution_method: 'container' | 'local' };
 }
@@ -124,7 +130,14 @@ export interface PyexecClientOptions {
   readonly config?: FleetSettings;
 }
 
-const DEFAULTS = { prefix: 'pyexec', retentionSeconds: 604_800, attempts: 3, backoffMs: 1000 };
+const DEFAULTS = {
+  prefix: 'pyexec',
+  retentionSeconds: 604_800,
+  attempts: 3,
+  backoffMs: 1000,
+  // pyexec.request_limits' defaults.
+  requestLimits: { max_bytes: 1_048_576, max_depth: 64, max_keys: 100_000 } satisfies RequestLimits,
+};
 
 /**
  * The producer's client: submit a request, follow it (its event stream: stage changes, live
@@ -142,7 +155,7 @@ export class PyexecClient {
   readonly store: RequestStore;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly options: PyexecClientOptions) {
+  constructor(options: PyexecClientOptions) {
     if (!options.redis && !options.redisUrl) throw new InvalidRequestError('PyexecClient: give redisUrl or redis');
     this.redis = options.redis ?? createRedis(options.redisUrl!, 'producer');
     this.ownsRedis = !options.redis;
@@ -187,30 +200,37 @@ export class PyexecClient {
   }
 
   /**
-   * Validates and enqueues a request. Invalid input throws InvalidRequestError; nothing is enqueued.
-   * The same thread id again returns the request it already names (`created: false`).
+   * Validates, records and enqueues a request. Everything is checked and serialised before
+   * anything is written: invalid input throws InvalidRequestError (RequestTooLargeError over a
+   * limit of `pyexec.request_limits`) and leaves no trace, its thread id included.
+   *
+   * Idempotent by thread id and content: the same request on the same thread returns the
+   * existing request (`created: false`); a different request on a used thread is a new request,
+   * and the thread then names it. A thread whose request another submitter made (`submittedBy`,
+   * the HTTP API's token name) is refused with ThreadConflictError, and nothing is written.
    */
   async submit(
     input: PythonExecutionRequestInput | unknown,
     meta: { submittedBy?: string } = {},
   ): Promise<SubmitResult> {
-    const parsed = PythonExecutionRequest.safeParse(input);
-    if (!parsed.success) throw new InvalidRequestError(`invalid request:\n${z.prettifyError(parsed.error)}`);
-    const request = parsed.data;
+    const limits = this.settings.pyexec.request_limits ?? DEFAULTS.requestLimits;
+    const { request, json, digest } = prepareRequest(input, limits);
     const fresh = randomUUID();
     const threadId = request.thread_id ?? fresh;
-    const ttl = this.retentionSeconds;
-    const { requestId, created } = await this.store.claimThread(threadId, fresh, ttl);
-    if (!created) {
-      await this.ensureStarted(requestId);
-      return { requestId, threadId, created: false };
-    }
     const submittedAt = Date.now();
-    await this.store.create(requestId, threadId, request, ttl);
-    if (meta.submittedBy) await this.store.setSubmitter(requestId, meta.submittedBy);
-    await this.store.index(requestId, submittedAt, ttl);
-    await this.enqueue(requestId, threadId, request, submittedAt);
-    return { requestId, threadId, created: true };
+    const { requestId, created, conflict } = await this.store.submit({
+      requestId: fresh,
+      threadId,
+      digest,
+      requestJson: json,
+      ttlSeconds: this.retentionSeconds,
+      submittedBy: meta.submittedBy,
+      submittedAt,
+    });
+    if (conflict) throw new ThreadConflictError(`thread id ${threadId} is taken by another producer's request`);
+    if (created) await this.enqueue(requestId, threadId, request, submittedAt);
+    else await this.ensureStarted(requestId);
+    return { requestId, threadId, created };
   }
 
   private async enqueue(

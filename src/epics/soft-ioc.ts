@@ -1,9 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { signalGroup, spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import { freePort } from '../redis/redis-server.js';
 
@@ -39,7 +40,13 @@ const run = promisify(execFile);
  * loopback port. Used by `pyexec up`, the demo and the tests.
  */
 export async function startSoftIoc(
-  options: { port?: number; python?: string; readOnlyEndpoint?: boolean } = {},
+  options: {
+    port?: number;
+    python?: string;
+    readOnlyEndpoint?: boolean;
+    /** A file where the IOC appends every write request it receives (JSON lines), for tests. */
+    writeLog?: string;
+  } = {},
 ): Promise<SoftIoc> {
   const port = options.port ?? (await freePort());
   const readOnlyPort = options.readOnlyEndpoint ? await freePort() : undefined;
@@ -49,10 +56,11 @@ export async function startSoftIoc(
   const env = caEnv(port);
   const args = ['-m', 'pyexec_runtime.sim_ioc', '--port', String(port), '--ready-file', ready];
   if (readOnlyPort) args.push('--read-only-port', String(readOnlyPort));
-  const child: ChildProcess = spawn(python, args, { env: scrubbedEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+  if (options.writeLog) args.push('--write-log', options.writeLog);
+  const child: ChildProcess = spawnOwned(python, args, { env: scrubbedEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
   // A CA repeater on this IOC's repeater port, so client libraries find one running instead of
   // trying (and failing, loudly, into every run's stderr) to spawn EPICS base's caRepeater.
-  const repeater: ChildProcess = spawn(python, ['-m', 'caproto.commandline.repeater', '-q'], {
+  const repeater: ChildProcess = spawnOwned(python, ['-m', 'caproto.commandline.repeater', '-q'], {
     env: scrubbedEnv(env),
     stdio: 'ignore',
   });
@@ -65,7 +73,8 @@ export async function startSoftIoc(
       break;
     } catch {
       if (child.exitCode !== null || i > 200) {
-        child.kill('SIGKILL');
+        signalGroup(child, 'SIGKILL');
+        signalGroup(repeater, 'SIGKILL');
         throw new Error(`soft IOC did not start on port ${port}: ${stderr.trim()}`);
       }
       await sleep(50);
@@ -98,16 +107,7 @@ export async function startSoftIoc(
     async stop() {
       if (stopped) return;
       stopped = true;
-      repeater.kill('SIGTERM');
-      child.kill('SIGTERM');
-      await new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await Promise.all([stopGroup(child, 2000), stopGroup(repeater, 2000)]);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -32,6 +32,8 @@ export interface ExecutorSet {
   readonly executors: Partial<Record<'local' | 'container', Executor>>;
   /** The container pool (when built), for readiness and tests. */
   readonly pool?: KernelPool;
+  /** The Jupyter servers this process started (none with a static pool). */
+  readonly spawned: readonly SpawnedJupyterServer[];
   /** How kernels and runners are confined (checked before any started). */
   readonly confinement: ConfinementStatus;
   /** True when every built method can run code now (the pool has a kernel per mode it serves). */
@@ -116,7 +118,8 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       confinement: config.execution.confinement,
     });
   }
-  if (!methods.includes('container')) return { executors, confinement, ready: async () => true, close: async () => {} };
+  if (!methods.includes('container'))
+    return { executors, confinement, spawned: [], ready: async () => true, close: async () => {} };
 
   const log = deps.logger.child({ component: 'executors' });
   const spawned: SpawnedJupyterServer[] = [];
@@ -188,6 +191,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
   return {
     executors,
     confinement,
+    spawned,
     pool: built,
     ready: () => built.ready(),
     close: () => (closing ??= stopAll()),

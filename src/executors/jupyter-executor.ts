@@ -1,10 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KernelConnection } from '@jupyterlab/services';
-import { ExecutorUnavailableError } from '../errors.js';
+import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
-import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
+import { type CellResult, type NotebookOutput, type RunCellOptions, runCell } from './kernel-run.js';
 import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
 
 /** The limits database as the kernels receive it (control_system.limits_checking, loaded). */
@@ -64,7 +64,13 @@ export class JupyterExecutor implements Executor {
           { cause: err },
         );
       }
-      const cell = (code: string, silent: boolean, timeoutMs: number, recordMime?: string) =>
+      const cell = (
+        code: string,
+        silent: boolean,
+        timeoutMs: number,
+        recordMime?: string,
+        more: Pick<RunCellOptions, 'stopOnError' | 'startsAfter'> = {},
+      ) =>
         runCell(kernel!, code, {
           // Live output of the code's own cell only (not of the silent set-up and finish cells).
           onOutput: silent ? undefined : task.onOutput,
@@ -75,6 +81,7 @@ export class JupyterExecutor implements Executor {
           interruptGraceMs: this.options.interruptGraceMs ?? 3000,
           interrupt: () => lease.server.interruptKernel(lease.kernelId),
           ...(recordMime ? { recordMime } : {}),
+          ...more,
         });
       const spec = {
         mode: task.mode,
@@ -84,18 +91,43 @@ export class JupyterExecutor implements Executor {
         limits: task.mode === 'write_access' ? (this.options.limits ?? null) : null,
         confinement: this.options.confinement ?? 'landlock',
       };
-      const begin = await cell(
+      // One round trip: the set-up, the code and the finish go out together, and the kernel runs
+      // them in order. A failed set-up aborts the queue (stop_on_error), and the kernel's gate
+      // (kernel_session._gate) refuses the code whatever comes through; the code's own error does
+      // not stop the finish, which reports it.
+      const beginning = cell(
         `import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.begin(${JSON.stringify(JSON.stringify(spec))}); del _pyexec_s`,
         true,
         SETUP_MS,
       );
+      const running = cell(task.code, false, task.timeoutMs, undefined, { stopOnError: false, startsAfter: beginning });
+      const finishing = cell(
+        'import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.finish(); del _pyexec_s',
+        true,
+        SETUP_MS,
+        RUN_MIME,
+        { startsAfter: running },
+      );
+      // Whatever happens below, no promise is left to reject unheard.
+      void finishing.catch(() => {});
+      const begin = await beginning;
       this.throwIfCancelled(signal, begin);
+      // The request's data that the kernel cannot decode is the request's error, not the kernel's.
+      if (begin.error?.ename === 'RequestInputError') throw new RequestInputError(begin.error.evalue);
+      // A kernel that died before its set-up reply left may still have run the code (the code went
+      // out with the set-up, and a reply queued in ZeroMQ dies with the process): started.
+      if (begin.status === 'died') {
+        throw new ExecutorUnavailableError(
+          `kernel ${lease.kernelId} on ${lease.server.name} died while running the code (or its set-up; no reply)`,
+          { started: true, cause: run.reason },
+        );
+      }
       if (begin.status !== 'ok') {
         throw new ExecutorUnavailableError(
           `kernel set-up failed (${begin.status}): ${begin.error ? `${begin.error.ename}: ${begin.error.evalue}` : 'no reply'}`,
         );
       }
-      const main = await cell(task.code, false, task.timeoutMs);
+      const main = await running;
       this.throwIfCancelled(signal, main);
       if (main.status === 'died' || main.status === 'aborted') {
         throw new ExecutorUnavailableError(
@@ -116,12 +148,7 @@ export class JupyterExecutor implements Executor {
           durationMs: Date.now() - started,
         };
       }
-      const finish = await cell(
-        'import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.finish(); del _pyexec_s',
-        true,
-        SETUP_MS,
-        RUN_MIME,
-      );
+      const finish = await finishing;
       this.throwIfCancelled(signal, finish);
       const record = finish.records[0] as RunRecord | undefined;
       if (finish.status !== 'ok' || !record) {

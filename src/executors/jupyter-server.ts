@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ExecutorUnavailableError } from '../errors.js';
+import { spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, pythonPackageDir, scrubbedEnv } from '../python-env.js';
 import { freePort } from '../redis/redis-server.js';
 import type { ExecutionMode } from './executor.js';
@@ -43,10 +44,16 @@ export interface SpawnJupyterServerOptions {
   startupTimeoutMs?: number;
   /** More jupyter_server command-line options (benchmarks compare configurations with it). */
   extraArgs?: readonly string[];
+  /** Fork kernels from a warm zygote (the kernelspecs' provisioner); false: jupyter_client's
+   * ordinary launcher, a new Python per kernel (benchmarks compare the two). @defaultValue true */
+  forkKernels?: boolean;
   /** How kernels confine themselves (config `execution.confinement`). @defaultValue "landlock" */
   confinement?: 'landlock' | 'deployment';
   /** The execution root: kernels may write beneath it, narrowed to one request's folder per run. */
   executionRoot?: string;
+  /** Port and token to serve with (a server restarted where the pool knows it). @defaultValue a free port, a random token */
+  port?: number;
+  token?: string;
 }
 
 /**
@@ -81,6 +88,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
         '--modes-json',
         JSON.stringify(options.modes),
         ...serve.flatMap((mode) => ['--only', mode]),
+        ...(options.forkKernels === false ? ['--no-provisioner'] : []),
       ],
       {
         env,
@@ -93,8 +101,8 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
       cause: err,
     });
   }
-  const port = await freePort();
-  const token = randomBytes(24).toString('hex');
+  const port = options.port ?? (await freePort());
+  const token = options.token ?? randomBytes(24).toString('hex');
   const tokenFile = path.join(dir, 'token');
   writeFileSync(tokenFile, token, { mode: 0o600 });
   const serverEnv = {
@@ -124,7 +132,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
   for (const mode of serve) args.push(`--KernelSpecManager.allowed_kernelspecs=${options.modes[mode].kernel_name}`);
   if (process.getuid?.() === 0) args.push('--allow-root');
   args.push(...(options.extraArgs ?? []));
-  const child: ChildProcess = spawn(python, args, {
+  const child: ChildProcess = spawnOwned(python, args, {
     env: serverEnv,
     cwd: rootDir,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -136,17 +144,8 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (child.exitCode === null && child.signalCode === null) {
-      // SIGTERM: jupyter_server shuts its kernels down before it exits.
-      child.kill('SIGTERM');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), 8000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    // SIGTERM: jupyter_server shuts its kernels down before it exits.
+    await stopGroup(child, 8000);
     cleanup();
   };
   const deadline = Date.now() + (options.startupTimeoutMs ?? 60_000);

@@ -14,8 +14,10 @@ import type { ExecutionMode } from './executor.js';
  *   :provision          STR   lock of the process starting missing kernels
  *
  * Kernel states: `idle` (in the idle list) → `leased` (a lease key exists) → `recycling` (a lock
- * key exists, the kernel is being restarted) → `idle`. A `leased` kernel whose lease key expired, or
- * a `recycling` one whose lock expired, belongs to a dead process: any process may claim it.
+ * key exists: a fresh kernel is being started to take its place, after which its record is removed;
+ * or, when none can be started, it is restarted in place) → `idle`. A `leased` kernel whose lease
+ * key expired, or a `recycling` one whose lock expired, belongs to a dead process: any process may
+ * claim it.
  */
 export type KernelState = 'idle' | 'leased' | 'recycling';
 
@@ -240,6 +242,11 @@ export class LeaseStore {
   /** A short lock for starting missing kernels; true when this process got it. */
   async lockProvision(token: string, ms: number): Promise<boolean> {
     return (await this.redis.set(`${this.base}:provision`, token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Renews the provisioning lock while its holder still holds it. */
+  async extendProvision(token: string, ms: number): Promise<void> {
+    await this.redis.kpoolExtendLock(`${this.base}:provision`, token, ms);
   }
 
   async unlockProvision(token: string): Promise<void> {

@@ -13,6 +13,9 @@ import { type KernelRecord, type KernelState, LeaseStore } from './kernel-leases
 import type { KernelModes, KernelPoolSettings } from './pool-config.js';
 
 /** A kernel held by one request. Release it in `finally`; it is reset before anyone else gets it. */
+/** See KernelPool.lockMs. */
+const LOCK_TTL_MS = 15_000;
+
 export interface KernelLease {
   readonly kernelKey: string;
   readonly leaseId: string;
@@ -100,8 +103,20 @@ export class KernelPool {
     return this.options.settings;
   }
 
+  /**
+   * Life of a reset or provisioning lock that its holder does not renew: the holder renews it
+   * every third of this while it works (a restart may take kernel_start_timeout_ms), so the lock
+   * of a process that was killed lapses this soon and another process takes the kernel over.
+   */
   private get lockMs(): number {
-    return this.settings.kernel_start_timeout_ms + 30_000;
+    return LOCK_TTL_MS;
+  }
+
+  /** Renews a lock every third of its life until the returned function is called. */
+  private holdLock(renew: () => Promise<unknown>): () => void {
+    const timer = setInterval(() => void renew().catch(() => {}), Math.floor(this.lockMs / 3));
+    timer.unref?.();
+    return () => clearInterval(timer);
   }
 
   /** Whether every mode some server serves has at least one kernel on a server that answers. */
@@ -220,8 +235,10 @@ export class KernelPool {
 
   /** Restarts a kernel this process holds the lock of, then offers it again; replaces it if it is gone. */
   private async reset(record: KernelRecord, client: JupyterServerClient, token: string, reason: string): Promise<void> {
+    const release = this.holdLock(() => this.store.extendLock(record.key, token, this.lockMs));
     try {
       this.dropConnection(record.key);
+      if (await this.replace(record, client, reason)) return;
       await client.restartKernel(record.kernelId);
       await this.warm(client, record.kernelId);
       this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'restart', reason });
@@ -237,6 +254,7 @@ export class KernelPool {
         return;
       }
       if (err instanceof ServerUnreachableError) {
+        release();
         this.log.warn({ server: client.name, err: err.message }, 'Jupyter server not answering; skipped for a while');
         await this.store.markDown(client.name, this.settings.server_down_ms);
         // Let the lock lapse when the server is due back, so a reaper tries again then.
@@ -244,7 +262,29 @@ export class KernelPool {
         return;
       }
       throw err;
+    } finally {
+      release();
     }
+  }
+
+  /**
+   * A fresh kernel takes a used one's place: started (forked from the server's warm zygote, tens of
+   * milliseconds) and warm before the used one is dropped, which is shut down in the background.
+   * No restart in place: jupyter_client waits for a killed kernel in 100 ms polls. False when no
+   * kernel could be started (the caller restarts the used one instead).
+   */
+  private async replace(record: KernelRecord, client: JupyterServerClient, reason: string): Promise<boolean> {
+    try {
+      await this.startKernel(client, record.mode);
+    } catch (err) {
+      if (err instanceof ServerUnreachableError) throw err;
+      this.log.warn({ server: client.name, err: (err as Error).message }, 'cannot start a fresh kernel; restarting');
+      return false;
+    }
+    await this.store.remove(record.key, record.mode);
+    this.inBackground(client.shutdownKernel(record.kernelId).catch(() => {}));
+    this.options.metrics?.kernelReplacements.inc({ mode: record.mode, action: 'replace', reason });
+    return true;
   }
 
   private async startKernel(client: JupyterServerClient, mode: ExecutionMode): Promise<void> {
@@ -271,6 +311,7 @@ export class KernelPool {
   async provision(): Promise<void> {
     const token = randomUUID();
     if (!(await this.store.lockProvision(token, this.lockMs))) return;
+    const release = this.holdLock(() => this.store.extendProvision(token, this.lockMs));
     try {
       for (const client of this.clients.values()) {
         if (await this.store.isDown(client.name)) continue;
@@ -309,6 +350,7 @@ export class KernelPool {
         }
       }
     } finally {
+      release();
       await this.store.unlockProvision(token);
     }
   }

@@ -46,6 +46,11 @@ export interface RunCellOptions {
   maxRichOutputs?: number;
   /** Live output: each stream text and each kept rich output, as its IOPub message arrives. */
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  /** Stop the kernel's queue when this cell fails (later cells sent without waiting are aborted). @defaultValue true */
+  stopOnError?: boolean;
+  /** The timeout counts from when this settles (the cell before it in the kernel's queue ended);
+   * the cell is sent at once. @defaultValue the timeout counts from now */
+  startsAfter?: Promise<unknown>;
 }
 
 /** A text buffer that keeps the first `limit` characters and counts the rest. */
@@ -89,7 +94,13 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
   };
 
   const future = kernel.requestExecute(
-    { code, silent: options.silent ?? false, store_history: !options.silent, allow_stdin: false, stop_on_error: true },
+    {
+      code,
+      silent: options.silent ?? false,
+      store_history: !options.silent,
+      allow_stdin: false,
+      stop_on_error: options.stopOnError ?? true,
+    },
     true,
   );
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
@@ -155,7 +166,12 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
   const onAbort = () => settle('aborted');
   options.signal.addEventListener('abort', onAbort, { once: true });
   if (options.signal.aborted) onAbort();
-  const timer = setTimeout(() => settle('timeout'), options.timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => settle('timeout'), options.timeoutMs);
+  };
+  if (options.startsAfter) options.startsAfter.then(arm, arm);
+  else arm();
   future.done.then(
     (reply) => {
       executionCount = (reply?.content as { execution_count?: number } | undefined)?.execution_count ?? null;

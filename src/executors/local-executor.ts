@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { ExecutorUnavailableError } from '../errors.js';
+import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
@@ -141,6 +141,7 @@ export class LocalExecutor implements Executor {
     }
     const stdout = meta.stdout ?? '';
     const stderr = meta.stderr ?? '';
+    if (meta.error_kind === 'input') throw new RequestInputError(meta.error ?? "the request's data cannot be decoded");
     if (meta.error_kind === 'refused') {
       return {
         status: 'refused',

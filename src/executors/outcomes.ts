@@ -3,7 +3,7 @@ import type { ExecutionOutcome } from './executor.js';
 /** The record pyexec_runtime writes about a run (runner.py's metadata, kernel_session's run record). */
 export interface RuntimeRecord {
   success: boolean;
-  error_kind?: 'code' | 'refused';
+  error_kind?: 'code' | 'refused' | 'input';
   error_type?: string;
   error_name?: string;
   error?: string;

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { signalGroup, spawnOwned, stopGroup } from '../process-group.js';
 
 /** Finds a free TCP port on loopback. */
 export async function freePort(): Promise<number> {
@@ -85,7 +86,8 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
       '--loglevel',
       'warning',
     ];
-    const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its own process group: a signal to pyexec's group must not take Redis away from a draining fleet.
+    const proc = spawnOwned(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -118,7 +120,12 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
       }
       throw new Error(`redis-server did not answer on port ${port}: ${stderr.trim()}`);
     })();
-    await Promise.race([ready, spawnError]);
+    try {
+      await Promise.race([ready, spawnError]);
+    } catch (err) {
+      signalGroup(proc, 'SIGKILL');
+      throw err;
+    }
   };
 
   await launch();
@@ -134,22 +141,17 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
     password,
     port,
     kill() {
-      child?.kill('SIGKILL');
+      if (child) signalGroup(child, 'SIGKILL');
     },
     async restart() {
-      child?.kill('SIGKILL');
+      if (child) signalGroup(child, 'SIGKILL');
       await exited();
       await launch();
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (child && child.exitCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child?.kill('SIGKILL'), 3000);
-        await exited();
-        clearTimeout(t);
-      }
+      if (child) await stopGroup(child, 3000);
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
   };

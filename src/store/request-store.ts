@@ -1,6 +1,32 @@
 import type { Redis } from 'ioredis';
 
-/** Where a request is, as the producer sees it. Terminal states are final. */
+/**
+ * The per-request record in Redis, where producers read a request's progress and response. Every
+ * write that two processes could race on, or that a crash could cut in half, is one Lua script.
+ *
+ *   <prefix>:request:<requestId>   HASH  requestId, threadId, digest (sha256 of the request's
+ *                                        canonical JSON), request (JSON), status, submittedAt,
+ *                                        updatedAt, cancel ('1'), hold (JSON), terminal, response (JSON),
+ *                                        submitted_by (the HTTP API's token name), output_bytes,
+ *                                        output_events, output_dropped, output_capped (live output)
+ *   <prefix>:events:<requestId>    STREAM  submitted, status, approved, cancel_requested, stdout,
+ *                                        stderr, display, output_dropped, finished (MAXLEN ~1000);
+ *                                        read from the start by waiters
+ *   <prefix>:thread:<threadId>     STR   the latest request submitted on the thread
+ *   <prefix>:requests              ZSET  request ids by submission time (`list`), trimmed to the
+ *                                        retention at each submit
+ *
+ * The first three expire after the retention (`pyexec.retention.finished_seconds`), counted from
+ * the submit and again from the end.
+ *
+ * States: `queued` → `generating` | `analyzing` | `awaiting_approval` | `executing` | `finishing`
+ * (in any order, any number of times) → one terminal state (`succeeded`, `failed`, `rejected`,
+ * `expired`, `cancelled`). SUBMIT creates the record, its first event and the thread pointer at
+ * once. STATUS moves a request that has no `terminal`. END writes `terminal`, `status`, `response`
+ * and the `finished` event in one step, and does nothing when a response is there already: a
+ * re-delivered result job ends nothing twice. A record whose `terminal` is set but whose response
+ * is missing (left half-done by a version that wrote them in two steps) is completed by END.
+ */
 export type RequestStatus =
   | 'queued'
   | 'generating'
@@ -101,16 +127,107 @@ if dropped > 0 then redis.call('HINCRBY', KEYS[1], 'output_dropped', dropped) en
 return {sent, dropped}
 `;
 
+/** What END did: wrote the end, found it already written, or found no record to end. */
+export type EndResult = 'recorded' | 'already_ended' | 'missing';
+
 /**
- * The per-request record in Redis: a hash (status, response, cancel flag, hold) and an event
- * stream the producer reads from the start, so a waiter that starts late or restarts misses
- * nothing. `terminal` is set once with HSETNX: every request ends in exactly one terminal state.
+ * KEYS: thread, request, events, index. ARGV: prefix, requestId, threadId, digest, request JSON,
+ * now, ttl, submitter ('' for none). Returns {requestId, 1} when recorded, {the thread's request, 0}
+ * when it is this same request, {the thread's request, 2} when the thread's request is another
+ * submitter's (nothing written: a producer cannot take over another's thread).
  */
+const SUBMIT = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ck = ARGV[1] .. ':request:' .. cur
+  if redis.call('EXISTS', ck) == 1 and (redis.call('HGET', ck, 'submitted_by') or '') ~= ARGV[8] then return {cur, 2} end
+  if redis.call('HGET', ck, 'digest') == ARGV[4] then return {cur, 0} end
+end
+redis.call('HSET', KEYS[2], 'requestId', ARGV[2], 'threadId', ARGV[3], 'digest', ARGV[4], 'request', ARGV[5],
+  'status', 'queued', 'submittedAt', ARGV[6], 'updatedAt', ARGV[6])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[2], 'submitted_by', ARGV[8]) end
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', '1000', '*', 'type', 'submitted', 'at', ARGV[6], 'status', 'queued')
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (tonumber(ARGV[6]) - tonumber(ARGV[7]) * 1000))
+return {ARGV[2], 1}`;
+
+const STATUS = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1], 'data', ARGV[3])
+end
+return 1`;
+
+const HOLD = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 0 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'hold') else redis.call('HSET', KEYS[1], 'hold', ARGV[1]) end
+return 1`;
+
+const END = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HEXISTS', KEYS[1], 'response') == 1 then return 'already_ended' end
+redis.call('HSET', KEYS[1], 'terminal', ARGV[1], 'status', ARGV[1], 'updatedAt', ARGV[3], 'response', ARGV[2])
+redis.call('HDEL', KEYS[1], 'hold')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'finished', 'at', ARGV[3], 'status', ARGV[1],
+  'data', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 'recorded'`;
+
+type Scripts = {
+  pyexecSubmit(
+    thread: string,
+    request: string,
+    events: string,
+    index: string,
+    prefix: string,
+    requestId: string,
+    threadId: string,
+    digest: string,
+    json: string,
+    now: number,
+    ttl: number,
+    submitter: string,
+  ): Promise<[string, number]>;
+  pyexecStatus(request: string, events: string, status: string, now: number, data: string): Promise<number>;
+  pyexecHold(request: string, hold: string): Promise<number>;
+  pyexecEnd(
+    request: string,
+    events: string,
+    status: string,
+    response: string,
+    now: number,
+    ttl: number,
+    data: string,
+  ): Promise<EndResult>;
+};
+
+function withScripts(redis: Redis): Redis & Scripts {
+  const r = redis as Redis & Partial<Scripts>;
+  if (!r.pyexecEnd) {
+    redis.defineCommand('pyexecSubmit', { numberOfKeys: 4, lua: SUBMIT });
+    redis.defineCommand('pyexecStatus', { numberOfKeys: 2, lua: STATUS });
+    redis.defineCommand('pyexecHold', { numberOfKeys: 1, lua: HOLD });
+    redis.defineCommand('pyexecEnd', { numberOfKeys: 2, lua: END });
+  }
+  return r as Redis & Scripts;
+}
+
 export class RequestStore {
+  private readonly redis: Redis & Scripts;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.redis = withScripts(redis);
+  }
 
   key(requestId: string): string {
     return `${this.prefix}:request:${requestId}`;
@@ -122,66 +239,76 @@ export class RequestStore {
     return `${this.prefix}:thread:${threadId}`;
   }
 
-  /** Claims a thread id for a new request; returns the request id that owns the thread. */
-  async claimThread(
-    threadId: string,
-    requestId: string,
-    ttlSeconds: number,
-  ): Promise<{ requestId: string; created: boolean }> {
-    const ok = await this.redis.set(this.threadKey(threadId), requestId, 'EX', ttlSeconds, 'NX');
-    if (ok === 'OK') return { requestId, created: true };
-    const owner = await this.redis.get(this.threadKey(threadId));
-    if (owner) return { requestId: owner, created: false };
-    // The thread key expired between the two commands; try once more.
-    return this.claimThread(threadId, requestId, ttlSeconds);
+  /**
+   * Records a submitted request, unless the thread's latest request is this same request (same
+   * digest): then that one is returned with `created: false`. A different request on a used thread
+   * is recorded as new, and the thread then names it. `requestJson` is the request as validated
+   * and serialised by the caller: nothing here can fail half-way. The same step records the
+   * submitter (`submittedBy`, the HTTP API's token name) and adds the request to the index of
+   * `list`. A thread whose request is another submitter's is left alone: `conflict: true`.
+   */
+  async submit(input: {
+    requestId: string;
+    threadId: string;
+    digest: string;
+    requestJson: string;
+    ttlSeconds: number;
+    submittedBy?: string | undefined;
+    /** @defaultValue now */
+    submittedAt?: number;
+  }): Promise<{ requestId: string; created: boolean; conflict: boolean }> {
+    const [requestId, outcome] = await this.redis.pyexecSubmit(
+      this.threadKey(input.threadId),
+      this.key(input.requestId),
+      this.eventsKey(input.requestId),
+      this.indexKey(),
+      this.prefix,
+      input.requestId,
+      input.threadId,
+      input.digest,
+      input.requestJson,
+      input.submittedAt ?? Date.now(),
+      input.ttlSeconds,
+      input.submittedBy ?? '',
+    );
+    return { requestId, created: outcome === 1, conflict: outcome === 2 };
   }
 
-  async create(requestId: string, threadId: string, request: unknown, ttlSeconds: number): Promise<void> {
-    const now = Date.now();
-    await this.redis
-      .multi()
-      .hset(this.key(requestId), {
-        requestId,
-        threadId,
-        status: 'queued',
-        submittedAt: String(now),
-        updatedAt: String(now),
-        request: JSON.stringify(request),
-      })
-      .expire(this.key(requestId), ttlSeconds)
-      .exec();
-    await this.event(requestId, 'submitted', 'queued');
-  }
-
-  /** Moves a request to a non-terminal status (ignored once terminal) and records an event. */
+  /** Moves a request to a non-terminal status and records an event; ignored once the request has ended. */
   async setStatus(requestId: string, status: RequestStatus, data?: Record<string, unknown>): Promise<void> {
-    const terminal = await this.redis.hget(this.key(requestId), 'terminal');
-    if (terminal) return;
-    await this.redis.hset(this.key(requestId), { status, updatedAt: String(Date.now()) });
-    await this.event(requestId, `status`, status, data);
+    await this.redis.pyexecStatus(
+      this.key(requestId),
+      this.eventsKey(requestId),
+      status,
+      Date.now(),
+      data ? JSON.stringify(data) : '',
+    );
   }
 
   async setHold(requestId: string, hold: { holdJobId: string; deadline: number } | null): Promise<void> {
-    if (hold) await this.redis.hset(this.key(requestId), 'hold', JSON.stringify(hold));
-    else await this.redis.hdel(this.key(requestId), 'hold');
+    await this.redis.pyexecHold(this.key(requestId), hold ? JSON.stringify(hold) : '');
   }
 
   /**
-   * Records the terminal state and response. Returns false (and changes nothing) when the request
-   * already ended: a re-delivered result job cannot end a request twice.
+   * Ends the request: terminal state, response and `finished` event in one step. Returns
+   * `already_ended` (and changes nothing) when a response is recorded already, `missing` when
+   * there is no record (never submitted, or past its retention).
    */
-  async finish(requestId: string, status: RequestStatus, response: unknown, ttlSeconds: number): Promise<boolean> {
-    const won = await this.redis.hsetnx(this.key(requestId), 'terminal', status);
-    if (!won) return false;
-    await this.redis
-      .multi()
-      .hset(this.key(requestId), { status, updatedAt: String(Date.now()), response: JSON.stringify(response) })
-      .hdel(this.key(requestId), 'hold')
-      .expire(this.key(requestId), ttlSeconds)
-      .exec();
-    await this.event(requestId, 'finished', status, { status });
-    await this.redis.expire(this.eventsKey(requestId), ttlSeconds);
-    return true;
+  async end(requestId: string, status: RequestStatus, response: unknown, ttlSeconds: number): Promise<EndResult> {
+    return this.redis.pyexecEnd(
+      this.key(requestId),
+      this.eventsKey(requestId),
+      status,
+      JSON.stringify(response),
+      Date.now(),
+      ttlSeconds,
+      JSON.stringify({ status }),
+    );
+  }
+
+  /** True once the request's response is recorded (nothing about it changes any more). */
+  async hasEnded(requestId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.key(requestId), 'response')) === 1;
   }
 
   async requestCancel(requestId: string): Promise<boolean> {
@@ -225,7 +352,7 @@ export class RequestStore {
     await this.redis.xadd(this.eventsKey(requestId), 'MAXLEN', '~', '1000', '*', ...fields);
   }
 
-  // --- Live output, the request index and the submitter (issue 16) ---------------------------------
+  // --- Live output and the request index (issue 16) ----------------------------------------------
 
   /** Appends live output within the request's budget (see APPEND_OUTPUT). */
   async appendOutput(
@@ -274,20 +401,6 @@ export class RequestStore {
   /** The index of requests by submission time (`list`), trimmed to the retention. */
   indexKey(): string {
     return `${this.prefix}:requests`;
-  }
-
-  /** Adds a request to the index (and drops entries older than the retention). */
-  async index(requestId: string, submittedAt: number, ttlSeconds: number): Promise<void> {
-    await this.redis
-      .multi()
-      .zadd(this.indexKey(), submittedAt, requestId)
-      .zremrangebyscore(this.indexKey(), '-inf', `(${Date.now() - ttlSeconds * 1000}`)
-      .exec();
-  }
-
-  /** Records who submitted a request (the HTTP API's token name). */
-  async setSubmitter(requestId: string, name: string): Promise<void> {
-    await this.redis.hset(this.key(requestId), 'submitted_by', name);
   }
 
   /**

@@ -5,7 +5,7 @@ import { writeJson } from '../executors/execution-folder.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import type { AnalysisRecord } from '../queues/envelope.js';
 import {
-  finishRequest,
+  endRequest,
   handoff,
   regenerateOrFail,
   type StageDeps,
@@ -76,23 +76,15 @@ export function createAnalysisProcessor(
       return regenerateOrFail(deps, failed, 'generation', 'analysis');
     }
     if (policy.refusal) {
-      const refused = withTiming(
-        withError(analysed, {
-          stage: 'analysis',
-          errorType: policy.refusal.errorType,
-          kind: 'safety',
-          message: policy.refusal.message,
-        }),
-        'analysis',
-        startedAt,
-        'refused',
+      return endRequest(
+        deps,
+        { env: analysed, stage: 'analysis', startedAt },
+        { status: 'rejected', reason: policy.refusal.message, detail: policy.refusal.errorType },
+        {
+          label: 'refused',
+          error: { errorType: policy.refusal.errorType, kind: 'safety', message: policy.refusal.message },
+        },
       );
-      await finishRequest(deps, refused, {
-        status: 'rejected',
-        reason: policy.refusal.message,
-        detail: policy.refusal.errorType,
-      });
-      return 'refused';
     }
     if (policy.approvalRequired) {
       const { default_timeout_seconds, max_timeout_seconds } = deps.config.pyexec.approval;

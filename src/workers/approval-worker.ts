@@ -2,7 +2,8 @@ import type { Processor } from 'bullmq';
 import type { ApprovalService } from '../approval/approval-service.js';
 import { writeJson } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
-import { finishRequest, handoff, type StageDeps, stageProcessor, withError, withTiming } from './stage-runtime.js';
+import { baseJobId } from '../queues/job-id.js';
+import { endRequest, handoff, type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
 /**
  * Approval hold: a held job is a delayed job whose delay is its deadline. It reaches this worker
@@ -11,8 +12,10 @@ import { finishRequest, handoff, type StageDeps, stageProcessor, withError, with
  */
 export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalService }): Processor {
   return stageProcessor(deps, 'approval', ApprovalJob, async ({ env, job, startedAt }) => {
+    // A held job the reaper ran again (`<id>-r1`) settles the hold it was: the decision is keyed by that id.
+    const holdJobId = baseJobId(job.id!);
     const record = await deps.approvals.settle({
-      holdJobId: job.id!,
+      holdJobId,
       requestId: env.requestId,
       threadId: env.threadId,
       taskObjective: env.request.task_objective,
@@ -23,42 +26,37 @@ export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalS
     });
     await writeJson(env.executionFolder, 'approval.json', record);
     await deps.store.setHold(env.requestId, null);
-    const decided = withTiming({ ...env, approval: record }, 'approval', startedAt, record.decision);
+    const decided = { ...env, approval: record };
     if (record.decision === 'approved') {
       await deps.store.event(env.requestId, 'approved', undefined, { approver: record.approver });
-      await handoff(deps, 'execution', decided);
+      await handoff(deps, 'execution', withTiming(decided, 'approval', startedAt, record.decision));
       return 'approved';
     }
+    const from = { env: decided, stage: 'approval' as const, startedAt };
     if (record.decision === 'rejected') {
-      const rejected = withError(decided, {
-        stage: 'approval',
-        errorType: 'rejected',
-        kind: 'safety',
-        message: `rejected by ${record.approver}: ${record.reason ?? ''}`,
-      });
-      await finishRequest(deps, rejected, {
-        status: 'rejected',
-        reason: record.reason ?? 'rejected',
-        detail: 'approver',
-      });
-      return 'rejected';
+      return endRequest(
+        deps,
+        from,
+        { status: 'rejected', reason: record.reason ?? 'rejected', detail: 'approver' },
+        {
+          error: {
+            errorType: 'rejected',
+            kind: 'safety',
+            message: `rejected by ${record.approver}: ${record.reason ?? ''}`,
+          },
+        },
+      );
     }
     if (record.decision === 'cancelled') {
       // The producer cancelled while it was held (runStage normally ends it before this point).
-      await finishRequest(deps, decided, { status: 'cancelled', reason: 'cancelled by the producer' });
-      return 'cancelled';
+      return endRequest(deps, from, { status: 'cancelled', reason: 'cancelled by the producer' });
     }
-    const expired = withError(decided, {
-      stage: 'approval',
-      errorType: 'expired',
-      kind: 'safety',
-      message: 'no approval decision before the deadline',
-    });
-    await finishRequest(deps, expired, {
-      status: 'expired',
-      reason: 'no approval decision before the deadline',
-      detail: 'deadline',
-    });
-    return 'expired';
+    const message = 'no approval decision before the deadline';
+    return endRequest(
+      deps,
+      from,
+      { status: 'expired', reason: message, detail: 'deadline' },
+      { error: { errorType: 'expired', kind: 'safety', message } },
+    );
   });
 }

@@ -6,7 +6,7 @@ import { ExecutionJob } from '../queues/execution.js';
 import type { PolicyDecision } from './analysis-worker.js';
 import { LiveOutput } from './live-output.js';
 import {
-  finishRequest,
+  endRequest,
   regenerateOrFail,
   type StageDeps,
   sha256,
@@ -53,17 +53,16 @@ export function createExecutionProcessor(
     recheck?: (code: string) => Promise<PolicyDecision>;
   },
 ): Processor {
-  return stageProcessor(deps, 'execution', ExecutionJob, async ({ env, job, startedAt, signal, log }) => {
+  return stageProcessor(deps, 'execution', ExecutionJob, async (run) => {
+    const { env, job, startedAt, signal, log } = run;
     const mismatch = verifyApproval(env, deps.recheck ? await deps.recheck(env.code) : null);
     if (mismatch) {
-      const refused = withTiming(
-        withError(env, { stage: 'execution', errorType: 'approval_mismatch', kind: 'safety', message: mismatch }),
-        'execution',
-        startedAt,
-        'refused',
+      return endRequest(
+        deps,
+        run,
+        { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' },
+        { label: 'refused', error: { errorType: 'approval_mismatch', kind: 'safety', message: mismatch } },
       );
-      await finishRequest(deps, refused, { status: 'rejected', reason: mismatch, detail: 'approval_mismatch' });
-      return 'refused';
     }
     const executor = deps.executors[env.executionMethod];
     if (!executor) throw new ExecutorUnavailableError(`no executor for method '${env.executionMethod}' in this worker`);
@@ -100,76 +99,48 @@ export function createExecutionProcessor(
     } catch (err) {
       await live?.close();
       if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
-        await finishRequest(deps, withTiming(env, 'execution', startedAt, 'cancelled'), {
-          status: 'cancelled',
-          reason: 'cancelled by the producer during execution',
-        });
-        return 'cancelled';
+        return endRequest(deps, run, { status: 'cancelled', reason: 'cancelled by the producer during execution' });
       }
       if (err instanceof ExecutorUnavailableError && err.started && mode === 'write_access') {
         log.error({ err: err.message }, 'write-capable execution interrupted; not re-running');
-        const review = withTiming(
-          withError(env, {
-            stage: 'execution',
-            errorType: 'interrupted',
-            kind: 'infrastructure',
-            message: err.message,
-          }),
-          'execution',
-          startedAt,
-          'needs_review',
+        return endRequest(
+          deps,
+          run,
+          {
+            status: 'failed',
+            reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
+            detail: 'needs_review',
+          },
+          { label: 'needs_review', error: { errorType: 'interrupted', kind: 'infrastructure', message: err.message } },
         );
-        await finishRequest(deps, review, {
-          status: 'failed',
-          reason: `execution of write-capable code was interrupted (${err.message}); it may have written to EPICS and is not re-run automatically`,
-          detail: 'needs_review',
-        });
-        return 'needs_review';
       }
       throw err;
     }
     if (outcome.status === 'ok') {
-      const done = withTiming(
-        {
-          ...env,
-          execution: {
-            method: executor.method,
-            mode,
-            results: outcome.results,
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
-            figures: [...outcome.figures],
-            durationMs: outcome.durationMs,
-            executionFolder: env.executionFolder,
-            ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
-          },
-        },
-        'execution',
-        startedAt,
-        'ok',
-      );
-      await finishRequest(deps, done, { status: 'succeeded' });
+      const execution = {
+        method: executor.method,
+        mode,
+        results: outcome.results,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        figures: [...outcome.figures],
+        durationMs: outcome.durationMs,
+        executionFolder: env.executionFolder,
+        ...(outcome.kernel ? { kernel: outcome.kernel } : {}),
+      };
+      await endRequest(deps, { ...run, env: { ...env, execution } }, { status: 'succeeded' }, { label: 'ok' });
       return 'ok';
     }
     if (outcome.status === 'refused') {
-      const refused = withTiming(
-        withError(env, {
-          stage: 'execution',
-          errorType: outcome.errorType,
-          kind: 'safety',
-          message: outcome.message,
-          failedCode: env.code,
-        }),
-        'execution',
-        startedAt,
-        'refused',
+      return endRequest(
+        deps,
+        run,
+        { status: 'rejected', reason: outcome.message, detail: outcome.errorType },
+        {
+          label: 'refused',
+          error: { errorType: outcome.errorType, kind: 'safety', message: outcome.message, failedCode: env.code },
+        },
       );
-      await finishRequest(deps, refused, {
-        status: 'rejected',
-        reason: outcome.message,
-        detail: outcome.errorType,
-      });
-      return 'refused';
     }
     const failed = withTiming(
       withError(env, {

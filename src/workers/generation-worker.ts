@@ -6,7 +6,7 @@ import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Envelope } from '../queues/envelope.js';
 import { GenerationJob } from '../queues/generation.js';
 import {
-  finishRequest,
+  endRequest,
   handoff,
   regenerateOrFail,
   type StageDeps,
@@ -24,15 +24,20 @@ import {
  */
 export function createGenerationProcessor(deps: StageDeps & { generator: CodeGenerator }): Processor {
   const schema = GenerationJob.transform((job) => placed(job, deps.config));
-  return stageProcessor(deps, 'generation', schema, async ({ env, log, startedAt, signal }) => {
+  return stageProcessor(deps, 'generation', schema, async (run) => {
+    const { env, log, startedAt, signal } = run;
     const method = env.request.execution_method;
     if (method && method !== deps.config.execution.execution_method && !deps.config.execution.allow_method_override) {
-      await finishRequest(deps, withTiming(env, 'generation', startedAt, 'refused'), {
-        status: 'failed',
-        reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
-        detail: 'invalid_request',
-      });
-      return 'refused';
+      return endRequest(
+        deps,
+        run,
+        {
+          status: 'failed',
+          reason: `execution_method '${method}' requested, but this service runs '${deps.config.execution.execution_method}' and does not allow overrides (execution.allow_method_override)`,
+          detail: 'invalid_request',
+        },
+        { label: 'refused' },
+      );
     }
     const t0 = Date.now();
     let generated: Awaited<ReturnType<CodeGenerator['generate']>>;
@@ -85,9 +90,10 @@ export function createGenerationProcessor(deps: StageDeps & { generator: CodeGen
 /**
  * The execution method and folder of a job whose producer left them out (it does not know the
  * fleet's config). The folder's name comes from the submission time, so every retry of this job
- * names the same folder.
+ * names the same folder. The reaper places a failed generation job the same way before it ends
+ * the request.
  */
-function placed(job: GenerationJob, config: Config): Envelope {
+export function placed(job: GenerationJob, config: Config): Envelope {
   return {
     ...job,
     executionMethod: job.executionMethod ?? job.request.execution_method ?? config.execution.execution_method,

@@ -3,7 +3,9 @@ import path from 'node:path';
 import type { Processor } from 'bullmq';
 import { writeJson } from '../executors/execution-folder.js';
 import { buildNotebook } from '../executors/notebook.js';
+import type { Logger } from '../logger.js';
 import { type PythonExecutionResponse, ResultJob, responseViews } from '../queues/result.js';
+import type { EndResult } from '../store/request-store.js';
 import { type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
 /** The cell outputs a kernel produced (container method), if the run left them. */
@@ -79,63 +81,87 @@ export function buildResponse(
   };
 }
 
+/** Writes the request's notebook (nbformat v4, with the code's outputs); returns its path. */
+async function writeNotebook(final: ResultJob): Promise<string> {
+  const ex = final.execution;
+  const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
+  const notebook = await buildNotebook(final.executionFolder, {
+    title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
+    status: final.outcome.status,
+    summary: [
+      `**Request:** ${final.requestId} (thread ${final.threadId})`,
+      `**User query:** ${final.request.user_query}`,
+      `**Attempts:** ${final.attempt}`,
+      ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
+      ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
+      ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
+    ],
+    code: final.code ?? null,
+    stdout: ex?.stdout ?? '',
+    stderr: ex?.stderr ?? '',
+    figures: ex?.figures ?? [],
+    results: ex?.results,
+    ...(await readKernelOutputs(final.executionFolder)),
+    error:
+      final.outcome.status !== 'succeeded' && lastCodeError
+        ? { name: lastCodeError.errorType, message: lastCodeError.message, traceback: lastCodeError.traceback ?? '' }
+        : undefined,
+  });
+  const notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
+  await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
+  return notebookPath;
+}
+
 /**
- * Result: writes the notebook (nbformat v4, with the code's outputs) and response.json into the
- * execution folder, then records the terminal state where the producer reads it and announces it
- * on the request's event stream. Recording is idempotent: a re-delivered result job ends nothing twice.
+ * Records the end of a request: the files in its execution folder (notebook, response.json), then
+ * the terminal state, response and `finished` event in one atomic step (RequestStore.end). The
+ * result stage runs it for every request; the reaper runs it without the files for a result job
+ * that failed as often as it may be requeued. Files are best effort (a full disk does not keep a
+ * request from ending); the record is not, and is idempotent: a repeat ends nothing twice.
  */
+export async function recordEnd(
+  deps: StageDeps,
+  final: ResultJob,
+  log: Logger,
+  options: { files?: boolean } = {},
+): Promise<EndResult> {
+  let notebookPath: string | null = null;
+  if (options.files !== false) {
+    try {
+      if (final.code) notebookPath = await writeNotebook(final);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'notebook not written');
+    }
+  }
+  const response = buildResponse(final, notebookPath, {
+    notebookBaseUrl: deps.config.execution.container.notebook_base_url,
+    executionRoot: deps.config.pyexec.execution_root,
+  });
+  if (options.files !== false) {
+    await writeJson(final.executionFolder, 'response.json', response).catch((err) =>
+      log.warn({ err: (err as Error).message }, 'response.json not written'),
+    );
+  }
+  const recorded = await deps.store.end(
+    final.requestId,
+    final.outcome.status,
+    response,
+    deps.config.pyexec.retention.finished_seconds,
+  );
+  if (recorded === 'recorded') deps.metrics.terminal.inc({ status: final.outcome.status });
+  else log.info({ recorded }, 'request already ended (or gone); nothing recorded');
+  deps.fault?.('result:ended');
+  return recorded;
+}
+
+/** Result: records the end of the request where the producer reads it (recordEnd). */
 export function createResultProcessor(deps: StageDeps): Processor {
   return stageProcessor(deps, 'result', ResultJob, async ({ env, startedAt, log }) => {
     const final = {
       ...withTiming(env, 'result', startedAt, env.outcome.status),
       outcome: env.outcome,
     } as ResultJob;
-    const ex = final.execution;
-    const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
-    let notebookPath: string | null = null;
-    if (final.code) {
-      const notebook = await buildNotebook(final.executionFolder, {
-        title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
-        status: final.outcome.status,
-        summary: [
-          `**Request:** ${final.requestId} (thread ${final.threadId})`,
-          `**User query:** ${final.request.user_query}`,
-          `**Attempts:** ${final.attempt}`,
-          ...(final.analysis ? [`**Mode:** ${final.analysis.mode}, risk ${final.analysis.risk}`] : []),
-          ...(final.approval ? [`**Approval:** ${final.approval.decision} by ${final.approval.approver}`] : []),
-          ...(final.outcome.reason ? [`**Reason:** ${final.outcome.reason}`] : []),
-        ],
-        code: final.code,
-        stdout: ex?.stdout ?? '',
-        stderr: ex?.stderr ?? '',
-        figures: ex?.figures ?? [],
-        results: ex?.results,
-        ...(await readKernelOutputs(final.executionFolder)),
-        error:
-          final.outcome.status !== 'succeeded' && lastCodeError
-            ? {
-                name: lastCodeError.errorType,
-                message: lastCodeError.message,
-                traceback: lastCodeError.traceback ?? '',
-              }
-            : undefined,
-      });
-      notebookPath = path.join(final.executionFolder, 'notebook.ipynb');
-      await writeFile(notebookPath, `${JSON.stringify(notebook, null, 1)}\n`, 'utf8');
-    }
-    const response = buildResponse(final, notebookPath, {
-      notebookBaseUrl: deps.config.execution.container.notebook_base_url,
-      executionRoot: deps.config.pyexec.execution_root,
-    });
-    await writeJson(final.executionFolder, 'response.json', response);
-    const recorded = await deps.store.finish(
-      final.requestId,
-      final.outcome.status,
-      response,
-      deps.config.pyexec.retention.finished_seconds,
-    );
-    if (recorded) deps.metrics.terminal.inc({ status: final.outcome.status });
-    else log.info('request already ended; result not recorded again');
+    await recordEnd(deps, final, log);
     return final.outcome.status;
   });
 }

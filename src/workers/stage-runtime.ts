@@ -10,6 +10,14 @@ import { jobId, parseJob } from '../queues/job-id.js';
 import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
 
+/**
+ * Named points where a test can stop a process (`FleetOptions.faults`): each sits where a crash
+ * would once have cut a step in two.
+ *   `result:ended`     the result stage recorded the end, its job is not yet complete
+ *   `reaper:decided`   the reaper decided what to do with a failed job, and has not done it
+ */
+export type FaultPoint = 'result:ended' | 'reaper:decided';
+
 /** What every stage processor closes over. */
 export interface StageDeps {
   readonly config: Config;
@@ -17,6 +25,8 @@ export interface StageDeps {
   readonly store: RequestStore;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Test hook called at each FaultPoint (test/support's process entry exits there). */
+  readonly fault?: (point: FaultPoint) => void;
 }
 
 export const sha256 = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -50,9 +60,40 @@ export async function handoff(
   return id;
 }
 
-/** Hands the request to the result stage with its terminal outcome. */
-export async function finishRequest(deps: StageDeps, env: Envelope, outcome: Outcome): Promise<string> {
-  return handoff(deps, 'result', env, { outcome });
+/** Where a request is when a stage (or the reaper) ends it: the envelope, the stage, when it started. */
+export interface EndFrom {
+  readonly env: Envelope;
+  readonly stage: Stage;
+  /** When the stage began work on the job; its timing is recorded. Unset: no timing (the reaper). */
+  readonly startedAt?: number;
+}
+
+export interface EndOptions {
+  /** The stage's outcome label (timings, metrics, the processor's return value). @defaultValue the status */
+  readonly label?: string;
+  /** The error that ends the request, appended to the error chain. */
+  readonly error?: Omit<ErrorEntry, 'attempt' | 'at' | 'issues' | 'stage'> & { issues?: string[] };
+}
+
+/**
+ * The one road to a terminal state, for every stage and the reaper: appends the error and the
+ * stage's timing, and hands the request to the result stage with its outcome. The result job's id
+ * is deterministic (`<requestId>-result-<attempt>`), so the first decision for an attempt stands
+ * and a repeat adds nothing; the result stage alone records the end (RequestStore.end, atomic).
+ * Returns the outcome label.
+ */
+export async function endRequest(
+  deps: StageDeps,
+  from: EndFrom,
+  outcome: Outcome,
+  options: EndOptions = {},
+): Promise<string> {
+  const label = options.label ?? outcome.status;
+  let env = from.env;
+  if (options.error) env = withError(env, { stage: from.stage, ...options.error });
+  if (from.startedAt !== undefined) env = withTiming(env, from.stage, from.startedAt, label);
+  await handoff(deps, 'result', env, { outcome });
+  return label;
 }
 
 /** Appends an error to the chain (a new envelope; the old one is not changed). */
@@ -97,11 +138,15 @@ export async function regenerateOrFail(
   if (exhausted) {
     const last = env.errorChain.at(-1);
     const limit = budget === 'generation' ? max_generation_retries : max_execution_retries;
-    await finishRequest(deps, next, {
-      status: 'failed',
-      reason: `${budget} retries exhausted (max_${budget}_retries: ${limit}); last error: ${last?.message ?? 'unknown'}`,
-      detail: `${budget}_retries_exhausted`,
-    });
+    await endRequest(
+      deps,
+      { env: next, stage },
+      {
+        status: 'failed',
+        reason: `${budget} retries exhausted (max_${budget}_retries: ${limit}); last error: ${last?.message ?? 'unknown'}`,
+        detail: `${budget}_retries_exhausted`,
+      },
+    );
     return 'failed';
   }
   await handoff(deps, 'generation', { ...next, attempt: env.attempt + 1 });
@@ -109,6 +154,7 @@ export async function regenerateOrFail(
 }
 
 export interface StageRun {
+  readonly stage: Stage;
   readonly env: Envelope;
   readonly job: Job;
   readonly signal: AbortSignal;
@@ -147,16 +193,19 @@ async function runStage<T extends Envelope>(
     log.info({ outcome, durationMs }, `${stage} ${outcome}`);
     return outcome;
   };
+  // A request that has ended (another road got there first) gets no more work: nothing runs for it.
+  if (await deps.store.hasEnded(env.requestId)) {
+    log.info('request already ended; job skipped');
+    return end('already_ended');
+  }
   if (stage !== 'result' && (await deps.store.isCancelRequested(env.requestId))) {
-    await finishRequest(deps, withTiming(env, stage, startedAt, 'cancelled'), {
-      status: 'cancelled',
-      reason: 'cancelled by the producer',
-    });
-    return end('cancelled');
+    return end(
+      await endRequest(deps, { env, stage, startedAt }, { status: 'cancelled', reason: 'cancelled by the producer' }),
+    );
   }
   await deps.store.setStatus(env.requestId, WORKING[stage], { stage, attempt: env.attempt });
   try {
-    return end(await body({ env, job, signal: signal ?? new AbortController().signal, log, startedAt }));
+    return end(await body({ stage, env, job, signal: signal ?? new AbortController().signal, log, startedAt }));
   } catch (raw) {
     const err = coerceError(raw);
     if (err instanceof UnrecoverableError) throw err;
@@ -176,26 +225,21 @@ async function runStage<T extends Envelope>(
       throw err;
     }
     log.error({ err: err.message, kind }, 'stage failed; ending the request');
-    const failed = withTiming(
-      withError(env, {
-        stage,
-        errorType: err instanceof ServiceError ? err.code : 'unexpected',
-        kind,
-        message: err.message,
-      }),
-      stage,
-      startedAt,
-      'failed',
+    return end(
+      await endRequest(
+        deps,
+        { env, stage, startedAt },
+        {
+          status: 'failed',
+          reason:
+            kind === 'infrastructure'
+              ? `${stage}: infrastructure unavailable after ${attempts} attempts: ${err.message}`
+              : `${stage}: ${err.message}`,
+          detail: kind,
+        },
+        { error: { errorType: err instanceof ServiceError ? err.code : 'unexpected', kind, message: err.message } },
+      ),
     );
-    await finishRequest(deps, failed, {
-      status: 'failed',
-      reason:
-        kind === 'infrastructure'
-          ? `${stage}: infrastructure unavailable after ${attempts} attempts: ${err.message}`
-          : `${stage}: ${err.message}`,
-      detail: kind,
-    });
-    return end('failed');
   }
 }
 

@@ -21,7 +21,7 @@ import { Metrics } from '../../src/metrics.js';
 import type { Stage } from '../../src/queues/envelope.js';
 import type { PythonExecutionResponse } from '../../src/queues/result.js';
 import { startLocalRedis } from '../../src/redis/redis-server.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { sha256 } from '../../src/workers/stage-runtime.js';
 import { sampleRequest, stopRedis, type TestBed, testBed, testConfig } from '../support/harness.js';
 

@@ -115,22 +115,46 @@ function listen(server: Server, address: string): Promise<void> {
   });
 }
 
+/** The connection file, info and pid of a live write kernel: kernels are replaced after every lease. */
+function writeKernelFacts(rw: SpawnedJupyterServer) {
+  const writeConnection = kernelConnectionFile(rw);
+  const writeKernel = JSON.parse(readFileSync(writeConnection, 'utf8')) as Record<string, unknown>;
+  return { writeConnection, writeKernel };
+}
+
+/** Facts that change as kernels are replaced, read again before a route runs. */
+function refreshFacts(): void {
+  const rw = confined.servers[1]!;
+  const { writeConnection, writeKernel } = writeKernelFacts(rw);
+  facts.writeKernel = writeKernel;
+  facts.secretFiles['write_connection_file'] = writeConnection;
+  facts.fleetPorts['write_kernel_shell'] = Number(writeKernel['shell_port']);
+  facts.pids['write_kernel'] = writeKernelPid(rw);
+}
+
 function kernelConnectionFile(server: SpawnedJupyterServer): string {
   const file = readdirSync(server.runtimeDir).find((f) => f.startsWith('kernel-') && f.endsWith('.json'));
   assert.ok(file, `no kernel connection file in ${server.runtimeDir}`);
   return path.join(server.runtimeDir, file);
 }
 
-function kernelPid(connectionFile: string): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(connectionFile)) return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  throw new Error(`no process runs ${connectionFile}`);
+/** A write kernel's pid: a child of the write server's zygote (kernels are forked from it). */
+function writeKernelPid(server: SpawnedJupyterServer): number {
+  const childrenOf = (pid: number) =>
+    readdirSync('/proc').filter((entry) => {
+      if (!/^\d+$/.test(entry)) return false;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
+  const cmd = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  const zygote = childrenOf(server.pid!).find((p) => cmd(p).includes('pyexec_runtime.zygote'));
+  const kernel = zygote && childrenOf(Number(zygote))[0];
+  if (!kernel) throw new Error(`no kernel forked by the zygote of ${server.url}`);
+  return Number(kernel);
 }
 
 before(async () => {
@@ -165,8 +189,7 @@ before(async () => {
     abstractServer.once('exit', (code) => reject(new Error(`abstract socket listener exited ${code}`)));
   });
   const [ro, rw] = confined.servers as [SpawnedJupyterServer, SpawnedJupyterServer];
-  const writeConnection = kernelConnectionFile(rw);
-  const writeKernel = JSON.parse(readFileSync(writeConnection, 'utf8')) as Record<string, unknown>;
+  const { writeConnection, writeKernel } = writeKernelFacts(rw);
   const jpserver = readdirSync(ro.runtimeDir).find((f) => /^jpserver-\d+\.json$/.test(f));
   assert.ok(jpserver, 'the read-only server wrote no jpserver file');
   facts = {
@@ -193,7 +216,7 @@ before(async () => {
     pids: {
       jupyter_ro: ro.pid!,
       jupyter_rw: rw.pid!,
-      write_kernel: kernelPid(writeConnection),
+      write_kernel: writeKernelPid(rw),
       test_process: process.pid,
     },
   };
@@ -215,6 +238,7 @@ describe('a read-only kernel is confined by the operating system', () => {
   for (const route of ROUTES) {
     describe(route.name, () => {
       it('is refused in a confined kernel, and the PV is unchanged at the IOC', async () => {
+        refreshFacts();
         await ioc.caput(PV, START);
         const out = await run(confined, escapeProgram(prelude, facts, route, ++value));
         const record = escapeRecord(out.stdout);
@@ -229,6 +253,7 @@ describe('a read-only kernel is confined by the operating system', () => {
       if (route.control) {
         const expected = route.control;
         it('works in a kernel that is not confined (the control)', async () => {
+          refreshFacts();
           await ioc.caput(PV, START);
           const before = unixConnections;
           const out = await run(control, escapeProgram(prelude, facts, route, ++value));
@@ -324,6 +349,7 @@ describe('the local method confines its subprocess the same way', () => {
   for (const route of ROUTES.filter((r) => picked.includes(r.name))) {
     it(`refuses: ${route.name} (and the unconfined control gets through)`, async () => {
       for (const confinement of ['landlock', 'deployment'] as const) {
+        refreshFacts();
         await ioc.caput(PV, START);
         const folder = path.join(config.pyexec.execution_root, '2026-12', `local-${randomUUID().slice(0, 8)}`);
         mkdirSync(folder, { recursive: true });

@@ -6,10 +6,11 @@
  * cancellation, and that no state survives from one request to the next.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RequestInputError } from '../../src/errors.js';
 import type { ExecutionOutcome } from '../../src/executors/executor.js';
 import { createExecutors, type ExecutorSet } from '../../src/executors/index.js';
 import { silentLogger } from '../../src/logger.js';
@@ -20,6 +21,8 @@ import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPor
 let ioc: SoftIocWithReadOnly;
 let set: ExecutorSet;
 let limitsDir: string;
+/** The execution root: runs' folders are made beneath it (a confined kernel may write nowhere else). */
+let root: string;
 
 before(async () => {
   ioc = await startIocWithReadOnlyPort();
@@ -42,6 +45,7 @@ before(async () => {
     control_system: { limits_checking: { enabled: true, database_path: 'limits.json', allow_unlisted_channels: true } },
     pyexec: { max_output_bytes: 5000, config_dir: limitsDir },
   });
+  root = config.pyexec.execution_root;
   set = await createExecutors(config, {
     redisUrl: server.url,
     prefix: keyPrefix(config.pyexec.redis.prefix),
@@ -60,7 +64,9 @@ function run(
   mode: 'read_only' | 'write_access' = 'read_only',
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ) {
-  const task = kernelTask(code, mode, { timeoutMs: options.timeoutMs ?? 30_000 });
+  const executionFolder = mkdtempSync(path.join(root, 'run-'));
+  mkdirSync(path.join(executionFolder, 'figures'));
+  const task = kernelTask(code, mode, { timeoutMs: options.timeoutMs ?? 30_000, executionFolder });
   return Object.assign(set.executors.container!.execute(task, options.signal ?? new AbortController().signal), {
     folder: task.executionFolder,
   });
@@ -227,16 +233,78 @@ describe('container executor', () => {
     });
   });
 
+  describe('request data the kernel cannot decode', () => {
+    it("is the request's own error (RequestInputError), not the kernel's, and the code does not run", async () => {
+      let deep: unknown = 1;
+      for (let i = 0; i < 1500; i++) deep = { d: deep };
+      const task = kernelTask("open('ran.txt', 'w').write('ran')\nresults = {}", 'read_only');
+      const request = { ...task.request, capability_context_data: { deep } };
+      const outcome = set.executors.container!.execute({ ...task, request }, new AbortController().signal);
+      await assert.rejects(outcome, (err: unknown) => {
+        assert.ok(err instanceof RequestInputError && /cannot be decoded/.test(err.message), String(err));
+        return true;
+      });
+      assert.equal(existsSync(path.join(task.executionFolder, 'ran.txt')), false);
+      // The kernel is fine: the next request runs on the pool as usual.
+      assert.deepEqual(resultsOf(await run("results = {'after': 1}")), { after: 1 });
+    });
+  });
+
   describe('isolation', () => {
-    it('a variable set by one request is not visible to the next (on the same kernel)', async () => {
-      const kernels: string[] = [];
+    it('every request gets a fresh kernel: no variable, module attribute, environment change, numpy patch, thread or open file of the one before; random seeds differ', async () => {
+      const leave = [
+        'import os, json, numpy, random, threading, time',
+        'leaked_var = 41',
+        'json.leaked_attr = 1',
+        'os.environ["PYEXEC_LEAKED"] = "1"',
+        'numpy.sum = lambda *a, **k: "patched"',
+        'threading.Thread(target=lambda: time.sleep(600), name="leaked-thread", daemon=True).start()',
+        'fd = os.open("leak.txt", os.O_CREAT | os.O_WRONLY)',
+        'results = {"pid": os.getpid(), "random": random.random(), "np_random": float(numpy.random.rand())}',
+      ].join('\n');
+      const look = [
+        'import os, json, numpy, random, threading',
+        'links = [os.readlink(f"/proc/self/fd/{n}") for n in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{n}")]',
+        'results = {',
+        '    "pid": os.getpid(),',
+        '    "leaked_var": "leaked_var" in globals(),',
+        '    "attr": hasattr(json, "leaked_attr"),',
+        '    "env": "PYEXEC_LEAKED" in os.environ,',
+        '    "numpy_sum": str(numpy.sum([1, 2])),',
+        '    "threads": sorted(t.name for t in threading.enumerate() if t.name == "leaked-thread"),',
+        '    "leak_open": any(l.endswith("leak.txt") for l in links),',
+        '    "random": random.random(),',
+        '    "np_random": float(numpy.random.rand()),',
+        '}',
+      ].join('\n');
+      const seen: Array<Record<string, unknown>> = [];
+      const kernels = new Set<string>();
       for (let i = 0; i < 3; i++) {
-        const a = await run(`leaked_${i} = 41\nresults = {}`);
-        const b = await run(`results = {'seen': [n for n in globals() if n.startswith('leaked_')]}`);
-        assert.deepEqual(resultsOf(b), { seen: [] });
-        for (const o of [a, b]) if (o.status === 'ok' && o.kernel) kernels.push(o.kernel);
+        const a = await run(leave);
+        const b = await run(look);
+        const ra = resultsOf(a);
+        const rb = resultsOf(b);
+        assert.deepEqual(
+          { ...rb, pid: undefined, random: undefined, np_random: undefined },
+          {
+            pid: undefined,
+            random: undefined,
+            np_random: undefined,
+            leaked_var: false,
+            attr: false,
+            env: false,
+            numpy_sum: '3',
+            threads: [],
+            leak_open: false,
+          },
+        );
+        assert.notEqual(ra['pid'], rb['pid'], 'the second request ran in the same process');
+        seen.push(ra, rb);
+        for (const o of [a, b]) if (o.status === 'ok' && o.kernel) kernels.add(o.kernel);
       }
-      assert.ok(new Set(kernels).size < kernels.length, 'some kernel served two requests');
+      assert.equal(kernels.size, seen.length, 'a kernel served two requests');
+      assert.equal(new Set(seen.map((r) => r['random'])).size, seen.length, 'random.random() repeated across kernels');
+      assert.equal(new Set(seen.map((r) => r['np_random'])).size, seen.length, 'numpy.random repeated across kernels');
     });
   });
 

@@ -12,7 +12,7 @@ import { parseConfig } from '../../src/config.js';
 import { createExecutors } from '../../src/executors/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { keyPrefix } from '../../src/redis/connection.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 
 const [file, redisUrl] = process.argv.slice(2);
 if (!file || !redisUrl) throw new Error('usage: kernel-worker-process.ts <config.json> <redis url>');

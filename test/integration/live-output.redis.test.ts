@@ -256,7 +256,7 @@ describe('live output', () => {
       );
       const types = (await store.eventsAfter(requestId, '0')).map((e) => e.type);
       assert.deepEqual(types, ['submitted', 'stdout', 'stdout', 'output_dropped', 'stdout'], 'one marker only');
-      await store.finish(requestId, 'cancelled', {}, 60);
+      assert.equal(await store.end(requestId, 'cancelled', {}, 60), 'recorded');
       assert.deepEqual(await store.appendOutput(requestId, [chunk('f')], { maxBytes: 1e6, maxEvents: 1e3 }), {
         sent: 0,
         dropped: 0,

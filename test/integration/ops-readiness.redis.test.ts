@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Executor } from '../../src/executors/executor.js';
-import type { Fleet } from '../../src/workers/run-worker.js';
+import type { Fleet } from '../../src/workers/fleet.js';
 import { eventually, redis, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
 import {
   executionsKey,

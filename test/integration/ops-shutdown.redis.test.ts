@@ -118,7 +118,8 @@ describe('SIGTERM to an execution worker', () => {
     it('re-queues it, and another worker runs it to success', async () => {
       const b = await setUp({ shutdown_grace_ms: 1500 });
       const a = await worker(b);
-      const { requestId } = await b.client.submit(sampleRequest({ task_objective: 'ok sleep:10000' }));
+      // Only the first run is long: a busy machine that starts the standby slowly cannot let it finish first.
+      const { requestId } = await b.client.submit(sampleRequest({ task_objective: 'ok sleep-once:60000' }));
       await started(b, requestId);
       await worker(b);
       a.child.kill('SIGTERM');

@@ -10,7 +10,7 @@ import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { MockGenerator } from '../../src/generators/mock-generator.js';
 import { silentLogger } from '../../src/logger.js';
 import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { sampleRequest, testConfig } from '../support/harness.js';
 
 let server: LocalRedis | undefined;

@@ -11,7 +11,7 @@ import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { type Config, type ConfigInput, parseConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/logger.js';
 import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
-import { Fleet, type FleetOptions } from '../../src/workers/run-worker.js';
+import { Fleet, type FleetOptions } from '../../src/workers/fleet.js';
 
 let shared: Promise<LocalRedis> | undefined;
 

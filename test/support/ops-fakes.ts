@@ -10,6 +10,8 @@
  *   `flaky-llm`     the first generation call fails as an infrastructure error (BullMQ retry)
  *   `write`         code with a caput (write_access, needs approval where the config asks)
  *   `sleep:<ms>`    the execution takes <ms> (any of the above may add it, e.g. `write sleep:60000`)
+ *   `sleep-once:<ms>`  the first run of the request's code takes <ms>, a run after it none (a run
+ *                   cut short by a killed worker, then run again)
  */
 import type { Redis } from 'ioredis';
 import type { AnalysisReport, Analyzer } from '../../src/analysis/analyzer.js';
@@ -30,8 +32,13 @@ export class ScriptedGenerator implements CodeGenerator {
     const n = (this.calls.get(req.requestId) ?? 0) + 1;
     this.calls.set(req.requestId, n);
     if (task.includes('flaky-llm') && n === 1) throw new GeneratorUnavailableError('rate limited (scripted)');
-    const sleep = /sleep:(\d+)/.exec(task)?.[1];
-    const lines = [`# task: ${task}`, ...(sleep ? [`# sleep ${sleep}`] : [])];
+    const sleep = /(?<!-)\bsleep:(\d+)/.exec(task)?.[1];
+    const once = /sleep-once:(\d+)/.exec(task)?.[1];
+    const lines = [
+      `# task: ${task}`,
+      ...(sleep ? [`# sleep ${sleep}`] : []),
+      ...(once ? [`# sleep-once ${once}`] : []),
+    ];
     if (task.includes('code-error') && req.attempt === 1) lines.push("raise ValueError('scripted failure')");
     if (task.includes('write')) lines.push("caput('TEST:SETPOINT', 1.0)");
     lines.push(`results = {'attempt': ${req.attempt}}`);
@@ -89,8 +96,9 @@ export class RecordingExecutor implements Executor {
 
   async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
     const t0 = Date.now();
-    await this.redis.hincrby(executionsKey(this.prefix), task.requestId, 1);
-    const sleep = Number(/# sleep (\d+)/.exec(task.code)?.[1] ?? 0);
+    const run = await this.redis.hincrby(executionsKey(this.prefix), task.requestId, 1);
+    const once = run === 1 ? Number(/# sleep-once (\d+)/.exec(task.code)?.[1] ?? 0) : 0;
+    const sleep = Number(/# sleep (\d+)/.exec(task.code)?.[1] ?? 0) + once;
     if (sleep > 0) {
       await new Promise<void>((resolve, reject) => {
         if (signal.aborted) return reject(signal.reason);

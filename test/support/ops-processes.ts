@@ -29,18 +29,16 @@ export async function spawnFleetProcess(
   redisUrl: string,
   stages: readonly Stage[],
   env: Record<string, string> = {},
+  /** The process entry, relative to the project. @defaultValue test/support/ops-fleet-entry.ts */
+  entry = 'test/support/ops-fleet-entry.ts',
 ): Promise<FleetProcess> {
   const file = path.join(config.pyexec.execution_root, `ops-config-${process.pid}-${seq++}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(projectRoot, 'test/support/ops-fleet-entry.ts'), file, redisUrl, ...stages],
-    {
-      cwd: projectRoot,
-      env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, entry), file, redisUrl, ...stages], {
+    cwd: projectRoot,
+    env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
