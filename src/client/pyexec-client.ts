@@ -297,10 +297,20 @@ export class PyexecClient {
     }
   }
 
-  /** Stored events, blocking on a dedicated connection; ends when the signal aborts. */
+  /**
+   * Stored events, blocking on a dedicated connection; ends when the signal aborts. A lost Redis
+   * connection is waited out (see `riding`): the events are in Redis, and reading goes on from the
+   * last one seen once it is back.
+   */
   private async *rawEvents(requestId: string, from: string, signal?: AbortSignal): AsyncGenerator<RequestEvent> {
-    if (!(await this.redis.exists(this.store.key(requestId))))
-      throw new RequestNotFoundError(`no request ${requestId}`);
+    let exists: number;
+    try {
+      exists = await riding(() => this.redis.exists(this.store.key(requestId)), signal);
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw err;
+    }
+    if (!exists) throw new RequestNotFoundError(`no request ${requestId}`);
     const reader = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false });
     reader.on('error', () => {});
     const stop = () => reader.disconnect();
@@ -310,7 +320,10 @@ export class PyexecClient {
       while (!signal?.aborted) {
         let events: RequestEvent[];
         try {
-          events = await RequestStore.readEvents(reader, this.store.eventsKey(requestId), last, 1000);
+          events = await riding(
+            () => RequestStore.readEvents(reader, this.store.eventsKey(requestId), last, 1000),
+            signal,
+          );
         } catch (err) {
           if (signal?.aborted) return;
           throw err;
@@ -337,7 +350,7 @@ export class PyexecClient {
     for await (const ev of this.stream(requestId, { signal })) {
       deliver(ev, options);
       if (ev.type === 'finished') {
-        const snap = await this.store.get(requestId);
+        const snap = await riding(() => this.store.get(requestId), signal);
         if (snap?.response) {
           const response = snap.response as PythonExecutionResponse;
           options.onResult?.(response);
@@ -346,7 +359,7 @@ export class PyexecClient {
       }
       if (options.returnOnApproval && ev.type === 'approval_required') {
         // Held now, unless a later event already moved it on.
-        const held = await this.approvalRequired(requestId);
+        const held = await riding(() => this.approvalRequired(requestId), signal);
         if (held) return held;
       }
     }
@@ -430,6 +443,45 @@ export class PyexecClient {
       if (this.ownsRedis) this.redis.disconnect();
     })();
     return this.closing;
+  }
+}
+
+/** Errors of a lost or not yet restored Redis connection (as opposed to an answer of Redis). */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string } | null;
+  if (!e) return false;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN'].includes(e.code))
+    return true;
+  return /Stream isn't writeable|Connection is closed|max retries per request|^LOADING |ECONNREFUSED|ECONNRESET/i.test(
+    e.message ?? '',
+  );
+}
+
+/**
+ * Runs `op` again while it fails for a lost Redis connection, with backoff (50 ms doubling to 2 s),
+ * until it works or `signal` aborts (then the last error is thrown). Any other error is thrown at
+ * once. A waiter rides through a Redis restart this way instead of failing.
+ */
+export async function riding<T>(op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  let delay = 50;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!isConnectionError(err) || signal?.aborted) throw err;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, delay);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+      if (signal?.aborted) throw err;
+      delay = Math.min(2000, delay * 2);
+    }
   }
 }
 
