@@ -11,6 +11,7 @@ export {
   RateLimitedError,
   RequestFinishedError,
   RequestNotFoundError,
+  RequestTooLargeError,
   ServiceError,
   ThreadConflictError,
   TooManyStreamsError,

@@ -6,6 +6,7 @@ import {
   RateLimitedError,
   RequestFinishedError,
   RequestNotFoundError,
+  RequestTooLargeError,
   ServiceError,
   ThreadConflictError,
   TooManyStreamsError,
@@ -34,6 +35,7 @@ export const PROBLEM_TYPE = 'application/problem+json';
 
 const TITLES: Record<string, string> = {
   request_invalid: 'The request is not valid',
+  request_too_large: 'The request is over a limit (size, nesting or keys)',
   request_not_found: 'No such request',
   request_finished: 'The request has already ended',
   thread_conflict: 'The thread id belongs to another producer',
@@ -54,6 +56,7 @@ const STATUS: Record<string, number> = {
   request_finished: 409,
   thread_conflict: 409,
   payload_too_large: 413,
+  request_too_large: 413,
   rate_limited: 429,
   too_many_streams: 503,
 };
@@ -88,6 +91,8 @@ export function errorFromProblem(p: Partial<Problem> & { code?: string; detail?:
   switch (p.code) {
     case 'request_invalid':
       return new InvalidRequestError(message);
+    case 'request_too_large':
+      return new RequestTooLargeError(message);
     case 'request_not_found':
       return new RequestNotFoundError(message);
     case 'request_finished':

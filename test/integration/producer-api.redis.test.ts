@@ -1,6 +1,6 @@
 /**
  * The producer HTTP API on a real Redis with a fleet (mock generator, local executor): every route
- * over real HTTP, auth per role, idempotency by thread id, validation errors and limits as
+ * over real HTTP, auth per role, idempotency by thread id and content, validation errors and limits as
  * problem+json, the list's filters, server-sent events resumed with Last-Event-ID, and the
  * TypeScript HTTP client against it. What unit tests cannot: the event hub's one blocking reader
  * serving many followers, and the API, the fleet and Redis agreeing on every answer.
@@ -100,6 +100,15 @@ describe('producer HTTP API', () => {
     const again = await call('/v1/requests', { token: tokens.a.token, body });
     assert.equal(again.status, 200);
     assert.deepEqual(SubmitResultView.parse(await again.json()), { ...sub, created: false });
+    // Idempotent by thread id and content: a different request on the producer's own thread is new.
+    const next = await call('/v1/requests', {
+      token: tokens.a.token,
+      body: { ...body, task_objective: 'the next step' },
+    });
+    assert.equal(next.status, 201);
+    const nextSub = SubmitResultView.parse(await next.json());
+    assert.notEqual(nextSub.request_id, sub.request_id);
+    assert.deepEqual([nextSub.thread_id, nextSub.created], ['agent-a/step-1', true]);
 
     const waited = WaitResultView.parse(
       await (await call(`/v1/requests/${sub.request_id}/wait?timeout_seconds=60`, { token: tokens.a.token })).json(),
@@ -203,6 +212,22 @@ describe('producer HTTP API', () => {
       409,
       'thread_conflict',
     );
+    // Nor with a different request on it (which, from its owner, would be a new request on the thread).
+    await problem(
+      await call('/v1/requests', {
+        token: tokens.b.token,
+        body: sampleRequest({ thread_id: 'a-1', task_objective: 'take over the thread' }),
+      }),
+      409,
+      'thread_conflict',
+    );
+    assert.equal(
+      RequestView.parse(
+        await (await call('/v1/requests?thread_id=a-1', { token: tokens.a.token })).json().then((l) => l.items[0]),
+      ).request_id,
+      sub.request_id,
+      'the thread still names its owner’s request',
+    );
     const listB = await (await call('/v1/requests', { token: tokens.b.token })).json();
     assert.deepEqual(listB.items, []);
     // Viewers and approvers read every request but cannot cancel.
@@ -252,6 +277,18 @@ describe('producer HTTP API', () => {
       404,
       'request_not_found',
     );
+    // Over pyexec.request_limits (nesting 64): 413 with the Redis client's code, nothing written.
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    const tooDeep = await problem(
+      await call('/v1/requests', {
+        token: tokens.a.token,
+        body: sampleRequest({ thread_id: 'too-deep', capability_context_data: deep }),
+      }),
+      413,
+      'request_too_large',
+    );
+    assert.match(tooDeep.detail, /max_depth/);
     const list = await (await call('/v1/requests', { token: tokens.viewer.token })).json();
     assert.deepEqual(list.items, [], 'nothing was enqueued');
     assert.equal(await bed!.fleets[0]!.queues.generation.count(), 0);

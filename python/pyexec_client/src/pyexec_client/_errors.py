@@ -25,6 +25,12 @@ class InvalidRequestError(PyexecError):
         return list(self.problem.get("errors") or [])
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """The request is over a limit of the fleet (`pyexec.request_limits`: size, nesting, keys). Nothing was written."""
+
+    code = "request_too_large"
+
+
 class RequestNotFoundError(PyexecError):
     """No such request (never submitted, past its retention, or another producer's)."""
 
@@ -136,6 +142,7 @@ _BY_CODE: dict[str, type[PyexecError]] = {
     cls.code: cls
     for cls in (
         InvalidRequestError,
+        RequestTooLargeError,
         RequestNotFoundError,
         RequestFinishedError,
         ThreadConflictError,

@@ -16,9 +16,9 @@ from ._models import Event, RequestInfo, SubmitResult
 class Client:
     """A producer's client of the pyexec producer API (URL and a `producer` token).
 
-    `submit` a request (idempotent by `thread_id`), `stream` its events (live output), `wait` for
-    its response (raises ApprovalRequired when held), `cancel` it, `resume(thread_id)` from any
-    process, `run` = submit + wait (raises RequestFailed unless it succeeded)."""
+    `submit` a request (idempotent by `thread_id` and content), `stream` its events (live output),
+    `wait` for its response (raises ApprovalRequired when held), `cancel` it, `resume(thread_id)`
+    from any process, `run` = submit + wait (raises RequestFailed unless it succeeded)."""
 
     def __init__(
         self,
