@@ -359,8 +359,9 @@ export const Config = z.strictObject({
           flush_ms: z.number().int().min(10).max(10_000).default(150),
           /** Bytes of live output per request (text, and figures as sent), over every attempt. @defaultValue 2000000 */
           max_bytes: z.number().int().min(1024).default(2_000_000),
-          /** Output events per request, over every attempt. @defaultValue 500 */
-          max_events: z.number().int().min(10).max(5000).default(500),
+          /** Output events per request, over every attempt (at most 900: the request's event stream
+           * keeps its last ~1000 entries, and a follower from the start must miss nothing). @defaultValue 500 */
+          max_events: z.number().int().min(10).max(900).default(500),
         })
         .prefault({}),
       retention: z

@@ -10,8 +10,9 @@ import type { Redis } from 'ioredis';
  *                                        submitted_by (the HTTP API's token name), output_bytes,
  *                                        output_events, output_dropped, output_capped (live output)
  *   <prefix>:events:<requestId>    STREAM  submitted, status, approved, cancel_requested, stdout,
- *                                        stderr, display, output_dropped, finished (MAXLEN ~1000);
- *                                        read from the start by waiters
+ *                                        stderr, display, output_dropped, finished (MAXLEN ~1000;
+ *                                        live output stays within its own budget below that); read
+ *                                        from the start by waiters
  *   <prefix>:thread:<threadId>     STR   the latest request submitted on the thread
  *   <prefix>:requests              ZSET  request ids by submission time (`list`), trimmed to the
  *                                        retention at each submit
