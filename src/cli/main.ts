@@ -111,9 +111,6 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
   }
 }
 
-const print = (value: unknown, json: boolean | undefined, text: () => string) =>
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
-
 metricsFlags(program.command('up'))
   .description(
     'run every worker in this process (starts a private redis-server and the soft IOC when none is configured)',

@@ -170,39 +170,3 @@ export const responseViews = {
     };
   },
 };
-
-/** The response of a request that ended without an envelope to build one from (its job could not parse). */
-export function bareResponse(
-  requestId: string,
-  threadId: string,
-  status: z.output<typeof TerminalStatus>,
-  reason: string,
-  detail: string | null = null,
-): PythonExecutionResponse {
-  return {
-    request_id: requestId,
-    thread_id: threadId,
-    status,
-    reason,
-    detail,
-    results: null,
-    execution_stdout: '',
-    execution_stderr: '',
-    execution_time_seconds: null,
-    execution_folder: '',
-    execution_method: '',
-    execution_mode: null,
-    notebook_path: null,
-    notebook_link: null,
-    figure_paths: [],
-    figure_count: 0,
-    execution_result: null,
-    generated_code: null,
-    generation_attempt: 0,
-    error_chain: [],
-    analysis: null,
-    approval: null,
-    timings: [],
-    finished_at: Date.now(),
-  };
-}
