@@ -79,7 +79,8 @@ async function kernelFleet() {
     execution: {
       execution_method: 'container',
       modes: iocModes(ioc),
-      container: { pool: { spares_per_mode: 1, lease_wait_ms: 120_000 } },
+      // Read-only programs only: one Jupyter server (starting kernels is most of this file's time).
+      container: { pool: { spares_per_mode: 1, lease_wait_ms: 120_000, spawn: { modes: ['read_only'] } } },
     },
     pyexec: { approver: { tokens: [producer.entry] } },
   });
@@ -125,13 +126,19 @@ describe('live output', () => {
     timeout: 300_000,
   }, async () => {
     const b = await kernelFleet();
-    // The TypeScript client: stream() and wait()'s callbacks on one request.
-    const { requestId } = await b.client.submit(sampleRequest({ execution_folder_name: 'prints' }));
+    // One request followed live, at once, by the TypeScript client (stream() and wait()'s
+    // callbacks, over Redis) and by server-sent events (the producer API, whose token submitted it).
+    const http = new PyexecHttpClient({ url: api!.url, token: producer.token });
+    const { requestId } = await http.submit(sampleRequest({ execution_folder_name: 'prints' }));
     const streamed: PyexecEvent[] = [];
+    const sse: PyexecEvent[] = [];
     const calls: string[] = [];
-    const [, waited] = await Promise.all([
+    const [, , waited] = await Promise.all([
       (async () => {
         for await (const ev of b.client.stream(requestId)) streamed.push(ev);
+      })(),
+      (async () => {
+        for await (const ev of http.stream(requestId)) sse.push(ev);
       })(),
       b.client.wait(requestId, {
         timeoutMs: 180_000,
@@ -141,6 +148,7 @@ describe('live output', () => {
       }),
     ]);
     assertPrintsRun(streamed, 'stream()');
+    assertPrintsRun(sse, 'SSE');
     assert.equal(waited.kind, 'finished');
     const response = waited.kind === 'finished' ? waited.response : undefined;
     assert.equal(calls.at(-1), 'result:succeeded', 'onResult comes last');
@@ -148,15 +156,12 @@ describe('live output', () => {
     assert.equal(viaCallbacks, response?.execution_stdout, 'the chunks add up to the response stdout');
     assert.ok(calls.some((c) => c.startsWith('display:') && c.includes('image/png')));
 
-    // Server-sent events of the same request, from the start, after it ended.
-    const http = new PyexecHttpClient({ url: api!.url, token: producer.token });
-    const again = await http.submit(sampleRequest({ execution_folder_name: 'prints' }));
-    const sse: PyexecEvent[] = [];
-    for await (const ev of http.stream(again.requestId)) sse.push(ev);
-    assertPrintsRun(sse, 'SSE');
-
-    // The CLI prints the lines as they come: the first line arrives well before the outcome.
-    const cli = await cliSubmit(b, sampleRequest({ execution_folder_name: 'prints' }));
+    // The CLI prints the lines as they come: the first line arrives well before the outcome. With
+    // --json (run beside it): nothing live, one document.
+    const [cli, json] = await Promise.all([
+      cliSubmit(b, sampleRequest({ execution_folder_name: 'prints' })),
+      cliSubmit(b, sampleRequest({ execution_folder_name: 'prints' }), true),
+    ]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.deepEqual(
       cli.stdout.split('\n').filter((l) => l.startsWith('line ')),
@@ -168,8 +173,6 @@ describe('live output', () => {
     assert.ok(outcome.at - first.at >= 300, 'while the code still runs (it prints for another second)');
     assert.match(cli.stderr, /\[pyexec\] figure \(image\/png, \d+ KiB\)/);
     assert.match(cli.stderr, /\[pyexec\] executing/);
-    // --json: nothing live, one document.
-    const json = await cliSubmit(b, sampleRequest({ execution_folder_name: 'prints' }), true);
     assert.equal(json.code, 0, json.stderr);
     const doc = JSON.parse(json.stdout);
     assert.equal(doc.status, 'succeeded');
