@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ProducerApi, startProducerApi } from '../../src/api/producer-api.js';
 import { createToken } from '../../src/approval/tokens.js';
 import type { PyexecEvent } from '../../src/client/events.js';
@@ -319,10 +320,10 @@ describe('producer HTTP API', () => {
     const client = new PyexecHttpClient({ url: api!.url, token: tokens.a.token });
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const s = await client.submit(sampleRequest({ thread_id: `list-${i}` }));
-      ids.push(s.requestId);
-      await client.wait(s.requestId, { timeoutMs: 60_000 });
+      ids.push((await client.submit(sampleRequest({ thread_id: `list-${i}` }))).requestId);
+      await sleep(5); // distinct submission times, so newest-first is one order
     }
+    await Promise.all(ids.map((id) => client.wait(id, { timeoutMs: 60_000 })));
     const held = await client.submit(sampleRequest({ thread_id: 'list-cancel' }));
     await client.cancel(held.requestId);
     await client.wait(held.requestId, { timeoutMs: 60_000 });
