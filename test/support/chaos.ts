@@ -224,10 +224,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     let submitRetries = 0;
     let lastSubmitAt = 0;
     let next = 0;
-    /** Submits the next `count` requests, `submitGapMs` apart (each task taken once, even by two waves at a time). */
+    /** Submits the next `count` requests, `submitGapMs` apart. */
     const submitWave = async (count: number) => {
-      for (let left = count; left > 0 && next < tasks.length; left--) {
-        const task = tasks[next++]!;
+      for (const task of tasks.slice(next, next + count)) {
+        next++;
         const request = {
           user_query: `chaos request ${task.n}`,
           task_objective: chaosObjective(task),
@@ -352,17 +352,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const seen = new Map<string, number>();
       const end = Date.now() + 60_000;
       let victim: FleetProcess | undefined;
-      // On a loaded machine the respawn above can outlast the wave submitted for this kill: when no
-      // code has run for 5 s, the next request is submitted so that there is code to kill.
-      let fedAt = Date.now();
       while (Date.now() < end && !victim) {
         const running = await watch.hgetall(`${prefix}:chaos:running`).catch(() => ({}) as Record<string, string>);
-        if (Object.keys(running).length > 0) fedAt = Date.now();
-        else if (Date.now() - fedAt > 5000 && next < tasks.length) {
-          log('no code running for the execution kill; submitting the next request');
-          await submitWave(1);
-          fedAt = Date.now();
-        }
         for (const [pid, requestId] of Object.entries(running)) {
           const key = `${pid}:${requestId}`;
           if (!seen.has(key)) seen.set(key, Date.now());
