@@ -416,6 +416,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // A wave of requests before each event, so that every stage has work when its process dies.
     const wave = Math.max(1, Math.floor(tasks.length / (plan.length + 1)));
     for (const event of plan) {
+      // Every killed process is back before the next event and its wave: an event that first waited
+      // for a respawn would find its wave already done.
+      await Promise.all(Object.values(respawned));
       const happened = event();
       await sleep(100);
       await submitWave(wave);
