@@ -89,7 +89,18 @@ export class ForkServer {
       child.kill('SIGKILL');
       throw err;
     }
+    server.hold();
     return server;
+  }
+
+  /** An idle zygote does not keep this process alive; one with runs does. */
+  private hold(): void {
+    const busy = this.replies.length + this.runs.size > 0;
+    const handles = [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as unknown as Array<{
+      ref?(): void;
+      unref?(): void;
+    } | null>;
+    for (const h of handles) (busy ? h?.ref : h?.unref)?.call(h);
   }
 
   get alive(): boolean {
@@ -100,12 +111,14 @@ export class ForkServer {
   async spawn(run: ForkSpawn): Promise<ForkedRun> {
     if (this.dead) throw this.dead;
     const replied = new Promise<{ pid: number }>((resolve, reject) => this.replies.push({ resolve, reject }));
+    this.hold();
     this.child.stdin!.write(`${JSON.stringify({ op: 'spawn', argv: run.argv, env: run.env, cwd: run.cwd })}\n`);
     const { pid } = await replied;
     // The exit line comes after the reply (the zygote's one loop): registering now misses nothing.
     const exit = new Promise<number>((resolve, reject) =>
       this.runs.set(pid, { onOutput: run.onOutput, resolve, reject }),
     );
+    this.hold();
     return { pid, exit };
   }
 
@@ -127,9 +140,11 @@ export class ForkServer {
     } else if (msg.op === 'exit') {
       const waiter = this.runs.get(msg.pid!);
       this.runs.delete(msg.pid!);
+      this.hold();
       waiter?.resolve(msg.code ?? 1);
     } else {
       const reply = this.replies.shift();
+      this.hold();
       if (msg.ok && typeof msg.pid === 'number') reply?.resolve({ pid: msg.pid });
       else reply?.reject(new ForkServerError(`the zygote refused the run: ${msg.error ?? line}`));
     }
@@ -142,6 +157,7 @@ export class ForkServer {
       this.runs.delete(pid);
       waiter.reject(err);
     }
+    this.hold();
   }
 
   async close(): Promise<void> {
