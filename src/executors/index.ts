@@ -145,21 +145,24 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
     } else {
       // One server per mode (spawn.count of each): a read-only kernel shares no server, runtime
       // folder or token with write kernels.
+      // Started side by side: most of a server's start-up is Python importing, waiting on the disk.
       mkdirSync(config.pyexec.execution_root, { recursive: true });
-      for (const mode of settings.spawn.modes) {
-        for (let i = 0; i < settings.spawn.count; i++) {
-          spawned.push(
-            await spawnJupyterServer({
-              modes,
-              serve: [mode],
-              python: config.pyexec.python,
-              startupTimeoutMs: settings.spawn.startup_timeout_ms,
-              confinement: config.execution.confinement,
-              executionRoot: config.pyexec.execution_root,
-            }),
-          );
-        }
-      }
+      const starting = settings.spawn.modes.flatMap((mode) =>
+        Array.from({ length: settings.spawn.count }, () =>
+          spawnJupyterServer({
+            modes,
+            serve: [mode],
+            python: config.pyexec.python,
+            startupTimeoutMs: settings.spawn.startup_timeout_ms,
+            confinement: config.execution.confinement,
+            executionRoot: config.pyexec.execution_root,
+          }),
+        ),
+      );
+      const started = await Promise.allSettled(starting);
+      for (const s of started) if (s.status === 'fulfilled') spawned.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
       servers = spawned;
       poolId = `local-${randomUUID().slice(0, 12)}`;
       log.info({ servers: spawned.map((s) => s.url) }, 'started local Jupyter servers for the kernel pool');

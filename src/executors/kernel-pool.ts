@@ -313,42 +313,51 @@ export class KernelPool {
     if (!(await this.store.lockProvision(token, this.lockMs))) return;
     const release = this.holdLock(() => this.store.extendProvision(token, this.lockMs));
     try {
-      for (const client of this.clients.values()) {
-        if (await this.store.isDown(client.name)) continue;
-        const listedAt = Date.now();
-        let running: Set<string>;
-        try {
-          running = await client.listKernelIds();
-        } catch (err) {
-          this.log.warn(
-            { server: client.name, err: (err as Error).message },
-            'Jupyter server not answering; skipped for a while',
-          );
-          await this.store.markDown(client.name, this.settings.server_down_ms);
-          continue;
-        }
-        const records = (await this.store.all()).filter((r) => r.server === client.name);
-        for (const r of records) {
-          if (!running.has(r.kernelId) && r.created < listedAt) {
-            this.log.warn({ server: client.name, kernelId: r.kernelId }, 'kernel gone from its server; dropping it');
-            this.dropConnection(r.key);
-            await this.store.remove(r.key, r.mode);
+      // Servers side by side: a server's first kernel waits for its zygote's warm imports. Each
+      // settles before the lock goes.
+      const done = await Promise.allSettled(
+        [...this.clients.values()].map(async (client) => {
+          if (await this.store.isDown(client.name)) return;
+          const listedAt = Date.now();
+          let running: Set<string>;
+          try {
+            running = await client.listKernelIds();
+          } catch (err) {
+            this.log.warn(
+              { server: client.name, err: (err as Error).message },
+              'Jupyter server not answering; skipped for a while',
+            );
+            await this.store.markDown(client.name, this.settings.server_down_ms);
+            return;
           }
-        }
-        for (const mode of client.ref.modes) {
-          const have = records.filter((r) => r.mode === mode && running.has(r.kernelId)).length;
-          for (let i = have; i < this.settings.spares_per_mode; i++) {
-            try {
-              await this.startKernel(client, mode);
-            } catch (err) {
-              this.log.error({ server: client.name, mode, err: (err as Error).message }, 'cannot start a kernel');
-              if (err instanceof ServerUnreachableError)
-                await this.store.markDown(client.name, this.settings.server_down_ms);
-              break;
+          const records = (await this.store.all()).filter((r) => r.server === client.name);
+          // A kernel that is leased or being replaced is its holder's to replace (or the reaper's, once
+          // the holder's lock lapses): dropping it here as well, and starting another, would leave two.
+          const held = (r: KernelRecord) => r.state !== 'idle';
+          for (const r of records) {
+            if (!running.has(r.kernelId) && r.created < listedAt && !held(r)) {
+              this.log.warn({ server: client.name, kernelId: r.kernelId }, 'kernel gone from its server; dropping it');
+              this.dropConnection(r.key);
+              await this.store.remove(r.key, r.mode);
             }
           }
-        }
-      }
+          for (const mode of client.ref.modes) {
+            const have = records.filter((r) => r.mode === mode && (running.has(r.kernelId) || held(r))).length;
+            for (let i = have; i < this.settings.spares_per_mode; i++) {
+              try {
+                await this.startKernel(client, mode);
+              } catch (err) {
+                this.log.error({ server: client.name, mode, err: (err as Error).message }, 'cannot start a kernel');
+                if (err instanceof ServerUnreachableError)
+                  await this.store.markDown(client.name, this.settings.server_down_ms);
+                break;
+              }
+            }
+          }
+        }),
+      );
+      const failed = done.find((d) => d.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
       release();
       await this.store.unlockProvision(token);

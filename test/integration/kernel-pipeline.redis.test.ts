@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -18,14 +18,17 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { ExecutorUnavailableError } from '../../src/errors.js';
 import { createExecutors, type ExecutorSet } from '../../src/executors/index.js';
+import { type SpawnedJupyterServer, spawnJupyterServer } from '../../src/executors/jupyter-server.js';
+import { JupyterServerClient } from '../../src/executors/kernel-client.js';
 import { LeaseStore } from '../../src/executors/kernel-leases.js';
 import type { KernelPool } from '../../src/executors/kernel-pool.js';
 import { runCell } from '../../src/executors/kernel-run.js';
+import { kernelModes } from '../../src/executors/pool-config.js';
 import { silentLogger } from '../../src/logger.js';
 import { projectRoot, pythonExecutable } from '../../src/python-env.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { freePort } from '../../src/redis/redis-server.js';
-import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
+import { sampleRequest, stopRedis, type TestBed, testBed, testConfig } from '../support/harness.js';
 import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
 
 const exec = promisify(execFile);
@@ -33,16 +36,32 @@ let ioc: SoftIocWithReadOnly;
 let dir: string;
 let bed: TestBed | undefined;
 let set: ExecutorSet | undefined;
+/** One Jupyter server per mode for the whole file (as a deployment lists them in
+ * execution.container.pool.servers); each test's pool starts kernels there, and they are shut down
+ * after it. The spawn path itself is covered by kernel-executor, cli and the chaos test. */
+let shared: SpawnedJupyterServer[] = [];
+let runs: string;
 
 before(async () => {
   ioc = await startIocWithReadOnlyPort();
   dir = mkdtempSync(path.join(tmpdir(), 'pyexec-kpipe-'));
+  runs = path.join(dir, 'runs');
+  mkdirSync(runs);
   writeFileSync(
     path.join(dir, 'limits.json'),
     JSON.stringify({ 'DEVICE:PV:SETPOINT': { min_value: 0, max_value: 50 } }),
   );
+  const config = testConfig({ execution: { modes: iocModes(ioc) } });
+  config.cleanup();
+  const modes = kernelModes(config);
+  shared = await Promise.all(
+    (['read_only', 'write_access'] as const).map((mode) =>
+      spawnJupyterServer({ modes, serve: [mode], executionRoot: runs }),
+    ),
+  );
 });
 after(async () => {
+  await Promise.allSettled(shared.map((s) => s.stop()));
   await ioc?.stop();
   await stopRedis();
   rmSync(dir, { recursive: true, force: true });
@@ -52,6 +71,11 @@ afterEach(async () => {
   await set?.close();
   bed = undefined;
   set = undefined;
+  // The next test's pool starts from no kernels.
+  for (const server of shared) {
+    const client = new JupyterServerClient(server);
+    for (const id of await client.listKernelIds()) await client.shutdownKernel(id).catch(() => {});
+  }
 });
 
 /** A fleet whose execution stage runs on kernels of a pool this test process spawns. */
@@ -62,12 +86,19 @@ async function fleet(overrides: Record<string, unknown> = {}, pool: Record<strin
       execution_method: 'container',
       modes: iocModes(ioc),
       container: {
-        pool: { spares_per_mode: 1, lease_wait_ms: 60_000, reap_interval_ms: 500, lease_ttl_ms: 2000, ...pool },
+        pool: {
+          servers: shared.map((s) => ({ url: s.url, token: s.token, modes: [...s.modes], name: s.name })),
+          spares_per_mode: 1,
+          lease_wait_ms: 60_000,
+          reap_interval_ms: 500,
+          lease_ttl_ms: 2000,
+          ...pool,
+        },
       },
       ...(overrides['execution'] as Record<string, unknown>),
     },
     control_system: { writes_enabled: true, limits_checking: { enabled: true, database_path: 'limits.json' } },
-    pyexec: { config_dir: dir },
+    pyexec: { config_dir: dir, execution_root: runs },
   });
   set = await createExecutors(bed.config, {
     redisUrl: bed.redisUrl,
@@ -274,10 +305,8 @@ describe('kernel pool upkeep', () => {
 
   it('skips a server that does not answer and serves requests from the others', async () => {
     const port = await freePort();
-    const jupyter = await import('../../src/executors/jupyter-server.js');
-    const { kernelModes } = await import('../../src/executors/pool-config.js');
     bed = await testBed({ execution: { execution_method: 'container', modes: iocModes(ioc) } });
-    const server = await jupyter.spawnJupyterServer({ modes: kernelModes(bed.config), serve: ['read_only'] });
+    const server = shared.find((s) => s.modes.includes('read_only'))!;
     try {
       (bed.config.execution.container as Record<string, unknown>)['pool'] = {
         servers: [
@@ -300,7 +329,6 @@ describe('kernel pool upkeep', () => {
     } finally {
       await set?.close();
       set = undefined;
-      await server.stop();
     }
   });
 });

@@ -2,7 +2,7 @@
  * A fleet worker process of the chaos runs: what `pyexec worker <stage>` runs (the real analyzer
  * and policy, the configured executors: kernels on the listed Jupyter servers), with the chaos
  * generator. An execution process notes in Redis which request its code is running for
- * (`<prefix>:chaos:running`, field = pid), so that the run can kill it while code runs.
+ * (`<prefix>:chaos:running`, field = `<pid>:<request id>`), so that the run can kill it while code runs.
  *
  *   node --import tsx test/support/chaos-fleet-entry.ts <config.json> <redis-url> <stage>...
  *
@@ -31,11 +31,13 @@ function noted(executor: Executor): Executor {
   return {
     method: executor.method,
     async execute(task: ExecutionTask, signal: AbortSignal) {
-      await redis.hset(runningKey, String(process.pid), task.requestId);
+      // One field per run (a process runs several at once): `<pid>:<request id>`.
+      const field = `${process.pid}:${task.requestId}`;
+      await redis.hset(runningKey, field, String(Date.now()));
       try {
         return await executor.execute(task, signal);
       } finally {
-        await redis.hdel(runningKey, String(process.pid)).catch(() => {});
+        await redis.hdel(runningKey, field).catch(() => {});
       }
     },
     ...(executor.close ? { close: () => executor.close!() } : {}),

@@ -354,18 +354,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       let victim: FleetProcess | undefined;
       while (Date.now() < end && !victim) {
         const running = await watch.hgetall(`${prefix}:chaos:running`).catch(() => ({}) as Record<string, string>);
-        for (const [pid, requestId] of Object.entries(running)) {
-          const key = `${pid}:${requestId}`;
+        for (const key of Object.keys(running)) {
+          const pid = key.split(':')[0];
           if (!seen.has(key)) seen.set(key, Date.now());
-          // Its code has had time to start (the kernel's set-up cell is quick).
-          if (Date.now() - seen.get(key)! > 400) victim = procs.execution.find((p) => String(p.pid) === pid);
+          // Its code has had time to start: set-up and code go to the kernel together, and a fresh
+          // kernel waits in the pool (a lease waiting for one counts as running too: rarely).
+          if (Date.now() - seen.get(key)! > 150) victim = procs.execution.find((p) => String(p.pid) === pid);
         }
         if (!victim) await sleep(50);
       }
       const target = victim ?? procs.execution[0]!;
       target.child.kill('SIGKILL');
       await target.exited;
-      await watch.hdel(`${prefix}:chaos:running`, String(target.pid)).catch(() => {});
+      await watch
+        .hkeys(`${prefix}:chaos:running`)
+        .then((keys) => keys.filter((k) => k.startsWith(`${target.pid}:`)))
+        .then((mine) => (mine.length > 0 ? watch.hdel(`${prefix}:chaos:running`, ...mine) : 0))
+        .catch(() => {});
       inc(kills, 'execution');
       if (victim) inc(killsWhileWorking, 'execution');
       log(`kill -9 execution (pid ${target.pid})${victim ? ' while its code ran' : ' (no code running)'}`);
@@ -411,6 +416,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // A wave of requests before each event, so that every stage has work when its process dies.
     const wave = Math.max(1, Math.floor(tasks.length / (plan.length + 1)));
     for (const event of plan) {
+      // Every killed process is back before the next event and its wave: an event that first waited
+      // for a respawn would find its wave already done.
+      await Promise.all(Object.values(respawned));
       const happened = event();
       await sleep(100);
       await submitWave(wave);

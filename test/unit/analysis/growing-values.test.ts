@@ -12,7 +12,9 @@ import { pythonExecutable, pythonPackageDir } from '../../../src/python-env.js';
 // "analysis-limit" write on ordinary code), stay bounded on hostile ones, keep every write it can
 // see, and give the same answer in every process.
 
-const analyzer = createAnalyzer(parseConfig({}));
+// The test asks for fixed points, not speed (bench/analysis.bench.ts): a loaded CI machine must not turn
+// a slow module (pickle.py: ~4 s alone) into a timeout.
+const analyzer = createAnalyzer(parseConfig({}), { timeoutMs: 120_000 });
 after(() => analyzer.close());
 
 const limitFindings = <F extends { rule: string }>(findings: readonly F[]) =>
