@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: redis-server (apt), the project virtualenv with the
-# kernel-side Python packages (pip), the kernelspecs, the Node dependencies (npm ci), and the
-# compiled CLI (dist/).
+# kernel-side Python packages (pip), the kernelspecs, the Node dependencies (npm ci), the
+# compiled CLI (dist/), and the Python client's virtualenv (.venv/client).
 # Idempotent, and quick when everything is already in place (stamp files record what was done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +74,19 @@ if [ ! -f dist/.build-stamp ] || [ "$(cat dist/.pyexec-source-sha 2>/dev/null)" 
 elif [ -n "$(find src -newer dist/.build-stamp -print -quit)" ]; then
   touch dist/.build-stamp # same contents, newer times (a touch, a checkout): the build is current
 fi
+# --- The Python client (python/pyexec_client) in its own virtualenv, with its test tools ----------
+# httpx and pydantic (the Osprey adapter), pytest and openapi-spec-validator (the producer API's
+# OpenAPI document is checked with it); installed editable, so the tests run the sources as they are.
+# test/integration/python-client.redis.test.ts runs its tests against a fleet.
+client_venv=.venv/client
+want=$(sha python/pyexec_client/pyproject.toml)
+if [ "$(cat "$stamp_dir/client" 2>/dev/null)" != "$want" ] || [ ! -x "$client_venv/bin/python" ]; then
+  log "python client (pip install -e python/pyexec_client[osprey,test])"
+  [ -x "$client_venv/bin/python" ] || python3 -m venv "$client_venv"
+  "$client_venv/bin/python" -m pip install -q --disable-pip-version-check -e "python/pyexec_client[osprey,test]"
+  echo "$want" > "$stamp_dir/client"
+fi
+
 # --- Deploy validation tools (issue #7: deploy/, docker-compose.yml) -----------------------------
 # kubernetes-validate, check-jsonschema (compose-spec) and KEDA's CRD types from PyPI into their own
 # virtualenv, and promtool unpacked from Debian's prometheus package (the daemon is neither

@@ -176,6 +176,12 @@ export const Config = z.strictObject({
           jupyter_token: z.string().optional(),
           /** pyexec's kernel pool (src/executors/pool-config.ts checks it). */
           pool: z.unknown().optional(),
+          /**
+           * Where people open notebooks: the JupyterLab URL of `pyexec.execution_root`, e.g.
+           * `http://jupyter.example:8888/lab/tree/executions`. A response's `notebook_link` is this
+           * plus the notebook's path under the execution root. Unset: `notebook_link` is null.
+           */
+          notebook_base_url: z.url({ protocol: /^https?$/ }).optional(),
         })
         .prefault({}),
       local: z.strictObject({ python_env_path: z.string().optional() }).prefault({}),
@@ -283,10 +289,43 @@ export const Config = z.strictObject({
                 token_sha256: z
                   .string()
                   .regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest (64 lowercase hex chars)'),
-                role: z.enum(['viewer', 'approver']),
+                /** viewer: reads held jobs; approver: reads and decides; producer: the producer API
+                 * only (submit, follow, cancel its own requests). */
+                role: z.enum(['viewer', 'approver', 'producer']),
               }),
             )
             .default([]),
+        })
+        .prefault({}),
+      /**
+       * The producer HTTP API (src/api/): submit, get, wait, events, cancel, list, and its OpenAPI
+       * document. Its own server (not the approver's): see docs/producer-guide.md. Tokens are
+       * `pyexec.approver.tokens` entries with role `producer` (and viewer/approver to read).
+       */
+      api: z
+        .strictObject({
+          /** Port (0: any free port; null: `pyexec up` starts no producer API). Env PYEXEC_API_PORT
+           * (`off` for null); `up --api-port`, `api serve --port`. @defaultValue 8471 */
+          port: z.number().int().min(0).max(65_535).nullable().default(8471),
+          /** Interface it binds. Env PYEXEC_API_HOST; `up --api-host`. @defaultValue "127.0.0.1" */
+          host: z.string().min(1).default('127.0.0.1'),
+          /** Largest request body, in bytes (413 over it). @defaultValue 1048576 */
+          body_limit_bytes: z
+            .number()
+            .int()
+            .min(1024)
+            .max(64 * 1024 * 1024)
+            .default(1_048_576),
+          /** Calls per token (per address without one) per window (429 over it). @defaultValue 600 */
+          rate_limit_max: z.number().int().min(1).default(600),
+          /** The rate limit's window. @defaultValue 60000 */
+          rate_limit_window_ms: z.number().int().min(100).default(60_000),
+          /** Longest long-poll of `wait`. @defaultValue 60 */
+          max_wait_seconds: z.number().int().min(1).max(600).default(60),
+          /** Open event streams (SSE) and waits per process; more are refused (503). @defaultValue 500 */
+          max_streams: z.number().int().min(1).default(500),
+          /** Keep-alive comment interval of event streams. @defaultValue 15000 */
+          keep_alive_ms: z.number().int().min(100).default(15_000),
         })
         .prefault({}),
       /** Limits a request must meet before anything is written to Redis (the client refuses it otherwise). */
@@ -307,6 +346,24 @@ export const Config = z.strictObject({
         .prefault({}),
       /** Output kept per stream, in bytes; longer output is cut with a marker. @defaultValue 1000000 */
       max_output_bytes: z.number().int().positive().default(1_000_000),
+      /**
+       * Live output (stdout, stderr, displayed figures) on the request's event stream while the code
+       * runs, coalesced and bounded per request (src/workers/live-output.ts); past a bound, one
+       * `output_dropped` marker and a count. The response always carries the output it kept.
+       */
+      live_output: z
+        .strictObject({
+          /** Send live output at all. @defaultValue true */
+          enabled: z.boolean().default(true),
+          /** Output is gathered this long before it is sent as one event per stream. @defaultValue 150 */
+          flush_ms: z.number().int().min(10).max(10_000).default(150),
+          /** Bytes of live output per request (text, and figures as sent), over every attempt. @defaultValue 2000000 */
+          max_bytes: z.number().int().min(1024).default(2_000_000),
+          /** Output events per request, over every attempt (at most 900: the request's event stream
+           * keeps its last ~1000 entries, and a follower from the start must miss nothing). @defaultValue 500 */
+          max_events: z.number().int().min(10).max(900).default(500),
+        })
+        .prefault({}),
       retention: z
         .strictObject({
           /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */
@@ -440,9 +497,14 @@ function envTokens(value: string): Config['pyexec']['approver']['tokens'] {
     .filter(Boolean)
     .map((entry, i) => {
       const [name, role, sha] = entry.split(':');
-      if (!name || (role !== 'viewer' && role !== 'approver') || !sha || !/^[0-9a-f]{64}$/.test(sha)) {
+      if (
+        !name ||
+        (role !== 'viewer' && role !== 'approver' && role !== 'producer') ||
+        !sha ||
+        !/^[0-9a-f]{64}$/.test(sha)
+      ) {
         throw new ConfigError(
-          `PYEXEC_APPROVER_TOKENS: entry ${i + 1} is not name:role:sha256 (role viewer or approver, the token's sha256 in lowercase hex)`,
+          `PYEXEC_APPROVER_TOKENS: entry ${i + 1} is not name:role:sha256 (role viewer, approver or producer, the token's sha256 in lowercase hex)`,
         );
       }
       return { name, role, token_sha256: sha };
@@ -464,6 +526,8 @@ function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   if (env['PYEXEC_METRICS_PORT']) p.metrics_port = envPort(env, 'PYEXEC_METRICS_PORT');
   if (env['PYEXEC_METRICS_HOST']) p.metrics_host = env['PYEXEC_METRICS_HOST'];
   if (env['PYEXEC_APPROVER_HOST']) p.approver.host = env['PYEXEC_APPROVER_HOST'];
+  if (env['PYEXEC_API_PORT']) p.api.port = envPort(env, 'PYEXEC_API_PORT');
+  if (env['PYEXEC_API_HOST']) p.api.host = env['PYEXEC_API_HOST'];
   if (env['PYEXEC_APPROVER_TOKENS']) p.approver.tokens.push(...envTokens(env['PYEXEC_APPROVER_TOKENS']));
   return config;
 }

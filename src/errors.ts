@@ -117,6 +117,61 @@ export class ApprovalNotFoundError extends ServiceError {
   override readonly kind = 'invalid_input';
 }
 
+/** Thrown when a request id (or thread id) names no request (never submitted, or past its retention). */
+export class RequestNotFoundError extends ServiceError {
+  override readonly code = 'request_not_found';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown when a thread id is already taken by a request of another producer. */
+export class ThreadConflictError extends ServiceError {
+  override readonly code: string = 'thread_conflict';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown when a finished request is cancelled (nothing to cancel). */
+export class RequestFinishedError extends ServiceError {
+  override readonly code = 'request_finished';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown (HTTP API) when a process has as many open event streams and waits as it allows. */
+export class TooManyStreamsError extends ServiceError {
+  override readonly code = 'too_many_streams';
+  override readonly kind = 'infrastructure';
+}
+
+/** Thrown (HTTP API, HTTP clients) when no valid bearer token was given. */
+export class UnauthorizedError extends ServiceError {
+  override readonly code = 'unauthorized';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown (HTTP API, HTTP clients) when the token's role may not do this. */
+export class ForbiddenError extends ServiceError {
+  override readonly code = 'forbidden';
+  override readonly kind = 'invalid_input';
+}
+
+/** Thrown (HTTP API, HTTP clients) when a token sent too many calls; `retryAfterSeconds` says when to try again. */
+export class RateLimitedError extends ServiceError {
+  override readonly code = 'rate_limited';
+  override readonly kind = 'infrastructure';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Thrown (HTTP API, HTTP clients) when a body is larger than the API accepts. */
+export class PayloadTooLargeError extends ServiceError {
+  override readonly code = 'payload_too_large';
+  override readonly kind = 'invalid_input';
+}
+
 /** Normalises anything thrown into an Error (graphile's coerceError). */
 export function coerceError(err: unknown): Error {
   if (err instanceof Error) return err;

@@ -26,7 +26,9 @@ from .context import Context
 
 
 class _Bounded(io.TextIOBase):
-    """A text stream that keeps at most `limit` characters and notes what it dropped."""
+    """A text stream that keeps at most `limit` characters and notes what it dropped. What it keeps
+    is also written through to `echo` (the process's real stream) as it comes: the parent reads it
+    as live output. An echo that fails is dropped; the kept text is what the metadata reports."""
 
     def __init__(self, limit: int, echo: Any = None) -> None:
         self.limit = limit
@@ -45,6 +47,12 @@ class _Bounded(io.TextIOBase):
             self.parts.append(kept)
             self.size += len(kept)
             self.dropped += len(s) - len(kept)
+            if self.echo is not None and kept:
+                try:
+                    self.echo.write(kept)
+                    self.echo.flush()
+                except Exception:  # noqa: BLE001 - a closed pipe or an unencodable character
+                    self.echo = None
         else:
             self.dropped += len(s)
         return len(s)
@@ -146,8 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         "success": False,
         "confinement": current() or {"method": "none"},
     }
-    out, err = _Bounded(args.max_output), _Bounded(args.max_output)
     real_out, real_err = sys.stdout, sys.stderr
+    for stream in (real_out, real_err):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except Exception:  # noqa: BLE001 - not a TextIOWrapper
+            pass
+    out, err = _Bounded(args.max_output, echo=real_out), _Bounded(args.max_output, echo=real_err)
     sys.stdout, sys.stderr = out, err
     try:
         compiled = compile(code, code_path, "exec")

@@ -119,6 +119,15 @@ export function buildApproverApp(options: ApproverAppOptions): FastifyInstance {
         'a valid bearer token is required',
       );
     }
+    if (!CAN[req.approver.role].read) {
+      // A producer's token is for the producer API, not for reading held jobs.
+      return sendError(
+        reply,
+        403,
+        'forbidden',
+        `${req.approver.name} (${req.approver.role}) may not use the approver API`,
+      );
+    }
     reply.header('cache-control', 'no-store');
   });
   app.addHook('preClose', async () => {

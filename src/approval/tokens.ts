@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export type ApproverRole = 'viewer' | 'approver';
+/** viewer and approver use the approver API; producer the producer API (src/api/). */
+export type ApproverRole = 'viewer' | 'approver' | 'producer';
 
 /** A configured bearer token (`pyexec.approver.tokens`): only its sha256 is ever stored. */
 export interface ApproverTokenEntry {
@@ -15,10 +16,21 @@ export interface ApproverIdentity {
   readonly role: ApproverRole;
 }
 
-/** What each role may do: viewers read, approvers read and decide. */
+/** What each role may do in the approver API: viewers read, approvers read and decide, producers neither. */
 export const CAN: Record<ApproverRole, { readonly read: boolean; readonly decide: boolean }> = {
   viewer: { read: true, decide: false },
   approver: { read: true, decide: true },
+  producer: { read: false, decide: false },
+};
+
+/**
+ * What each role may do in the producer API: producers submit, follow and cancel their own
+ * requests; viewers and approvers read every request (and cannot submit or cancel).
+ */
+export const PRODUCER_CAN: Record<ApproverRole, { readonly submit: boolean; readonly readAll: boolean }> = {
+  producer: { submit: true, readAll: false },
+  viewer: { submit: false, readAll: true },
+  approver: { submit: false, readAll: true },
 };
 
 /** sha256 hex of a token, as `token_sha256` in the config holds it. */
@@ -28,7 +40,7 @@ export function hashToken(token: string): string {
 
 /** A fresh random token (256 bits, base64url) and the config entry that admits it. */
 export function createToken(name: string, role: ApproverRole): { token: string; entry: ApproverTokenEntry } {
-  const token = `pxa_${randomBytes(32).toString('base64url')}`;
+  const token = `${role === 'producer' ? 'pxp' : 'pxa'}_${randomBytes(32).toString('base64url')}`;
   return { token, entry: { name, role, token_sha256: hashToken(token) } };
 }
 

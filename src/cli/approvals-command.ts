@@ -227,7 +227,11 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
     .command('new-token')
     .description('make a random token; prints it once, and the config entry that stores only its sha256')
     .requiredOption('--name <name>', 'who holds it (recorded as the approver of each decision)')
-    .addOption(new Option('--role <role>', 'what it may do').choices(['viewer', 'approver']).default('approver'))
+    .addOption(
+      new Option('--role <role>', 'what it may do (producer: the producer HTTP API)')
+        .choices(['viewer', 'approver', 'producer'])
+        .default('approver'),
+    )
     .action((o: { name: string; role: ApproverRole }) => {
       const { token, entry } = createToken(o.name, o.role);
       process.stdout.write(

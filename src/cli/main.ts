@@ -57,6 +57,8 @@ interface PortFlags {
   metricsHost?: string;
   approverPort?: number | 'off';
   approverHost?: string;
+  apiPort?: number | 'off';
+  apiHost?: string;
 }
 
 /** Flags of the listening ports override the config (and so are checked with it). */
@@ -66,6 +68,8 @@ function applyPortFlags(config: Config, o: PortFlags): void {
   if (o.metricsHost !== undefined) config.pyexec.metrics_host = o.metricsHost;
   if (o.approverPort !== undefined) config.pyexec.approver.port = port(o.approverPort);
   if (o.approverHost !== undefined) config.pyexec.approver.host = o.approverHost;
+  if (o.apiPort !== undefined) config.pyexec.api.port = port(o.apiPort);
+  if (o.apiHost !== undefined) config.pyexec.api.host = o.apiHost;
 }
 
 const metricsFlags = (cmd: Command): Command =>
@@ -107,9 +111,6 @@ async function withClient<T>(fn: (client: PyexecClient, config: Config) => Promi
   }
 }
 
-const print = (value: unknown, json: boolean | undefined, text: () => string) =>
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
-
 metricsFlags(program.command('up'))
   .description(
     'run every worker in this process (starts a private redis-server and the soft IOC when none is configured)',
@@ -125,6 +126,12 @@ metricsFlags(program.command('up'))
     portFlag('--approver-port'),
   )
   .option('--approver-host <host>', 'interface of the approver API (default: pyexec.approver.host, 127.0.0.1)')
+  .option(
+    '--api-port <port>',
+    'producer HTTP API port; 0: any free port, off: none (default: pyexec.api.port, 8471)',
+    portFlag('--api-port'),
+  )
+  .option('--api-host <host>', 'interface of the producer API (default: pyexec.api.host, 127.0.0.1)')
   .action(
     async (o: PortFlags & { stages?: Stage[]; ioc: boolean; generator?: string; baseUrl?: string; model?: string }) => {
       const c = await config();
@@ -188,10 +195,10 @@ metricsFlags(program.command('exporter'))
 
 program
   .command('submit')
-  .description('submit a request (JSON, from a file or stdin) and optionally wait for its response')
+  .description('submit a request (JSON, from a file or stdin); with --wait, print its output live and then its outcome')
   .argument('[file]', 'request JSON file, or - for stdin', '-')
-  .option('--wait', 'wait for the response')
-  .option('--json', 'print JSON')
+  .option('--wait', "wait for the response, printing the code's stdout and stderr as it runs")
+  .option('--json', 'print one JSON document (snake_case) at the end, nothing live')
   .option('--timeout <seconds>', 'how long --wait waits', '600')
   .action(async (file: string, o: { wait?: boolean; json?: boolean; timeout: string }) => {
     let input: unknown;
@@ -200,42 +207,35 @@ program
     } catch (err) {
       throw new ServiceError(`the request is not valid JSON: ${(err as Error).message}`);
     }
+    const { submitCommand } = await import('./submit-command.js');
     await withClient(async (client) => {
-      const sub = await client.submit(input);
-      if (!o.wait)
-        return print(
-          sub,
-          o.json,
-          () => `${sub.created ? 'submitted' : 'already submitted'}: ${sub.requestId} (thread ${sub.threadId})`,
-        );
-      const res = await client.wait(sub.requestId, {
-        timeoutMs: Number(o.timeout) * 1000,
-        returnOnApproval: true,
-        onEvent: (e) => !o.json && e.status && process.stderr.write(`${e.status}\n`),
+      process.exitCode = await submitCommand(client, input, {
+        wait: Boolean(o.wait),
+        json: Boolean(o.json),
+        timeoutSeconds: Number(o.timeout),
       });
-      if (res.kind === 'approval_required') {
-        print(
-          res,
-          o.json,
-          () =>
-            `approval required: held job ${res.holdJobId} (${res.reason}); approve with: pyexec approvals approve ${res.holdJobId}`,
-        );
-        process.exitCode = 3;
-        return;
-      }
-      if (res.kind === 'timeout') {
-        print(res, o.json, () => `still ${res.snapshot?.status ?? 'unknown'} after ${o.timeout}s: ${sub.requestId}`);
-        process.exitCode = 4;
-        return;
-      }
-      print(
-        res.response,
-        o.json,
-        () =>
-          `${res.response.status}${res.response.reason ? `: ${res.response.reason}` : ''}\nresults: ${JSON.stringify(res.response.results)}\nnotebook: ${res.response.notebook_path ?? '-'}`,
-      );
-      if (res.response.status !== 'succeeded') process.exitCode = 1;
     });
+  });
+
+program
+  .command('api')
+  .description('the producer HTTP API (submit, wait, events, cancel, list; OpenAPI at /v1/openapi.json)')
+  .command('serve')
+  .description('run the producer HTTP API in this process')
+  .option('--port <port>', 'port; 0: any free port (default: pyexec.api.port, 8471)', portFlag('--port'))
+  .option('--host <host>', 'interface (default: pyexec.api.host, 127.0.0.1)')
+  .action(async (o: { port?: number | 'off'; host?: string }) => {
+    const c = await config();
+    applyPortFlags(c, { ...(o.port !== undefined ? { apiPort: o.port } : {}), ...(o.host ? { apiHost: o.host } : {}) });
+    const { startProducerApi } = await import('../api/producer-api.js');
+    const { createLogger } = await import('../logger.js');
+    const api = await startProducerApi({
+      config: c,
+      redisUrl: await redisUrl(c),
+      logger: createLogger({ name: 'pyexec-api' }),
+    });
+    process.stdout.write(`producer API ${api.url}/v1 (OpenAPI ${api.url}/v1/openapi.json). Ctrl-C to stop.\n`);
+    await onShutdown(() => api.close(), c);
   });
 
 program

@@ -41,7 +41,7 @@ export async function statusCommand(
       }
       out.write(
         opts.json
-          ? `${JSON.stringify(snap, null, 2)}\n`
+          ? `${JSON.stringify((await import('../client/wire.js')).requestView(snap), null, 2)}\n`
           : `${snap.requestId}  ${snap.status}  thread ${snap.threadId}\n`,
       );
       return 0;

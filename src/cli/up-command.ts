@@ -1,3 +1,4 @@
+import type { ProducerApi } from '../api/producer-api.js';
 import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
@@ -20,6 +21,8 @@ export interface LocalStack {
   readonly redis?: LocalRedis;
   readonly ioc?: SoftIoc;
   readonly approver?: ApproverApi;
+  /** The producer HTTP API (pyexec.api.port). */
+  readonly api?: ProducerApi;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -36,6 +39,7 @@ export async function startLocalStack(
     stages?: Stage[];
     metricsPort?: number | null;
     approverPort?: number | null;
+    apiPort?: number | null;
     /** Replaces the configured generator (the demo's canned programs). */
     generator?: CodeGenerator;
     /** Aborted by a signal during start-up: what has started is stopped, and the promise rejects. */
@@ -66,6 +70,7 @@ export async function startLocalStack(
   let ioc: SoftIoc | undefined;
   let fleet: Fleet | undefined;
   let approver: ApproverApi | undefined;
+  let api: ProducerApi | undefined;
   try {
     interrupted();
     if (opts.ioc !== false) {
@@ -102,16 +107,25 @@ export async function startLocalStack(
       }
     }
     interrupted();
+    const apiPort = opts.apiPort !== undefined ? opts.apiPort : config.pyexec.api.port;
+    if (apiPort !== null) {
+      const { startProducerApi } = await import('../api/producer-api.js');
+      api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
+    }
+    interrupted();
     const started = fleet;
-    const api = approver;
+    const approverApi = approver;
+    const producerApi = api;
     return {
       fleet,
       redisUrl,
       ...(redis ? { redis } : {}),
       ...(ioc ? { ioc } : {}),
       ...(approver ? { approver } : {}),
+      ...(api ? { api } : {}),
       async close(graceMs = 0) {
-        await api?.close();
+        await producerApi?.close();
+        await approverApi?.close();
         await started.close(graceMs);
         await ioc?.stop();
         await redis?.stop();
@@ -119,6 +133,7 @@ export async function startLocalStack(
     };
   } catch (err) {
     // In the reverse order of the start: the fleet drains while Redis is still there.
+    await api?.close();
     await approver?.close();
     await fleet?.close();
     await ioc?.stop();
@@ -166,6 +181,7 @@ export async function upCommand(
     `pyexec is up: redis ${redactUrl(stack.redisUrl)}, ` +
       `${stack.fleet.metricsPort === null ? 'no metrics server' : `metrics http://${urlHost(config.pyexec.metrics_host)}:${stack.fleet.metricsPort}/metrics`}` +
       `${stack.approver ? `, approver ${stack.approver.url}/` : ''}` +
+      `${stack.api ? `, producer API ${stack.api.url}/v1 (OpenAPI ${stack.api.url}/v1/openapi.json)` : ''}` +
       `${stack.ioc ? `, soft IOC on CA port ${stack.ioc.port}` : ''}. Ctrl-C to stop.\n`,
   );
 }

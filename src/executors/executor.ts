@@ -12,7 +12,23 @@ export interface ExecutionTask {
   readonly request: PythonExecutionRequest;
   /** An approver's payload, if any; visible to the code as `approval_payload`. */
   readonly approvalPayload?: Record<string, unknown> | undefined;
+  /**
+   * Live output: called as the code prints and displays, in order, while it runs. It must return at
+   * once and never throw (the caller coalesces and bounds what it keeps); what the outcome carries
+   * does not depend on it.
+   */
+  readonly onOutput?: ((chunk: OutputChunk) => void) | undefined;
 }
+
+/** A piece of a run's output, as it is made. */
+export type OutputChunk =
+  | { readonly kind: 'stdout' | 'stderr'; readonly text: string }
+  | {
+      readonly kind: 'display';
+      /** The MIME bundle (`image/png` as base64, `text/plain`, ...). */
+      readonly data: Record<string, unknown>;
+      readonly metadata: Record<string, unknown>;
+    };
 
 /**
  * The outcome of a run, as data. `code_error` sends the request back to generation; `refused` is a

@@ -72,6 +72,8 @@ export class JupyterExecutor implements Executor {
         more: Pick<RunCellOptions, 'stopOnError' | 'startsAfter'> = {},
       ) =>
         runCell(kernel!, code, {
+          // Live output of the code's own cell only (not of the silent set-up and finish cells).
+          onOutput: silent ? undefined : task.onOutput,
           timeoutMs,
           signal: run,
           silent,

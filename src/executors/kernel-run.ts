@@ -1,4 +1,5 @@
 import type { KernelConnection, KernelMessage } from '@jupyterlab/services';
+import type { OutputChunk } from './executor.js';
 
 /** An nbformat v4 output of a code cell. */
 export type NotebookOutput =
@@ -43,6 +44,8 @@ export interface RunCellOptions {
   recordMime?: string;
   /** Rich outputs (display_data, execute_result) kept; later ones are counted and dropped. @defaultValue 200 */
   maxRichOutputs?: number;
+  /** Live output: each stream text and each kept rich output, as its IOPub message arrives. */
+  onOutput?: ((chunk: OutputChunk) => void) | undefined;
   /** Stop the kernel's queue when this cell fails (later cells sent without waiting are aborted). @defaultValue true */
   stopOnError?: boolean;
   /** The timeout counts from when this settles (the cell before it in the kernel's queue ended);
@@ -82,6 +85,13 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
   let executionCount: number | null = null;
   let rich = 0;
   const maxRich = options.maxRichOutputs ?? 200;
+  const live = (chunk: OutputChunk) => {
+    try {
+      options.onOutput?.(chunk);
+    } catch {
+      // Live output is best effort: the outcome never depends on it.
+    }
+  };
 
   const future = kernel.requestExecute(
     {
@@ -98,7 +108,9 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
     switch (msg.header.msg_type) {
       case 'stream': {
         const name = content['name'] === 'stderr' ? 'stderr' : 'stdout';
-        const kept = (name === 'stderr' ? stderr : stdout).push(String(content['text'] ?? ''));
+        const text = String(content['text'] ?? '');
+        if (text) live({ kind: name, text });
+        const kept = (name === 'stderr' ? stderr : stdout).push(text);
         const last = outputs.at(-1);
         if (last?.output_type === 'stream' && last.name === name) last.text += kept;
         else if (kept) outputs.push({ output_type: 'stream', name, text: kept });
@@ -117,6 +129,7 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
           break;
         }
         const metadata = (content['metadata'] ?? {}) as Record<string, unknown>;
+        live({ kind: 'display', data, metadata });
         if (msg.header.msg_type === 'execute_result') {
           outputs.push({
             output_type: 'execute_result',

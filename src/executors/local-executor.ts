@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
@@ -61,8 +62,22 @@ export class LocalExecutor implements Executor {
     });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-maxOut)));
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-maxOut)));
+    // The runner echoes what it keeps of the code's output as it is written (live output); the
+    // decoders keep a character split across two reads whole.
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    const live = (kind: 'stdout' | 'stderr', d: Buffer): string => {
+      const text = decoders[kind].write(d);
+      if (text && task.onOutput) {
+        try {
+          task.onOutput({ kind, text });
+        } catch {
+          // Live output is best effort.
+        }
+      }
+      return text;
+    };
+    child.stdout.on('data', (d: Buffer) => (out = (out + live('stdout', d)).slice(-maxOut)));
+    child.stderr.on('data', (d: Buffer) => (err = (err + live('stderr', d)).slice(-maxOut)));
     const killGroup = () => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');

@@ -4,6 +4,7 @@ import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
 import { ExecutionJob } from '../queues/execution.js';
 import type { PolicyDecision } from './analysis-worker.js';
+import { LiveOutput } from './live-output.js';
 import {
   endRequest,
   regenerateOrFail,
@@ -53,7 +54,7 @@ export function createExecutionProcessor(
   },
 ): Processor {
   return stageProcessor(deps, 'execution', ExecutionJob, async (run) => {
-    const { env, startedAt, signal, log } = run;
+    const { env, job, startedAt, signal, log } = run;
     const mismatch = verifyApproval(env, deps.recheck ? await deps.recheck(env.code) : null);
     if (mismatch) {
       return endRequest(
@@ -68,6 +69,18 @@ export function createExecutionProcessor(
     await prepareRun(env.executionFolder, env.code, env.request.capability_context_data, env.approval?.payload);
     const mode = env.analysis.mode;
     let outcome: Awaited<ReturnType<Executor['execute']>>;
+    const liveSettings = deps.config.pyexec.live_output;
+    const live = liveSettings.enabled
+      ? new LiveOutput({
+          store: deps.store,
+          requestId: env.requestId,
+          flushMs: liveSettings.flush_ms,
+          maxBytes: liveSettings.max_bytes,
+          maxEvents: liveSettings.max_events,
+          logger: log,
+          onProgress: (p) => void job.updateProgress({ ...p }).catch(() => {}),
+        })
+      : undefined;
     try {
       outcome = await executor.execute(
         {
@@ -78,10 +91,13 @@ export function createExecutionProcessor(
           timeoutMs: deps.config.python_executor.execution_timeout_seconds * 1000,
           request: env.request,
           approvalPayload: env.approval?.payload,
+          onOutput: live?.push,
         },
         signal,
       );
+      await live?.close();
     } catch (err) {
+      await live?.close();
       if (signal.aborted && (await deps.store.isCancelRequested(env.requestId))) {
         return endRequest(deps, run, { status: 'cancelled', reason: 'cancelled by the producer during execution' });
       }

@@ -1,7 +1,9 @@
 import type { Processor } from 'bullmq';
+import type { Config } from '../config.js';
 import { CodeGenerationError, errorKind } from '../errors.js';
-import { writeJson } from '../executors/execution-folder.js';
+import { executionFolderFor, writeJson } from '../executors/execution-folder.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
+import type { Envelope } from '../queues/envelope.js';
 import { GenerationJob } from '../queues/generation.js';
 import {
   endRequest,
@@ -21,7 +23,8 @@ import {
  * request.
  */
 export function createGenerationProcessor(deps: StageDeps & { generator: CodeGenerator }): Processor {
-  return stageProcessor(deps, 'generation', GenerationJob, async (run) => {
+  const schema = GenerationJob.transform((job) => placed(job, deps.config));
+  return stageProcessor(deps, 'generation', schema, async (run) => {
     const { env, log, startedAt, signal } = run;
     const method = env.request.execution_method;
     if (method && method !== deps.config.execution.execution_method && !deps.config.execution.allow_method_override) {
@@ -82,4 +85,25 @@ export function createGenerationProcessor(deps: StageDeps & { generator: CodeGen
     await handoff(deps, 'analysis', next);
     return 'ok';
   });
+}
+
+/**
+ * The execution method and folder of a job whose producer left them out (it does not know the
+ * fleet's config). The folder's name comes from the submission time, so every retry of this job
+ * names the same folder. The reaper places a failed generation job the same way before it ends
+ * the request.
+ */
+export function placed(job: GenerationJob, config: Config): Envelope {
+  return {
+    ...job,
+    executionMethod: job.executionMethod ?? job.request.execution_method ?? config.execution.execution_method,
+    executionFolder:
+      job.executionFolder ??
+      executionFolderFor(
+        config.pyexec.execution_root,
+        job.request.execution_folder_name,
+        job.requestId,
+        new Date(job.submittedAt),
+      ),
+  };
 }

@@ -11,6 +11,7 @@ import { GenerationJob } from '../queues/generation.js';
 import { jobId, requestIdOfJob, requeueCount, requeuedJobId } from '../queues/job-id.js';
 import { ResultJob } from '../queues/result.js';
 import { PythonExecutionRequest } from '../request.js';
+import { placed } from './generation-worker.js';
 import { recordEnd } from './result-worker.js';
 import { endRequest, type StageDeps } from './stage-runtime.js';
 
@@ -190,7 +191,10 @@ export class Reaper {
         detail: 'invalid_job',
       });
     }
-    const env = stageData.data as Envelope;
+    // A generation job may come without its execution method and folder (its producer did not
+    // know the fleet's config): placed as the generation stage would have placed it.
+    const env =
+      stage === 'generation' ? placed(stageData.data as GenerationJob, this.deps.config) : (stageData.data as Envelope);
     const mode = (env as { analysis?: { mode?: string } }).analysis?.mode;
     const times = requeueCount(id) + 1;
     if (stage === 'execution' && mode === 'write_access') {

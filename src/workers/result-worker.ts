@@ -4,7 +4,7 @@ import type { Processor } from 'bullmq';
 import { writeJson } from '../executors/execution-folder.js';
 import { buildNotebook } from '../executors/notebook.js';
 import type { Logger } from '../logger.js';
-import { type PythonExecutionResponse, ResultJob } from '../queues/result.js';
+import { type PythonExecutionResponse, ResultJob, responseViews } from '../queues/result.js';
 import type { EndResult } from '../store/request-store.js';
 import { type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
@@ -20,16 +20,34 @@ async function readKernelOutputs(folder: string): Promise<{ kernelOutputs?: unkn
   }
 }
 
+/**
+ * The notebook's address in JupyterLab: `base` (the execution root there) plus the notebook's path
+ * under the execution root, each segment escaped. Null without a base, or for a path outside the root.
+ */
+export function notebookLink(base: string | undefined, root: string, notebookPath: string | null): string | null {
+  if (!base || !notebookPath) return null;
+  const rel = path.relative(path.resolve(root), path.resolve(notebookPath));
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) return null;
+  return `${base.replace(/\/+$/, '')}/${rel.split(path.sep).map(encodeURIComponent).join('/')}`;
+}
+
 /** Builds the producer's response from the final envelope. */
-export function buildResponse(env: ResultJob, notebookPath: string | null): PythonExecutionResponse {
+export function buildResponse(
+  env: ResultJob,
+  notebookPath: string | null,
+  link: { notebookBaseUrl?: string | undefined; executionRoot: string } = { executionRoot: '' },
+): PythonExecutionResponse {
   const ex = env.execution;
+  const succeeded = env.outcome.status === 'succeeded';
+  const notebook_link = notebookLink(link.notebookBaseUrl, link.executionRoot, notebookPath);
+  const figures = ex?.figures ?? [];
   return {
     request_id: env.requestId,
     thread_id: env.threadId,
     status: env.outcome.status,
     reason: env.outcome.reason ?? null,
     detail: env.outcome.detail ?? null,
-    results: env.outcome.status === 'succeeded' ? (ex?.results ?? null) : null,
+    results: succeeded ? (ex?.results ?? null) : null,
     execution_stdout: ex?.stdout ?? '',
     execution_stderr: ex?.stderr ?? '',
     execution_time_seconds: ex ? ex.durationMs / 1000 : null,
@@ -37,14 +55,28 @@ export function buildResponse(env: ResultJob, notebookPath: string | null): Pyth
     execution_method: env.executionMethod,
     execution_mode: env.analysis?.mode ?? null,
     notebook_path: notebookPath,
-    figure_paths: ex?.figures ?? [],
-    figure_count: ex?.figures.length ?? 0,
+    notebook_link,
+    figure_paths: figures,
+    figure_count: figures.length,
+    execution_result:
+      succeeded && ex
+        ? {
+            results: ex.results ?? null,
+            execution_stdout: ex.stdout,
+            execution_time_seconds: ex.durationMs / 1000,
+            execution_folder: env.executionFolder,
+            notebook_path: notebookPath,
+            notebook_link,
+            figure_paths: figures,
+            figure_count: figures.length,
+          }
+        : null,
     generated_code: env.code ?? null,
     generation_attempt: env.attempt,
-    error_chain: env.errorChain,
-    analysis: env.analysis ?? null,
-    approval: env.approval ?? null,
-    timings: env.timings,
+    error_chain: env.errorChain.map(responseViews.error),
+    analysis: env.analysis ? responseViews.analysis(env.analysis) : null,
+    approval: env.approval ? responseViews.approval(env.approval) : null,
+    timings: env.timings.map(responseViews.timing),
     finished_at: Date.now(),
   };
 }
@@ -101,7 +133,10 @@ export async function recordEnd(
       log.warn({ err: (err as Error).message }, 'notebook not written');
     }
   }
-  const response = buildResponse(final, notebookPath);
+  const response = buildResponse(final, notebookPath, {
+    notebookBaseUrl: deps.config.execution.container.notebook_base_url,
+    executionRoot: deps.config.pyexec.execution_root,
+  });
   if (options.files !== false) {
     await writeJson(final.executionFolder, 'response.json', response).catch((err) =>
       log.warn({ err: (err as Error).message }, 'response.json not written'),

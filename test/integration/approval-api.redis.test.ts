@@ -124,9 +124,9 @@ results = {'sp': caget('MAG:QD1:CURRENT:SP'), 'payload': approval_payload}
     assert.equal(r.status, 'succeeded', r.reason ?? '');
     assert.equal(r.generated_code, code);
     assert.deepEqual(r.results, { sp: 0.75, payload: { shift: 3 } });
-    const approval = r.approval as { approver: string; codeSha256: string; mode: string; payload: unknown };
+    const approval = r.approval!;
     assert.equal(approval.approver, 'alice');
-    assert.equal(approval.codeSha256, shown.codeSha256);
+    assert.equal(approval.code_sha256, shown.codeSha256);
     assert.equal(approval.mode, 'write_access');
     assert.deepEqual(approval.payload, { shift: 3 });
     assert.equal(await ioc.caget('MAG:QD1:CURRENT:SP'), 0.75);

@@ -83,7 +83,7 @@ describe('pipeline with the mock generator', () => {
       assert.equal(r.error_chain.length, 3, 'max_generation_retries 2 → 3 attempts');
       for (const e of r.error_chain) {
         assert.equal(e.stage, 'analysis');
-        assert.equal(e.errorType, 'syntax');
+        assert.equal(e.error_type, 'syntax');
         assert.match(e.message, /line \d+/);
       }
       assert.equal(r.generation_attempt, 3);
@@ -98,10 +98,10 @@ describe('pipeline with the mock generator', () => {
       assert.equal(r.detail, 'execution_retries_exhausted');
       assert.equal(r.error_chain.length, 3);
       for (const e of r.error_chain) {
-        assert.equal(e.errorType, 'runtime');
+        assert.equal(e.error_type, 'runtime');
         assert.match(e.message, /ZeroDivisionError/);
         assert.match(e.traceback ?? '', /ZeroDivisionError/);
-        assert.match(e.failedCode ?? '', /100 \/ 0/);
+        assert.match(e.failed_code ?? '', /100 \/ 0/);
       }
       assert.deepEqual(
         r.error_chain.map((e) => e.attempt),
@@ -115,7 +115,7 @@ describe('pipeline with the mock generator', () => {
       const r = await runBehavior('missing_results');
       assert.equal(r.status, 'failed');
       assert.ok(r.error_chain.length >= 1);
-      assert.ok(r.error_chain.every((e) => e.errorType === 'missing_results'));
+      assert.ok(r.error_chain.every((e) => e.error_type === 'missing_results'));
     });
   });
 
@@ -138,7 +138,7 @@ describe('pipeline with the mock generator', () => {
       assert.equal(r.status, 'succeeded');
       assert.equal(r.generation_attempt, 2);
       assert.deepEqual(r.results, { value: 7 });
-      assert.equal(r.error_chain[0]?.errorType, 'syntax');
+      assert.equal(r.error_chain[0]?.error_type, 'syntax');
     });
   });
 

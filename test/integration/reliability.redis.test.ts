@@ -84,10 +84,13 @@ describe('the end of a request', () => {
     assert.deepEqual(r.results, { attempt: 1, mode: 'read_only' });
     assert.equal(await finishedEvents(b, requestId), 1, 'ended once');
     // The re-delivered result job found the end recorded and did not record it again.
-    const job = await eventually(async () => {
-      const j = await b.fleets[0]!.queues.result.getJob(`${requestId}-result-1`);
-      return (await j?.getState()) === 'completed' ? j : undefined;
-    });
+    // Read again once completed: a job read while it was still active carries no return value.
+    const result = b.fleets[0]!.queues.result;
+    const job = await eventually(async () =>
+      (await result.getJobState(`${requestId}-result-1`)) === 'completed'
+        ? result.getJob(`${requestId}-result-1`)
+        : undefined,
+    );
     assert.equal(job!.returnvalue, 'already_ended');
   });
 

@@ -70,7 +70,9 @@ export function testConfig(
     },
   };
   const config = parseConfig(merge(base, overrides as Record<string, unknown>), {});
-  return Object.assign(config, { cleanup: () => rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }) });
+  return Object.assign(config, {
+    cleanup: () => rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }),
+  });
 }
 
 export interface TestBed {

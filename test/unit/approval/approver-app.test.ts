@@ -13,6 +13,7 @@ import type { ApprovalRecord } from '../../../src/queues/envelope.js';
 const HEX = 'a'.repeat(64);
 const alice = createToken('alice', 'approver');
 const victor = createToken('victor', 'viewer');
+const petra = createToken('petra', 'producer');
 
 const held: HeldJobDetail = {
   holdJobId: 'req-approval-1',
@@ -111,7 +112,7 @@ const app = buildApproverApp({
     auditLog: (f) => desk.auditLog(f),
     outcome: (id) => desk.outcome(id),
   },
-  auth: new TokenAuthenticator([alice.entry, victor.entry]),
+  auth: new TokenAuthenticator([alice.entry, victor.entry, petra.entry]),
   logger: silentLogger(),
   readPvs: async (names) => {
     pvReads.push([...names]);
@@ -247,6 +248,26 @@ describe('approver API', () => {
         payload: { reason: 'no' },
       });
       assert.equal(rej.statusCode, 403);
+      assert.equal(desk.decisions.length, 0);
+    });
+  });
+
+  describe('with a producer token (for the producer HTTP API)', () => {
+    it('reads nothing and decides nothing: 403 on every /api route', async () => {
+      for (const [method, url] of [
+        ['GET', '/api/held'],
+        ['GET', '/api/held/req-approval-1'],
+        ['GET', '/api/audit'],
+        ['POST', '/api/held/req-approval-1/approve'],
+      ] as const) {
+        const res = await app.inject({
+          method,
+          url,
+          headers: bearer(petra),
+          ...(method === 'POST' ? { payload: approveBody } : {}),
+        });
+        assert.equal(res.statusCode, 403, `${method} ${url}`);
+      }
       assert.equal(desk.decisions.length, 0);
     });
   });
