@@ -116,16 +116,19 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       },
       maxOutputBytes: config.pyexec.max_output_bytes,
       confinement: config.execution.confinement,
+      logger: deps.logger.child({ component: 'local-executor' }),
     });
   }
+  const local = executors.local as LocalExecutor | undefined;
   if (!methods.includes('container'))
-    return { executors, confinement, spawned: [], ready: async () => true, close: async () => {} };
+    return { executors, confinement, spawned: [], ready: async () => true, close: async () => local?.close() };
 
   const log = deps.logger.child({ component: 'executors' });
   const spawned: SpawnedJupyterServer[] = [];
   const redis = createRedis(deps.redisUrl, 'worker');
   let pool: KernelPool | undefined;
   const stopAll = async () => {
+    await local?.close();
     await pool?.close();
     await Promise.allSettled(spawned.map((s) => s.stop()));
     redis.disconnect();

@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
+import { ForkServer, ForkServerError } from './fork-server.js';
 import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
 
 export interface LocalExecutorOptions {
@@ -16,6 +19,18 @@ export interface LocalExecutorOptions {
   maxOutputBytes?: number;
   /** How the subprocess confines itself (config `execution.confinement`). @defaultValue "landlock" */
   confinement?: 'landlock' | 'deployment';
+  /** Fork runs from a warm zygote (fork-server.ts); false: a new Python per run. @defaultValue true */
+  forkServer?: boolean;
+  logger?: Logger;
+}
+
+/** How long the executor starts a new Python per run after the zygote could not start. */
+const FORK_SERVER_RETRY_MS = 60_000;
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly error?: Error;
 }
 
 /** runner.py's exit status when it cannot confine itself (it ran nothing). */
@@ -34,7 +49,73 @@ interface RunnerMetadata extends RuntimeRecord {
  */
 export class LocalExecutor implements Executor {
   readonly method = 'local' as const;
+  private forks: Promise<ForkServer | null> | undefined;
+  private forksFailedAt = 0;
+
   constructor(private readonly options: LocalExecutorOptions = {}) {}
+
+  /** The warm zygote, started on first use and again after it ends; null: a new Python per run. */
+  private async forkServer(python: string): Promise<ForkServer | null> {
+    if (this.options.forkServer === false) return null;
+    if (Date.now() - this.forksFailedAt < FORK_SERVER_RETRY_MS) return null;
+    this.forks ??= ForkServer.start(python, scrubbedEnv({}), this.options.logger).catch((err: Error) => {
+      this.forksFailedAt = Date.now();
+      this.forks = undefined;
+      this.options.logger?.warn({ err: err.message }, 'local method: no zygote, a new Python per run');
+      return null;
+    });
+    const server = await this.forks;
+    if (server && !server.alive) {
+      // It ended (killed, crashed): a new one for this run.
+      this.forks = undefined;
+      return this.forkServer(python);
+    }
+    return server;
+  }
+
+  /** The run, forked from the zygote when there is one, else a new Python; `onText` gets its output. */
+  private async launch(
+    python: string,
+    args: string[],
+    env: Record<string, string>,
+    cwd: string,
+    onText: (kind: 'stdout' | 'stderr', text: string) => void,
+  ): Promise<{ pid: number | undefined; exited: Promise<Exit> }> {
+    const forks = await this.forkServer(python);
+    if (forks) {
+      try {
+        const run = await forks.spawn({ argv: args.slice(2), env, cwd, onOutput: onText });
+        const signalName = (n: number) =>
+          Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+        return {
+          pid: run.pid,
+          exited: run.exit.then(
+            (code): Exit => (code < 0 ? { code: null, signal: signalName(-code) } : { code, signal: null }),
+            (error: Error): Exit => ({ code: null, signal: null, error }),
+          ),
+        };
+      } catch (err) {
+        // Nothing was started: this run takes a new Python.
+        if (!(err instanceof ForkServerError)) throw err;
+      }
+    }
+    const child = spawn(python, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The decoders keep a character split across two reads whole.
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    child.stdout.on('data', (d: Buffer) => onText('stdout', decoders.stdout.write(d)));
+    child.stderr.on('data', (d: Buffer) => onText('stderr', decoders.stderr.write(d)));
+    const exited = new Promise<Exit>((resolve) => {
+      child.once('error', (error) => resolve({ code: null, signal: null, error }));
+      child.once('close', (code, sig) => resolve({ code, signal: sig }));
+    });
+    return { pid: child.pid, exited };
+  }
+
+  async close(): Promise<void> {
+    const forks = await this.forks;
+    this.forks = undefined;
+    await forks?.close();
+  }
 
   async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
     const started = Date.now();
@@ -54,30 +135,22 @@ export class LocalExecutor implements Executor {
       '--max-output',
       String(maxOut),
     ];
-    const child = spawn(python, args, {
-      cwd: task.executionFolder,
-      env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
     let out = '';
     let err = '';
-    // The runner echoes what it keeps of the code's output as it is written (live output); the
-    // decoders keep a character split across two reads whole.
-    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
-    const live = (kind: 'stdout' | 'stderr', d: Buffer): string => {
-      const text = decoders[kind].write(d);
-      if (text && task.onOutput) {
+    // The runner echoes what it keeps of the code's output as it is written (live output).
+    const onText = (kind: 'stdout' | 'stderr', text: string) => {
+      if (!text) return;
+      if (kind === 'stdout') out = (out + text).slice(-maxOut);
+      else err = (err + text).slice(-maxOut);
+      if (task.onOutput) {
         try {
           task.onOutput({ kind, text });
         } catch {
           // Live output is best effort.
         }
       }
-      return text;
     };
-    child.stdout.on('data', (d: Buffer) => (out = (out + live('stdout', d)).slice(-maxOut)));
-    child.stderr.on('data', (d: Buffer) => (err = (err + live('stderr', d)).slice(-maxOut)));
+    const child = await this.launch(python, args, env, task.executionFolder, onText);
     const killGroup = () => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -92,15 +165,18 @@ export class LocalExecutor implements Executor {
     }, task.timeoutMs);
     const onAbort = () => killGroup();
     signal.addEventListener('abort', onAbort, { once: true });
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-      child.once('error', (error) => resolve({ code: null, signal: null, error }));
-      child.once('close', (code, sig) => resolve({ code, signal: sig }));
-    });
+    const exit = await child.exited;
     clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
     // Anything the code left behind in its process group goes too.
     killGroup();
     const durationMs = Date.now() - started;
+    if (exit.error instanceof ForkServerError)
+      // The zygote ended while the run ran: the code may have run, and its result is not known.
+      throw new ExecutorUnavailableError(`the local runs' zygote ended during the run: ${exit.error.message}`, {
+        started: true,
+        cause: exit.error,
+      });
     if (exit.error)
       throw new ExecutorUnavailableError(`cannot start ${python}: ${exit.error.message}`, { cause: exit.error });
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('execution cancelled');

@@ -1,19 +1,27 @@
 /**
- * The local executor with a real Python subprocess (the project's .venv): result capture and
- * serialisation, outcome classification by structure, timeouts that kill the whole process group.
+ * The local executor with real Python processes (the project's .venv), forked from its warm zygote
+ * and, for comparison, started the ordinary way: result capture and serialisation, outcome
+ * classification by structure, timeouts that kill the whole process group, fresh state per run, a
+ * zygote that dies.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ExecutorUnavailableError } from '../../../src/errors.js';
 import { prepareRun } from '../../../src/executors/execution-folder.js';
-import type { ExecutionOutcome } from '../../../src/executors/executor.js';
+import type { ExecutionOutcome, ExecutionTask } from '../../../src/executors/executor.js';
 import { LocalExecutor } from '../../../src/executors/local-executor.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'pyexec-local-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+/** One executor for the file, as a worker process has: its zygote forks every run. */
+const shared = new LocalExecutor({ maxOutputBytes: 10_000 });
+after(async () => {
+  await shared.close();
+  rmSync(root, { recursive: true, force: true });
+});
 let n = 0;
 
 async function runCode(
@@ -23,11 +31,13 @@ async function runCode(
     timeoutMs?: number;
     context?: Record<string, unknown>;
     signal?: AbortSignal;
+    executor?: LocalExecutor;
+    onOutput?: ExecutionTask['onOutput'];
   } = {},
 ) {
   const folder = path.join(root, `run-${++n}`);
   await prepareRun(folder, code, opts.context ?? null);
-  const executor = new LocalExecutor({ maxOutputBytes: 10_000 });
+  const executor = opts.executor ?? shared;
   const outcome = await executor.execute(
     {
       requestId: `r${n}`,
@@ -43,6 +53,7 @@ async function runCode(
         capability_prompts: [],
         capability_context_data: null,
       },
+      ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
     },
     opts.signal ?? new AbortController().signal,
   );
@@ -143,5 +154,96 @@ describe('local executor', () => {
       o.figures.map((f) => path.basename(f)),
       ['figure_01.png', 'figure_02.png'],
     );
+  });
+});
+
+const cmdline = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+};
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^\S+ \S+ Z/.test(stat(pid));
+const stat = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/\(.*\)/, 'x');
+  } catch {
+    return '';
+  }
+};
+const parentOf = async (executor?: LocalExecutor) =>
+  (
+    ok((await runCode("import os\nresults = {'ppid': os.getppid()}", executor ? { executor } : {})).outcome)
+      .results as {
+      ppid: number;
+    }
+  ).ppid;
+
+describe("the local executor's zygote", () => {
+  it('forks every run from one warm zygote, with nothing left from the run before and fresh random seeds', async () => {
+    const first = await runCode(
+      "import os, json, random, numpy\nnumpy.leaked = 1\njson.leaked = 1\nos.environ['LEAKED'] = '1'\nglobal_leak = 1\nresults = {'ppid': os.getppid(), 'r': random.random(), 'n': float(numpy.random.rand())}",
+    );
+    const second = await runCode(
+      "import os, json, random, numpy\nresults = {'ppid': os.getppid(), 'r': random.random(), 'n': float(numpy.random.rand()), 'leaks': [hasattr(numpy, 'leaked'), hasattr(json, 'leaked'), 'LEAKED' in os.environ, 'global_leak' in globals()]}",
+    );
+    const a = ok(first.outcome).results as { ppid: number; r: number; n: number };
+    const b = ok(second.outcome).results as { ppid: number; r: number; n: number; leaks: boolean[] };
+    assert.equal(a.ppid, b.ppid);
+    assert.match(cmdline(a.ppid), /pyexec_runtime\.zygote --role runner/);
+    assert.deepEqual(b.leaks, [false, false, false, false]);
+    assert.notEqual(a.r, b.r);
+    assert.notEqual(a.n, b.n);
+  });
+
+  it('sends the output as the code prints it', async () => {
+    const chunks: Array<{ text: string; at: number }> = [];
+    const started = Date.now();
+    const { outcome } = await runCode(
+      "import sys, time\nprint('first')\nsys.stdout.flush()\ntime.sleep(1)\nprint('second')\nresults = {}",
+      { onOutput: (c) => c.kind === 'stdout' && chunks.push({ text: c.text, at: Date.now() - started }) },
+    );
+    const done = Date.now() - started;
+    ok(outcome);
+    assert.equal(chunks.map((c) => c.text).join(''), 'first\nsecond\n');
+    assert.ok(chunks[0]!.at < done - 500, `the first line came ${chunks[0]!.at} ms in, the run took ${done} ms`);
+  });
+
+  it('starts a new zygote when its zygote was killed, and the next run succeeds', async () => {
+    const before = await parentOf();
+    process.kill(before, 'SIGKILL');
+    for (let i = 0; i < 50 && alive(before); i++) await sleep(20);
+    const after = await parentOf();
+    assert.notEqual(after, before);
+    assert.match(cmdline(after), /pyexec_runtime\.zygote --role runner/);
+  });
+
+  it('ends a run whose zygote dies under it as an infrastructure failure that may have run, its process group killed', async () => {
+    const zygote = await parentOf();
+    const running = runCode("import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(60)\nresults = {}");
+    const pidFile = path.join(root, `run-${n}`, 'pid');
+    for (let i = 0; i < 500 && !existsSync(pidFile); i++) await sleep(20);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(zygote, 'SIGKILL');
+    await assert.rejects(running, (err: Error) => {
+      assert.ok(err instanceof ExecutorUnavailableError, String(err));
+      assert.equal(err.started, true);
+      return true;
+    });
+    for (let i = 0; i < 50 && alive(pid); i++) await sleep(20);
+    assert.equal(alive(pid), false, 'the run is still running');
+  });
+
+  it('runs the same without a zygote (a new Python per run)', async () => {
+    const executor = new LocalExecutor({ maxOutputBytes: 10_000, forkServer: false });
+    const { outcome } = await runCode(
+      "import os, numpy\nprint('hello')\nresults = {'ppid': os.getppid(), 'x': int(numpy.arange(3).sum())}",
+      { executor },
+    );
+    const r = ok(outcome);
+    assert.equal((r.results as { x: number }).x, 3);
+    assert.equal((r.results as { ppid: number }).ppid, process.pid);
+    assert.equal(r.stdout, 'hello\n');
   });
 });
