@@ -299,7 +299,7 @@ export const Config = z.strictObject({
         .prefault({}),
       /**
        * The producer HTTP API (src/api/): submit, get, wait, events, cancel, list, and its OpenAPI
-       * document. Its own server (not the approver's): see docs/producer-guide.md. Tokens are
+       * document. Its own server (not the approver's): see docs/producers.md. Tokens are
        * `pyexec.approver.tokens` entries with role `producer` (and viewer/approver to read).
        */
       api: z
