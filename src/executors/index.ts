@@ -100,6 +100,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
   const runsHere = methods.includes('local') || (methods.includes('container') && settings.servers.length === 0);
   const confinement = await checkConfinement(config, runsHere, deps.logger);
   const executors: Partial<Record<'local' | 'container', Executor>> = {};
+  let local: LocalExecutor | undefined;
   if (methods.includes('local')) {
     const limitsEnv: Record<string, string> = limits
       ? {
@@ -108,7 +109,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
           PYEXEC_LIMITS_ON_VIOLATION: limits.on_violation,
         }
       : {};
-    executors.local = new LocalExecutor({
+    executors.local = local = new LocalExecutor({
       python: config.execution.local.python_env_path ?? config.pyexec.python,
       modeEnv: {
         read_only: modes.read_only.environment,
@@ -119,7 +120,6 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
       logger: deps.logger.child({ component: 'local-executor' }),
     });
   }
-  const local = executors.local as LocalExecutor | undefined;
   if (!methods.includes('container'))
     return { executors, confinement, spawned: [], ready: async () => true, close: async () => local?.close() };
 
