@@ -376,7 +376,7 @@ export const Config = z.strictObject({
       /** Folder of the config file; relative paths in the config (custom generator modules, limits
        * database) resolve against it. Set by loadConfig. @defaultValue the working directory */
       config_dir: z.string().default(() => process.cwd()),
-      /** How worker processes announce themselves to `pyexec status` (src/workers/fleet-presence.ts). */
+      /** How worker processes announce themselves to `pyexec status` (src/ops/fleet-presence.ts). */
       presence: z
         .strictObject({
           /** Time between two heartbeats of a worker process. @defaultValue 10000 */

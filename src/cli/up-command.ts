@@ -1,15 +1,15 @@
-import type { ProducerApi } from '../api/producer-api.js';
+import type { ProducerApi } from '../api/producer-server.js';
 import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
+import { preflight } from '../ops/preflight.js';
 import type { Stage } from '../queues/envelope.js';
 import { redactUrl } from '../redis/connection.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
-import { preflight } from '../workers/preflight.js';
-import { Fleet } from '../workers/run-worker.js';
+import { Fleet } from '../workers/fleet.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
 import { onShutdown } from './shutdown.js';
 
@@ -109,7 +109,7 @@ export async function startLocalStack(
     interrupted();
     const apiPort = opts.apiPort !== undefined ? opts.apiPort : config.pyexec.api.port;
     if (apiPort !== null) {
-      const { startProducerApi } = await import('../api/producer-api.js');
+      const { startProducerApi } = await import('../api/producer-server.js');
       api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
     }
     interrupted();

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { InvalidRequestError, RequestNotFoundError, ThreadConflictError } from '../errors.js';
-import { executionFolderFor } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
 import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
@@ -16,6 +15,7 @@ import {
   prepareRequest,
   type RequestLimits,
 } from '../request.js';
+import { executionFolderFor } from '../store/execution-folder.js';
 import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
 import { isAfter, type PyexecEvent, toPyexecEvent } from './events.js';
 

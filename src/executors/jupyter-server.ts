@@ -6,9 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ExecutorUnavailableError } from '../errors.js';
+import { freePort } from '../free-port.js';
 import { spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, pythonPackageDir, scrubbedEnv } from '../python-env.js';
-import { freePort } from '../redis/redis-server.js';
 import type { ExecutionMode } from './executor.js';
 import type { KernelModes } from './pool-config.js';
 

@@ -1,9 +1,9 @@
 import type { Processor } from 'bullmq';
 import type { AnalysisReport, Analyzer } from '../analysis/analyzer.js';
 import type { Config } from '../config.js';
-import { writeJson } from '../executors/execution-folder.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import type { AnalysisRecord } from '../queues/envelope.js';
+import { writeJson } from '../store/execution-folder.js';
 import {
   endRequest,
   handoff,

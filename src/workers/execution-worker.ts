@@ -1,8 +1,8 @@
 import type { Processor } from 'bullmq';
 import { ExecutorUnavailableError } from '../errors.js';
-import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
 import { ExecutionJob } from '../queues/execution.js';
+import { prepareRun } from '../store/execution-folder.js';
 import type { PolicyDecision } from './analysis-worker.js';
 import { LiveOutput } from './live-output.js';
 import {

@@ -1,7 +1,6 @@
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { executionFolderFor } from '../executors/execution-folder.js';
 import type { Logger } from '../logger.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import { ApprovalJob } from '../queues/approval.js';
@@ -11,6 +10,7 @@ import { GenerationJob } from '../queues/generation.js';
 import { jobId, requestIdOfJob, requeueCount, requeuedJobId } from '../queues/job-id.js';
 import { ResultJob } from '../queues/result.js';
 import { PythonExecutionRequest } from '../request.js';
+import { executionFolderFor } from '../store/execution-folder.js';
 import { placed } from './generation-worker.js';
 import { recordEnd } from './result-worker.js';
 import { endRequest, type StageDeps } from './stage-runtime.js';

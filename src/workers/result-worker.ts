@@ -1,10 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Processor } from 'bullmq';
-import { writeJson } from '../executors/execution-folder.js';
-import { buildNotebook } from '../executors/notebook.js';
 import type { Logger } from '../logger.js';
 import { type PythonExecutionResponse, ResultJob, responseViews } from '../queues/result.js';
+import { writeJson } from '../store/execution-folder.js';
+import { buildNotebook } from '../store/notebook.js';
 import type { EndResult } from '../store/request-store.js';
 import { type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
