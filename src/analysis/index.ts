@@ -10,7 +10,7 @@ export { detectControlSystemOperations } from './detect.js';
 export { AnalysisHelperError, AnalysisResourceError, AnalysisTimeoutError, CodeTooLargeError } from './errors.js';
 export type { CompiledPatterns, PatternInput } from './patterns.js';
 export { compilePatterns, patternsFromConfig } from './patterns.js';
-export type { PolicyDecision } from './policy.js';
+export type { DecidePolicy, PolicyDecision } from './policy.js';
 export { decidePolicy, WRITES_BLOCKED } from './policy.js';
 export type { PythonAnalyzerOptions } from './python-analyzer.js';
 export { PythonAnalyzer } from './python-analyzer.js';

@@ -5,6 +5,7 @@ import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
+import { EXECUTION_MODES } from '../modes.js';
 import { preflight } from '../ops/preflight.js';
 import type { Stage } from '../queues/envelope.js';
 import { redactUrl } from '../redis/connection.js';
@@ -78,7 +79,7 @@ export async function startLocalStack(
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
       // by the in-process guard); write-capable code to the read-write one.
       const endpoints = { read_only: ioc.readOnlyEnv ?? ioc.env, write_access: ioc.env };
-      for (const mode of ['read_only', 'write_access'] as const) {
+      for (const mode of EXECUTION_MODES) {
         config.execution.modes[mode].environment = { ...endpoints[mode], ...config.execution.modes[mode].environment };
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');

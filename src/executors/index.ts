@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { EXECUTION_METHODS, type ExecutionMethod } from '../modes.js';
 import { createRedis } from '../redis/connection.js';
 import { type ConfinementStatus, checkConfinement } from './confinement.js';
 import type { Executor } from './executor.js';
@@ -29,7 +30,7 @@ export { LocalExecutor, type LocalExecutorOptions } from './local-executor.js';
 export { type KernelModes, KernelPoolSettings, kernelModes, kernelPoolSettings } from './pool-config.js';
 
 export interface ExecutorSet {
-  readonly executors: Partial<Record<'local' | 'container', Executor>>;
+  readonly executors: Partial<Record<ExecutionMethod, Executor>>;
   /** The container pool (when built), for readiness and tests. */
   readonly pool?: KernelPool;
   /** The Jupyter servers this process started (none with a static pool). */
@@ -49,7 +50,7 @@ export interface CreateExecutorsDeps {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Which methods to build. @defaultValue local, and container when it is the method or a request may choose it */
-  readonly methods?: readonly ('local' | 'container')[];
+  readonly methods?: readonly ExecutionMethod[];
 }
 
 /**
@@ -92,14 +93,14 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
   const methods =
     deps.methods ??
     (config.execution.execution_method === 'container' || config.execution.allow_method_override
-      ? ['local', 'container']
+      ? [...EXECUTION_METHODS]
       : ['local']);
   const modes = kernelModes(config);
   const settings = kernelPoolSettings(config);
   // Fail closed before anything starts: kernels (spawned here) and local runs confine themselves.
   const runsHere = methods.includes('local') || (methods.includes('container') && settings.servers.length === 0);
   const confinement = await checkConfinement(config, runsHere, deps.logger);
-  const executors: Partial<Record<'local' | 'container', Executor>> = {};
+  const executors: Partial<Record<ExecutionMethod, Executor>> = {};
   let local: LocalExecutor | undefined;
   if (methods.includes('local')) {
     const limitsEnv: Record<string, string> = limits

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Analyzer } from '../analysis/analyzer.js';
+import type { DecidePolicy } from '../analysis/policy.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
 import type { Executor } from '../executors/executor.js';
@@ -9,6 +10,7 @@ import type { CodeGenerator } from '../generators/code-generator.js';
 import { createCodeGenerator } from '../generators/factory.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
+import type { ExecutionMethod } from '../modes.js';
 import { FleetPresence, recordOutcome } from '../ops/fleet-presence.js';
 import { type OpsServerOptions, type ProcessState, startOpsServer } from '../ops/ops-server.js';
 import { bullmqExposition, refreshQueueMetrics } from '../ops/queue-metrics.js';
@@ -17,7 +19,7 @@ import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { ExecutionFolderPruner } from '../store/execution-folder-pruner.js';
 import { RequestStore } from '../store/request-store.js';
-import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
+import { createAnalysisProcessor } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { RunningJobs, watchCancellations } from './cancellations.js';
 import { createExecutionProcessor } from './execution-worker.js';
@@ -38,7 +40,7 @@ export interface FleetOptions {
   readonly generator?: CodeGenerator;
   readonly analyzer?: Analyzer;
   readonly decidePolicy?: DecidePolicy;
-  readonly executors?: Partial<Record<'local' | 'container', Executor>>;
+  readonly executors?: Partial<Record<ExecutionMethod, Executor>>;
   readonly metrics?: Metrics;
   /**
    * Export the queue-wide gauges (pyexec_queue_jobs, oldest waiting job, overdue approvals) of all

@@ -11,12 +11,13 @@ import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
 
 /**
- * Named points where a test can stop a process (`FleetOptions.faults`): each sits where a crash
- * would once have cut a step in two.
+ * Named points where a test can stop a process (`FleetOptions.faults`, wired only by test entry
+ * points such as test/support/worker-entry.ts): each sits where a crash would cut a step in two.
  *   `result:ended`     the result stage recorded the end, its job is not yet complete
  *   `reaper:decided`   the reaper decided what to do with a failed job, and has not done it
+ *   `handoff:<stage>`  a stage added the next stage's job, its own job is not yet complete
  */
-export type FaultPoint = 'result:ended' | 'reaper:decided';
+export type FaultPoint = 'result:ended' | 'reaper:decided' | `handoff:${Stage}`;
 
 /** What every stage processor closes over. */
 export interface StageDeps {
@@ -54,9 +55,7 @@ export async function handoff(
   const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
   const data = { ...env, ...extra, enqueuedAt: Date.now() };
   await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
-  // Fault injection for the crash-between-stages test: die right after the hand-off, before the
-  // current job is marked complete.
-  if (process.env['PYEXEC_FAULT'] === `exit-after-handoff:${stage}`) process.exit(137);
+  deps.fault?.(`handoff:${stage}`);
   return id;
 }
 
