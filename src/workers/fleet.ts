@@ -24,7 +24,7 @@ import { createApprovalProcessor } from './approval-worker.js';
 import { RunningJobs, watchCancellations } from './cancellations.js';
 import { createExecutionProcessor } from './execution-worker.js';
 import { createGenerationProcessor } from './generation-worker.js';
-import { Reaper } from './reaper.js';
+import { Reaper, type ReaperDeps } from './reaper.js';
 import { createResultProcessor } from './result-worker.js';
 import type { FaultPoint, StageDeps } from './stage-runtime.js';
 
@@ -124,7 +124,7 @@ export class Fleet {
     const stages = this.options.stages ?? STAGES;
     await this.redis.ping();
     await this.checkEvictionPolicy();
-    const deps: StageDeps = {
+    const deps: ReaperDeps = {
       config,
       queues: this.queues,
       store: this.store,

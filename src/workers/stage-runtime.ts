@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Job, type Processor, UnrecoverableError } from 'bullmq';
+import { type Job, type Processor, type Queue, UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { coerceError, errorKind, ServiceError } from '../errors.js';
@@ -7,7 +7,6 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js';
 import { jobId, parseJob } from '../queues/job-id.js';
-import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
 
 /**
@@ -19,11 +18,20 @@ import type { RequestStatus, RequestStore } from '../store/request-store.js';
  */
 export type FaultPoint = 'result:ended' | 'reaper:decided' | `handoff:${Stage}`;
 
+/** The part of the request store the stages use (RequestStore; an in-memory fake in unit tests). */
+export type StageStore = Pick<
+  RequestStore,
+  'hasEnded' | 'isCancelRequested' | 'setStatus' | 'setHold' | 'end' | 'event' | 'appendOutput' | 'outputSummary'
+>;
+
+/** Where stages add the next stage's job (the QueueSet; a recording fake in unit tests). */
+export type StageQueues = Readonly<Record<Stage, Pick<Queue, 'add'>>>;
+
 /** What every stage processor closes over. */
 export interface StageDeps {
   readonly config: Config;
-  readonly queues: QueueSet;
-  readonly store: RequestStore;
+  readonly queues: StageQueues;
+  readonly store: StageStore;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Test hook called at each FaultPoint (test/support's process entry exits there). */
