@@ -11,7 +11,8 @@ stdout, one JSON object a line: {"ok": true, "ms": <float>, "execute_ms": <float
                                 or {"ok": false, "ms": <float>, "error": "<text>"}
 `ms` is the whole `service.ainvoke`; `execute_ms` the part spent in the executor's `execute_code`
 (local: a new Python running Osprey's wrapper, which initialises Osprey's registry first), timed
-by a wrapper around that method that changes nothing else.
+by a wrapper around that method that changes nothing else; `child_cpu_ms` the CPU (user + system)
+of the child processes that ended during the call (local: that new Python).
 The first line written is {"ready": true, "version": "<osprey-framework version>"} (or
 {"ready": false, "error": ...} and exit 1).
 
@@ -26,7 +27,8 @@ analyzer -> approval -> executor), its static analysis, its approval policy (off
 Usage: python bench/osprey_driver.py <work-dir> [local|container]
 (the dir receives config.yml and _agent_data/). Osprey's executor node reads the method from the
 global configuration (get_full_configuration()), not from the LangGraph config, so a method is a
-process. container: OSPREY_JUPYTER_HOST / OSPREY_JUPYTER_PORT name the Jupyter server.
+process. container: OSPREY_JUPYTER_HOST / OSPREY_JUPYTER_PORT name the Jupyter server (no token),
+OSPREY_KERNEL_NAME the kernel of the read-only mode.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -75,7 +78,7 @@ execution:
       behavior: success
   modes:
     read_only:
-      kernel_name: python3-epics-readonly
+      kernel_name: {kernel_name}
       gateway: read_only
       allows_writes: false
       environment:
@@ -119,6 +122,7 @@ async def main() -> int:
             root=root,
             method=method,
             python=sys.executable,
+            kernel_name=os.environ.get("OSPREY_KERNEL_NAME", "python3-epics-readonly"),
             jupyter_host=os.environ.get("OSPREY_JUPYTER_HOST", "127.0.0.1"),
             jupyter_port=os.environ.get("OSPREY_JUPYTER_PORT", "8088"),
         )
@@ -156,6 +160,15 @@ async def main() -> int:
 
         for cls in (execution_node.LocalCodeExecutor, execution_node.ContainerCodeExecutor):
             cls.execute_code = timed(cls.execute_code)
+
+        if method == "container":
+            # Osprey's container deployment mounts the host's executed_scripts folder at
+            # /home/jovyan/work/executed_scripts and the wrapper chdirs to the mapped path; the results
+            # are then read from the host folder. With no Docker engine here the Jupyter server runs
+            # on the host, so the mount is the identity: the same path on both sides.
+            from osprey.services.python_executor.execution.wrapper import ExecutionWrapper
+
+            ExecutionWrapper._convert_host_path_to_container_path = lambda self, host_path: str(host_path)
         service = PythonExecutorService()
         service.get_compiled_graph()
     except Exception as e:  # noqa: BLE001 - reported to the bench, which says what blocked
@@ -185,11 +198,22 @@ async def main() -> int:
             }
         }
         spent["ms"] = 0.0
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         try:
             result = await service.ainvoke(request, config=config)
             ms = (time.perf_counter() - t) * 1000
-            write({"ok": True, "ms": ms, "execute_ms": spent["ms"], "results": result.execution_result.results})
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            child_cpu_ms = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) * 1000
+            write(
+                {
+                    "ok": True,
+                    "ms": ms,
+                    "execute_ms": spent["ms"],
+                    "child_cpu_ms": child_cpu_ms,
+                    "results": result.execution_result.results,
+                }
+            )
         except Exception as e:  # noqa: BLE001
             ms = (time.perf_counter() - t) * 1000
             write({"ok": False, "ms": ms, "error": f"{type(e).__name__}: {e}"[:2000]})
