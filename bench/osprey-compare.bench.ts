@@ -31,10 +31,10 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createExecutors, type ExecutorSet } from '../src/executors/index.js';
+import { freePort } from '../src/free-port.js';
 import { silentLogger } from '../src/logger.js';
 import { spawnOwned, stopGroup } from '../src/process-group.js';
 import { keyPrefix } from '../src/redis/connection.js';
-import { freePort } from '../src/redis/redis-server.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../test/support/harness.js';
 
 const arg = (name: string, def: number) => {
