@@ -1,5 +1,4 @@
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Analyzer } from '../analysis/analyzer.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
@@ -13,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import { QueueName, STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
 import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
@@ -99,7 +99,7 @@ export class Fleet {
   static async start(options: FleetOptions): Promise<Fleet> {
     const { config } = options;
     const prefix = keyPrefix(config.pyexec.redis.prefix);
-    const redis = createRedis(options.redisUrl, 'worker');
+    const redis = createRedis(options.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
     const metrics = options.metrics ?? new Metrics();
     const queues = createQueueSet(redis, prefix, config);
     const store = new RequestStore(redis, prefix);

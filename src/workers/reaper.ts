@@ -1,5 +1,4 @@
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import { executionFolderFor } from '../executors/execution-folder.js';
 import type { Logger } from '../logger.js';
@@ -10,6 +9,7 @@ import { ExecutionJob } from '../queues/execution.js';
 import { GenerationJob } from '../queues/generation.js';
 import { jobId, requestIdOfJob, requeueCount, requeuedJobId } from '../queues/job-id.js';
 import { ResultJob } from '../queues/result.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import { PythonExecutionRequest } from '../request.js';
 import { placed } from './generation-worker.js';
 import { recordEnd } from './result-worker.js';

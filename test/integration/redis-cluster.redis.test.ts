@@ -1,0 +1,189 @@
+/**
+ * The pipeline on a real Redis Cluster: three `redis-server --cluster-enabled yes` nodes on
+ * loopback joined by `redis-cli --cluster create` (test/support/redis-cluster.ts), a fleet and a
+ * client configured with `pyexec.redis.cluster`, the mock generator, the real analyzer and the
+ * local executor (a real Python process). A cluster refuses a command or script whose keys are in
+ * more than one slot (CROSSSLOT), and answers MOVED for a key another node serves: a request that
+ * goes through every stage proves that every BullMQ queue, every store script and every plain
+ * command of the fleet keeps to its slot, and the keys are then found where the slot map says.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Cluster } from 'ioredis';
+import { PyexecClient } from '../../src/client/pyexec-client.js';
+import type { Config } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+import type { CodeGenerator, GenerationRequest } from '../../src/generators/code-generator.js';
+import { silentLogger } from '../../src/logger.js';
+import { createRedis, keyPrefix, scanKeys } from '../../src/redis/connection.js';
+import { freePort } from '../../src/redis/redis-server.js';
+import { Fleet } from '../../src/workers/fleet.js';
+import { sampleRequest, testConfig } from '../support/harness.js';
+import { type LocalRedisCluster, startLocalRedisCluster } from '../support/redis-cluster.js';
+
+// The program by the request's folder name: plain code, run at once; or code that names a Channel
+// Access write (never executed: the branch is dead), held by the `epics_writes` approval mode.
+const PLAIN = "results = {'status': 'success', 'value': 42}";
+const WRITE = "if False:\n    from epics import caput\n    caput('DEVICE:PV:SETPOINT', 1.0)\nresults = {'value': 7}";
+const generator: CodeGenerator = {
+  name: 'by-folder',
+  generate: async (r: GenerationRequest) => ({
+    code: r.request.execution_folder_name === 'held_run' ? WRITE : PLAIN,
+    generator: 'by-folder',
+  }),
+};
+
+let cluster: LocalRedisCluster;
+let config: Config & { cleanup(): void };
+let fleet: Fleet;
+let client: PyexecClient;
+let prefix: string;
+
+before(async () => {
+  cluster = await startLocalRedisCluster(3);
+  config = testConfig({
+    approval: {
+      global_mode: 'selective',
+      capabilities: { python_execution: { enabled: true, mode: 'epics_writes' } },
+    },
+    pyexec: { redis: { cluster: cluster.settings } },
+  });
+  prefix = keyPrefix(config.pyexec.redis.prefix);
+  fleet = await Fleet.start({ config, redisUrl: cluster.url, logger: silentLogger(), metricsPort: null, generator });
+  client = await PyexecClient.connect({ redisUrl: cluster.url, config });
+});
+
+after(async () => {
+  await fleet?.close();
+  await client?.close();
+  config?.cleanup();
+  await cluster?.stop();
+});
+
+/** The index of the node that serves `slot` (CLUSTER SLOTS). */
+async function ownerOf(slot: number): Promise<number> {
+  const ranges = await cluster.node(0).cluster('SLOTS');
+  const hit = ranges.find(([from, to]) => slot >= from && slot <= to);
+  assert.ok(hit?.[2], `no node serves slot ${slot}`);
+  const port = hit[2][1];
+  return cluster.nodes.findIndex((n) => n.port === port);
+}
+
+describe('on a Redis Cluster of three masters', () => {
+  it('the connections are cluster connections, and the cluster refuses keys of two slots', async () => {
+    const redis = createRedis(cluster.url, 'producer', {}, cluster.settings);
+    try {
+      assert.ok(redis instanceof Cluster);
+      await redis.connect();
+      // Two keys that hash to different slots: a real cluster refuses the script.
+      const a = Number(await cluster.node(0).cluster('KEYSLOT', 'a'));
+      const b = Number(await cluster.node(0).cluster('KEYSLOT', 'b'));
+      assert.notEqual(a, b);
+      await assert.rejects(redis.eval('return 1', 2, 'a', 'b'), /CROSSSLOT/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('runs a request through generation, analysis and execution (a real Python run) to its result', async () => {
+    const { requestId } = await client.submit(sampleRequest());
+    const res = await client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(res.kind, 'finished', JSON.stringify(res));
+    if (res.kind !== 'finished') return;
+    assert.equal(res.response.status, 'succeeded', JSON.stringify(res.response));
+    assert.equal((res.response.results as { value: number }).value, 42);
+    assert.equal(res.response.generated_code, PLAIN);
+
+    // The record as the store's scripts wrote it (SUBMIT: digest and submit time; END: terminal and
+    // response; STATUS: the events of each stage), read back through the cluster.
+    const snap = await client.status(requestId);
+    assert.equal(snap?.status, 'succeeded');
+    const events = (await client.store.eventsAfter(requestId, '0', 100)).flatMap((e) => [e.type, e.status ?? '']);
+    for (const s of ['submitted', 'generating', 'analyzing', 'executing', 'succeeded']) {
+      assert.ok(events.includes(s), `no ${s} event in ${events.join(', ')}`);
+    }
+  });
+
+  it('holds a request whose code writes, and runs it once approved', async () => {
+    const { requestId } = await client.submit(sampleRequest({ execution_folder_name: 'held_run' }));
+    const res = await client.wait(requestId, { timeoutMs: 60_000, returnOnApproval: true });
+    assert.equal(res.kind, 'approval_required', JSON.stringify(res));
+    if (res.kind !== 'approval_required') return;
+    const held = await fleet.approvals.listHeld();
+    assert.deepEqual(
+      held.map((h) => h.holdJobId),
+      [res.holdJobId],
+    );
+    await fleet.approvals.decide(res.holdJobId, { decision: 'approved', approver: 'alice' });
+    const done = await client.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind, 'finished', JSON.stringify(done));
+    if (done.kind !== 'finished') return;
+    assert.equal(done.response.status, 'succeeded', JSON.stringify(done.response));
+    assert.equal((done.response.results as { value: number }).value, 7);
+    assert.equal((done.response.approval as { approver: string }).approver, 'alice');
+  });
+
+  it('keeps every key of the fleet in the slot of its prefix, on the node that serves it', async () => {
+    const slot = Number(await cluster.node(0).cluster('KEYSLOT', `${prefix}:anything`));
+    const owner = await ownerOf(slot);
+    const perNode = await Promise.all(cluster.nodes.map((_, i) => scanKeys(cluster.node(i), `${prefix}:*`)));
+    const keys = perNode[owner]!;
+    // Request records, event streams, the thread pointer, the index, BullMQ's queues, presence.
+    for (const pattern of [':request:', ':events:', ':thread:', ':requests', ':generation:', ':execution:']) {
+      assert.ok(
+        keys.some((k) => k.includes(pattern)),
+        `no ${pattern} key on node ${owner}: ${keys.join(' ')}`,
+      );
+    }
+    perNode.forEach((k, i) => {
+      if (i !== owner) assert.deepEqual(k, [], `keys of the fleet on node ${i}, which does not serve slot ${slot}`);
+    });
+    for (const k of keys.slice(0, 50)) {
+      assert.equal(Number(await cluster.node(owner).cluster('KEYSLOT', k)), slot, k);
+    }
+  });
+});
+
+describe('a misconfigured cluster', () => {
+  it('with no reachable node: the client fails at once, naming the seed nodes', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    await assert.rejects(
+      PyexecClient.connect({
+        redisUrl: `redis://127.0.0.1:${port}`,
+        config: testConfig({ pyexec: { redis: { cluster: { nodes: [`redis://127.0.0.1:${port}`] } } } }),
+      }),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`Redis Cluster unreachable \\(seed nodes 127\\.0\\.0\\.1:${port}\\)`));
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 10_000, 'it did not fail fast');
+  });
+
+  it('a cluster and a url at once, or a node that is not a Redis URL, is refused with the key', () => {
+    assert.throws(
+      () =>
+        testConfig({
+          pyexec: { redis: { url: 'redis://127.0.0.1:6379', cluster: { nodes: ['redis://127.0.0.1:7000'] } } },
+        }),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        /give pyexec\.redis\.url \(one server\) or pyexec\.redis\.cluster, not both\s+→ at pyexec\.redis\.cluster/.test(
+          err.message,
+        ),
+    );
+    assert.throws(
+      () => testConfig({ pyexec: { redis: { cluster: { nodes: ['http://127.0.0.1:7000'] } } } }),
+      (err: Error) => err instanceof ConfigError && /pyexec\.redis\.cluster\.nodes\[0\]/.test(err.message),
+    );
+    assert.throws(
+      () => testConfig({ pyexec: { redis: { cluster: { nodes: [] } } } }),
+      (err: Error) => err instanceof ConfigError && /pyexec\.redis\.cluster\.nodes/.test(err.message),
+    );
+    assert.throws(
+      () => testConfig({ pyexec: { redis: { cluster: { nodes: ['redis://127.0.0.1:7000'], node: [] } } } }),
+      (err: Error) => err instanceof ConfigError && /unknown key 'node'/.test(err.message),
+    );
+  });
+});
