@@ -165,15 +165,11 @@ export class PyexecClient {
   private closing: Promise<void> | undefined;
 
   constructor(options: PyexecClientOptions) {
-    if (!options.redis && !options.redisUrl) throw new InvalidRequestError('PyexecClient: give redisUrl or redis');
-    this.redis =
-      options.redis ??
-      createRedis(
-        options.redisUrl!,
-        'producer',
-        {},
-        options.config ? options.config.pyexec.redis.cluster : options.cluster,
-      );
+    const cluster = options.config ? options.config.pyexec.redis.cluster : options.cluster;
+    if (!options.redis && !options.redisUrl && !cluster) {
+      throw new InvalidRequestError('PyexecClient: give redisUrl, cluster or redis');
+    }
+    this.redis = options.redis ?? createRedis(options.redisUrl ?? '', 'producer', {}, cluster);
     this.ownsRedis = !options.redis;
     this.settings = options.config ?? {
       pyexec: {
@@ -205,7 +201,9 @@ export class PyexecClient {
       await waitReady(client.redis);
     } catch (err) {
       await client.close();
-      const where = options.redisUrl ? ` at ${redactUrl(options.redisUrl)}` : '';
+      const url =
+        options.redisUrl ?? (options.config ? options.config.pyexec.redis.cluster : options.cluster)?.nodes.join(',');
+      const where = url ? ` at ${redactUrl(url)}` : '';
       throw new Error(`cannot reach Redis${where}: ${(err as Error).message}`, { cause: err });
     }
     return client;

@@ -8,27 +8,33 @@
  * command of the fleet keeps to its slot, and the keys are then found where the slot map says.
  */
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
+import { statusCommand } from '../../src/cli/status-command.js';
 import { PyexecClient } from '../../src/client/pyexec-client.js';
-import type { Config } from '../../src/config.js';
+import { type Config, parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import type { CodeGenerator, GenerationRequest } from '../../src/generators/code-generator.js';
 import { silentLogger } from '../../src/logger.js';
+import { STAGES } from '../../src/queues/queue-name.js';
 import { createRedis, keyPrefix, scanKeys } from '../../src/redis/connection.js';
 import { freePort } from '../../src/redis/redis-server.js';
 import { Fleet } from '../../src/workers/fleet.js';
-import { sampleRequest, testConfig } from '../support/harness.js';
+import { eventually, sampleRequest, testConfig } from '../support/harness.js';
 import { type LocalRedisCluster, startLocalRedisCluster } from '../support/redis-cluster.js';
 
 // The program by the request's folder name: plain code, run at once; or code that names a Channel
 // Access write (never executed: the branch is dead), held by the `epics_writes` approval mode.
 const PLAIN = "results = {'status': 'success', 'value': 42}";
 const WRITE = "if False:\n    from epics import caput\n    caput('DEVICE:PV:SETPOINT', 1.0)\nresults = {'value': 7}";
+/** Runs until cancelled. */
+const SLOW = 'import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)\nresults = {}';
+const PROGRAMS: Record<string, string> = { held_run: WRITE, slow_run: SLOW };
 const generator: CodeGenerator = {
   name: 'by-folder',
   generate: async (r: GenerationRequest) => ({
-    code: r.request.execution_folder_name === 'held_run' ? WRITE : PLAIN,
+    code: PROGRAMS[r.request.execution_folder_name] ?? PLAIN,
     generator: 'by-folder',
   }),
 };
@@ -123,6 +129,30 @@ describe('on a Redis Cluster of three masters', () => {
     assert.equal((done.response.approval as { approver: string }).approver, 'alice');
   });
 
+  it('cancels a running request', async () => {
+    const { requestId } = await client.submit(sampleRequest({ execution_folder_name: 'slow_run' }));
+    const seen: string[] = [];
+    const waiting = client.wait(requestId, { timeoutMs: 60_000, onStdout: (t) => seen.push(t) });
+    await eventually(async () => (seen.join('').includes('3') ? true : undefined), 30_000, 'output of the run');
+    assert.equal(await client.cancel(requestId), true);
+    const res = await waiting;
+    assert.equal(res.kind, 'finished', JSON.stringify(res));
+    if (res.kind === 'finished') assert.equal(res.response.status, 'cancelled', JSON.stringify(res.response));
+  });
+
+  it('`pyexec status` finds the workers of every stage and their capacity', async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    assert.equal(await statusCommand(undefined, { json: true, config, redisUrl: cluster.url, out }), 0);
+    const stages = (JSON.parse(text) as { stages: { stage: string; workers: number; capacity: number }[] }).stages;
+    assert.deepEqual(
+      stages.map((s) => s.stage),
+      [...STAGES],
+    );
+    for (const s of stages) assert.ok(s.workers >= 1 && s.capacity >= 1, JSON.stringify(s));
+  });
+
   it('keeps every key of the fleet in the slot of its prefix, on the node that serves it', async () => {
     const slot = Number(await cluster.node(0).cluster('KEYSLOT', `${prefix}:anything`));
     const owner = await ownerOf(slot);
@@ -145,20 +175,31 @@ describe('on a Redis Cluster of three masters', () => {
 });
 
 describe('a misconfigured cluster', () => {
-  it('with no reachable node: the client fails at once, naming the seed nodes', async () => {
-    const port = await freePort();
+  it('with no reachable node: the client fails at once, naming the seed nodes and not the password', async () => {
+    const [a, b] = [await freePort(), await freePort()];
     const started = Date.now();
     await assert.rejects(
-      PyexecClient.connect({
-        redisUrl: `redis://127.0.0.1:${port}`,
-        config: testConfig({ pyexec: { redis: { cluster: { nodes: [`redis://127.0.0.1:${port}`] } } } }),
-      }),
+      PyexecClient.connect({ cluster: { nodes: [`redis://:s3cret@127.0.0.1:${a}`, `redis://127.0.0.1:${b}`] } }),
       (err: Error) => {
-        assert.match(err.message, new RegExp(`Redis Cluster unreachable \\(seed nodes 127\\.0\\.0\\.1:${port}\\)`));
+        assert.match(
+          err.message,
+          new RegExp(`Redis Cluster unreachable \\(seed nodes 127\\.0\\.0\\.1:${a}, 127\\.0\\.0\\.1:${b}\\)`),
+        );
+        assert.doesNotMatch(err.message, /s3cret/);
         return true;
       },
     );
     assert.ok(Date.now() - started < 10_000, 'it did not fail fast');
+  });
+
+  it('PYEXEC_REDIS_CLUSTER_NODES sets the seed nodes (the deploy configs leave `url`, from an unset PYEXEC_REDIS_URL, empty)', () => {
+    const c = parseConfig(
+      // The deploy configs' url, a reference to PYEXEC_REDIS_URL (spelled so that lint does not take it for a template).
+      { pyexec: { redis: { url: `$${'{'}PYEXEC_REDIS_URL}` } } },
+      { PYEXEC_REDIS_CLUSTER_NODES: 'redis://:pw@redis-0:6379, redis://:pw@redis-1:6379' },
+    );
+    assert.deepEqual(c.pyexec.redis.cluster, { nodes: ['redis://:pw@redis-0:6379', 'redis://:pw@redis-1:6379'] });
+    assert.equal(c.pyexec.redis.url, undefined);
   });
 
   it('a cluster and a url at once, or a node that is not a Redis URL, is refused with the key', () => {
