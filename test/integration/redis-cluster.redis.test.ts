@@ -15,6 +15,7 @@ import { statusCommand } from '../../src/cli/status-command.js';
 import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { type Config, parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { LeaseStore } from '../../src/executors/kernel-leases.js';
 import type { CodeGenerator, GenerationRequest } from '../../src/generators/code-generator.js';
 import { silentLogger } from '../../src/logger.js';
 import { STAGES } from '../../src/queues/queue-name.js';
@@ -65,6 +66,11 @@ after(async () => {
   config?.cleanup();
   await cluster?.stop();
 });
+
+async function redisGet(key: string): Promise<string | null> {
+  const slot = Number(await cluster.node(0).cluster('KEYSLOT', key));
+  return cluster.node(await ownerOf(slot)).get(key);
+}
 
 /** The index of the node that serves `slot` (CLUSTER SLOTS). */
 async function ownerOf(slot: number): Promise<number> {
@@ -151,6 +157,53 @@ describe('on a Redis Cluster of three masters', () => {
       [...STAGES],
     );
     for (const s of stages) assert.ok(s.workers >= 1 && s.capacity >= 1, JSON.stringify(s));
+  });
+
+  it('the kernel pool scripts: concurrent claims lease each idle kernel once, skipping a down server', async () => {
+    const redis = createRedis(cluster.url, 'worker', {}, cluster.settings);
+    try {
+      const store = new LeaseStore(redis, prefix, 'cluster-test');
+      const up = await Promise.all([1, 2, 3].map((i) => store.register('http://up:8888', `k${i}`, 'read_only')));
+      await store.register('http://down:8888', 'k4', 'read_only');
+      await store.markDown('http://down:8888', 60_000);
+      const claims = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => store.claim('read_only', `lease-${i}`, 'test', 60_000)),
+      );
+      const won = claims.filter((c): c is string => c !== null);
+      assert.deepEqual([...won].sort(), [...up].sort(), `claims: ${JSON.stringify(claims)}`);
+      for (const k of up) assert.equal((await store.get(k))?.state, 'leased');
+      // The down server's kernel stays idle, in the list, for when the server is back.
+      assert.equal(await store.claim('read_only', 'lease-x', 'test', 60_000), null);
+      assert.equal((await store.all()).find((r) => r.kernelId === 'k4')?.state, 'idle');
+      await store.destroy();
+      assert.deepEqual(await scanKeys(redis, `${prefix}:kpool:cluster-test:*`), []);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('concurrent submits of different requests on one thread: each recorded once, the thread names one of them', async () => {
+    const threadId = `thread-${Date.now()}`;
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        client.store.submit({
+          requestId: `${threadId}-r${i}`,
+          threadId,
+          digest: `d${i}`,
+          requestJson: '{}',
+          ttlSeconds: 600,
+        }),
+      ),
+    );
+    assert.ok(
+      results.every((r) => r.created && !r.conflict),
+      JSON.stringify(results),
+    );
+    const last = await redisGet(client.store.threadKey(threadId));
+    assert.ok(
+      results.some((r) => r.requestId === last),
+      `the thread names ${last}`,
+    );
   });
 
   it('keeps every key of the fleet in the slot of its prefix, on the node that serves it', async () => {
