@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { EXECUTION_MODES } from './modes.js';
 
 /**
  * What the schema alone cannot say about a config: unknown keys with a did-you-mean, and the
@@ -145,7 +146,7 @@ export function combinationProblems(config: Config): ConfigProblem[] {
       message: `'${modes.read_only.kernel_name}' is also the write_access kernel: read-only code would run in a kernel that may write; give each mode its own kernel`,
     });
   }
-  for (const mode of ['read_only', 'write_access'] as const) {
+  for (const mode of EXECUTION_MODES) {
     const gateway = modes[mode].gateway;
     if (gateway !== undefined && !(gateway in epics.gateways)) {
       const known = Object.keys(epics.gateways);

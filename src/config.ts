@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { combinationProblems, configError, schemaProblems } from './config-checks.js';
 import { ConfigError } from './errors.js';
+import { ExecutionMethod, ExecutionMode } from './modes.js';
 
 /**
  * One config.yml, parsed once. The keys of Osprey's python_executor configuration are accepted as
@@ -86,10 +87,7 @@ const OspreyJupyterContainer = z.looseObject({
   /** The port the host reaches it on (Osprey: `port_host`). */
   port_host: z.number().int().min(1).max(65_535),
   /** Modes whose kernels it runs. @defaultValue both */
-  execution_modes: z
-    .array(z.enum(['read_only', 'write_access']))
-    .min(1)
-    .optional(),
+  execution_modes: z.array(ExecutionMode).min(1).optional(),
 });
 
 /** Osprey's registry as config: `registry.code_generators` (CodeGeneratorRegistration). */
@@ -139,7 +137,7 @@ export const Config = z.strictObject({
       /** Per-generator settings, passed to the generator as its model config. */
       generators: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()).default({}),
       /** container (Jupyter kernels) or local (a Python subprocess; trusted use only). @defaultValue "container" */
-      execution_method: z.enum(['container', 'local']).default('container'),
+      execution_method: ExecutionMethod.default('container'),
       /**
        * How kernels and local runs are confined (docs/security.md). `landlock`: each kernel confines
        * itself with Linux Landlock (ABI >= 6) before any user code, and refuses to start where it
@@ -384,7 +382,7 @@ export const Config = z.strictObject({
       /** Folder of the config file; relative paths in the config (custom generator modules, limits
        * database) resolve against it. Set by loadConfig. @defaultValue the working directory */
       config_dir: z.string().default(() => process.cwd()),
-      /** How worker processes announce themselves to `pyexec status` (src/workers/fleet-presence.ts). */
+      /** How worker processes announce themselves to `pyexec status` (src/ops/fleet-presence.ts). */
       presence: z
         .strictObject({
           /** Time between two heartbeats of a worker process. @defaultValue 10000 */
@@ -565,25 +563,4 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   config.pyexec.execution_root = path.resolve(base, config.pyexec.execution_root);
   config.pyexec.config_dir = base;
   return config;
-}
-
-/** Whether the approval policy asks a person to see this code. Fail closed on anything unknown. */
-export function approvalRequired(config: Config, hasWrites: boolean): { required: boolean; reason: string } {
-  const { global_mode, capabilities } = config.approval;
-  const py = capabilities.python_execution;
-  if (global_mode === 'disabled') return { required: false, reason: 'Approval is disabled globally' };
-  const enabled = global_mode === 'all_capabilities' ? true : py.enabled;
-  if (!enabled) return { required: false, reason: 'Python execution approval is disabled' };
-  switch (py.mode) {
-    case 'disabled':
-      return { required: false, reason: 'Python execution approval mode is disabled' };
-    case 'all_code':
-      return { required: true, reason: 'All code requires approval' };
-    case 'epics_writes':
-      return hasWrites
-        ? { required: true, reason: 'Code contains control system write operations' }
-        : { required: false, reason: 'Code contains no control system writes (read-only or pure Python)' };
-    default:
-      return { required: true, reason: 'Unknown approval mode: approval required' };
-  }
 }

@@ -50,12 +50,6 @@ export class RequestInputError extends ServiceError {
   override readonly kind = 'invalid_input';
 }
 
-/** Thrown when a job's data does not parse against its stage schema (it can never succeed). */
-export class InvalidJobError extends ServiceError {
-  override readonly code = 'job_invalid';
-  override readonly kind = 'invalid_input';
-}
-
 /** Thrown by a generator when the model produced no usable code (counts against generation retries). */
 export class CodeGenerationError extends ServiceError {
   override readonly code = 'generation_failed';
@@ -87,17 +81,6 @@ export class ExecutorUnavailableError extends ServiceError {
     super(message, options);
     this.started = options?.started ?? false;
   }
-}
-
-/** Thrown when a policy refuses to run code (writes blocked, limits violated, hash mismatch). */
-export class SafetyRefusalError extends ServiceError {
-  override readonly code: string = 'safety_refused';
-  override readonly kind = 'safety';
-}
-
-/** Thrown when code approved by a person is not the code about to run (its sha256 differs). */
-export class ApprovalMismatchError extends SafetyRefusalError {
-  override readonly code = 'approval_mismatch';
 }
 
 /** Thrown when an approval decision is made on a job that was already decided (or expired). */

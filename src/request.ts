@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidRequestError, RequestTooLargeError } from './errors.js';
+import { ExecutionMethod } from './modes.js';
 
 /**
  * The request model of Osprey's `PythonExecutionRequest`, as producers send it (snake_case, as in
@@ -33,7 +34,7 @@ export const PythonExecutionRequest = z
       .regex(/^[A-Za-z0-9_.:@/-]+$/, 'thread_id may hold only letters, digits and _ . : @ / -')
       .optional(),
     /** Override of `execution.execution_method`, honoured only where the config allows it. */
-    execution_method: z.enum(['container', 'local']).optional(),
+    execution_method: ExecutionMethod.optional(),
     /** Approval deadline for this request, within the configured maximum. */
     approval_timeout_seconds: z.number().int().positive().optional(),
     /** Osprey compatibility: accepted, carried, not interpreted. */

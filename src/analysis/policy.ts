@@ -1,10 +1,11 @@
-import { approvalRequired, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import type { ExecutionMode } from '../modes.js';
 import { type AnalysisReport, CONFINED_OPERATIONS } from './analyzer.js';
 
 /** What the policy decided about analysed code; the analysis worker routes on it. */
 export interface PolicyDecision {
   /** The kernel mode the code needs: write_access when it writes to the control system. */
-  readonly mode: 'read_only' | 'write_access';
+  readonly mode: ExecutionMode;
   readonly approvalRequired: boolean;
   /** Why approval is (not) required, for the approver and the audit record. */
   readonly approvalReason: string;
@@ -19,6 +20,30 @@ export interface PolicyDecision {
     readonly column: number;
   };
 }
+
+/** Whether the approval policy asks a person to see this code. Fail closed on anything unknown. */
+export function approvalRequired(config: Config, hasWrites: boolean): { required: boolean; reason: string } {
+  const { global_mode, capabilities } = config.approval;
+  const py = capabilities.python_execution;
+  if (global_mode === 'disabled') return { required: false, reason: 'Approval is disabled globally' };
+  const enabled = global_mode === 'all_capabilities' ? true : py.enabled;
+  if (!enabled) return { required: false, reason: 'Python execution approval is disabled' };
+  switch (py.mode) {
+    case 'disabled':
+      return { required: false, reason: 'Python execution approval mode is disabled' };
+    case 'all_code':
+      return { required: true, reason: 'All code requires approval' };
+    case 'epics_writes':
+      return hasWrites
+        ? { required: true, reason: 'Code contains control system write operations' }
+        : { required: false, reason: 'Code contains no control system writes (read-only or pure Python)' };
+    default:
+      return { required: true, reason: 'Unknown approval mode: approval required' };
+  }
+}
+
+/** The policy as the analysis worker takes it (decidePolicy; a fake in unit tests). */
+export type DecidePolicy = (report: AnalysisReport, config: Config) => PolicyDecision;
 
 /** The refusal message for writes while `control_system.writes_enabled` is false (Osprey's wording). */
 export const WRITES_BLOCKED = 'EPICS writes blocked by configuration';
@@ -77,7 +102,7 @@ export function decidePolicy(report: AnalysisReport, config: Config): PolicyDeci
 function decideApproval(
   report: AnalysisReport,
   config: Config,
-  mode: 'read_only' | 'write_access',
+  mode: ExecutionMode,
 ): { approvalRequired: boolean; approvalReason: string } {
   const base = approvalRequired(config, report.hasWrites);
   if (base.required) return { approvalRequired: true, approvalReason: base.reason };

@@ -1,5 +1,5 @@
 export { EventHub } from './event-hub.js';
-export type { ProducerApi, ProducerApiOptions } from './producer-api.js';
-export { startProducerApi } from './producer-api.js';
-export type { ProducerAppOptions } from './producer-app.js';
-export { buildProducerApp } from './producer-app.js';
+export type { ProducerAppOptions } from './producer-routes.js';
+export { buildProducerApp } from './producer-routes.js';
+export type { ProducerApi, ProducerApiOptions } from './producer-server.js';
+export { startProducerApi } from './producer-server.js';

@@ -2,6 +2,7 @@ import { Job, type Queue } from 'bullmq';
 import { z } from 'zod';
 import { ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError, InvalidRequestError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import type { ExecutionMode } from '../modes.js';
 import { ApprovalDecisionInput, ApprovalJob } from '../queues/approval.js';
 import type { ApprovalRecord } from '../queues/envelope.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
@@ -24,7 +25,7 @@ export interface HeldJob {
   readonly analysis: ApprovalJob['analysis'];
   /** sha256 of the analysis report shown with the code (`analysis.reportSha256`). */
   readonly analysisSha256: string;
-  readonly mode: 'read_only' | 'write_access';
+  readonly mode: ExecutionMode;
   readonly risk: string;
   readonly deadline: number;
   readonly heldAt: number;
@@ -297,7 +298,7 @@ export class ApprovalService {
     taskObjective?: string;
     codeSha256: string;
     analysisSha256: string;
-    mode: 'read_only' | 'write_access';
+    mode: ExecutionMode;
     heldAt: number;
   }): Promise<ApprovalRecord> {
     const record: ApprovalRecord = {

@@ -1,3 +1,4 @@
+import type { ExecutionMode } from '../modes.js';
 import type { AnalysisRecord, ApprovalRecord, Finding } from '../queues/envelope.js';
 import type { PythonExecutionRequest } from '../request.js';
 import type { HeldJob, HeldJobDetail, HoldStatus } from './approval-service.js';
@@ -38,7 +39,7 @@ export interface HeldSummaryView {
   readonly writeCount: number;
   readonly taskObjective: string;
   readonly userQuery: string;
-  readonly mode: 'read_only' | 'write_access';
+  readonly mode: ExecutionMode;
   readonly risk: string;
   readonly approvalReason: string;
   readonly findingCount: number;

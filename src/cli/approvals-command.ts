@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { type Command, Option } from 'commander';
-import { ApproverClient } from '../approval/approver-client.js';
 import { ApproverApiError } from '../approval/errors.js';
 import type { HeldDetailView } from '../approval/held-view.js';
+import { ApproverClient } from '../approval/http/client.js';
 import type { PvReading } from '../approval/pv-reader.js';
 import { type ApproverRole, createToken, hashToken } from '../approval/tokens.js';
 import { ConfigError, InvalidRequestError } from '../errors.js';
@@ -207,7 +207,7 @@ export function registerApprovalsCommands(program: Command, globals: () => Globa
         await Promise.all([
           import('./context.js'),
           import('../logger.js'),
-          import('../approval/approver-api.js'),
+          import('../approval/http/server.js'),
           import('./shutdown.js'),
         ]);
       const config = resolveConfig(globals());

@@ -159,8 +159,8 @@ metricsFlags(program.command('worker'))
     const c = await config();
     applyPortFlags(c, o);
     const [{ Fleet }, { preflight }] = await Promise.all([
-      import('../workers/run-worker.js'),
-      import('../workers/preflight.js'),
+      import('../workers/fleet.js'),
+      import('../ops/preflight.js'),
     ]);
     const log = await logger();
     const { generator } = await preflight(c, { stages: checkStages(stages), logger: log });
@@ -227,7 +227,7 @@ program
   .action(async (o: { port?: number | 'off'; host?: string }) => {
     const c = await config();
     applyPortFlags(c, { ...(o.port !== undefined ? { apiPort: o.port } : {}), ...(o.host ? { apiHost: o.host } : {}) });
-    const { startProducerApi } = await import('../api/producer-api.js');
+    const { startProducerApi } = await import('../api/producer-server.js');
     const { createLogger } = await import('../logger.js');
     const api = await startProducerApi({
       config: c,

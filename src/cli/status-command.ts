@@ -1,11 +1,11 @@
 import type { Config } from '../config.js';
 import { LeaseStore } from '../executors/kernel-leases.js';
+import { FAILURE_OUTCOMES, presentWorkers, recentOutcomes } from '../ops/fleet-presence.js';
 import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
 import type { RedisConnection as Redis } from '../redis/connection.js';
 import { createRedis, keyPrefix, redactUrl, scanKeys, waitReady } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
-import { FAILURE_OUTCOMES, presentWorkers, recentOutcomes } from '../workers/fleet-presence.js';
 
 /** The window of `failure_rate_15m`. */
 const FAILURE_WINDOW_MINUTES = 15;

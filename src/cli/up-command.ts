@@ -1,15 +1,16 @@
-import type { ProducerApi } from '../api/producer-api.js';
+import type { ProducerApi } from '../api/producer-server.js';
 import { type ApproverApi, startApproverApi } from '../approval/index.js';
 import type { Config } from '../config.js';
 import { type SoftIoc, startSoftIoc } from '../epics/soft-ioc.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { urlHost } from '../http/url-host.js';
 import type { Logger } from '../logger.js';
+import { EXECUTION_MODES } from '../modes.js';
+import { preflight } from '../ops/preflight.js';
 import type { Stage } from '../queues/envelope.js';
 import { redactUrl } from '../redis/connection.js';
 import { type LocalRedis, startLocalRedis } from '../redis/redis-server.js';
-import { preflight } from '../workers/preflight.js';
-import { Fleet } from '../workers/run-worker.js';
+import { Fleet } from '../workers/fleet.js';
 import { clearUpState, type GlobalOptions, resolveRedisUrl, writeUpState } from './context.js';
 import { onShutdown } from './shutdown.js';
 
@@ -78,7 +79,7 @@ export async function startLocalStack(
       // Read-only code talks to the IOC's read-only endpoint (writes refused at the IOC as well as
       // by the in-process guard); write-capable code to the read-write one.
       const endpoints = { read_only: ioc.readOnlyEnv ?? ioc.env, write_access: ioc.env };
-      for (const mode of ['read_only', 'write_access'] as const) {
+      for (const mode of EXECUTION_MODES) {
         config.execution.modes[mode].environment = { ...endpoints[mode], ...config.execution.modes[mode].environment };
       }
       logger.info({ port: ioc.port }, 'started the simulated accelerator (soft IOC)');
@@ -109,7 +110,7 @@ export async function startLocalStack(
     interrupted();
     const apiPort = opts.apiPort !== undefined ? opts.apiPort : config.pyexec.api.port;
     if (apiPort !== null) {
-      const { startProducerApi } = await import('../api/producer-api.js');
+      const { startProducerApi } = await import('../api/producer-server.js');
       api = await startProducerApi({ config, redisUrl, logger, port: apiPort });
     }
     interrupted();

@@ -4,7 +4,6 @@
  * prefix) or over the producer HTTP API (PyexecHttpClient: its URL and a token).
  */
 export {
-  ApprovalMismatchError,
   ForbiddenError,
   InvalidRequestError,
   PayloadTooLargeError,

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { InvalidRequestError, RequestNotFoundError, ThreadConflictError } from '../errors.js';
-import { executionFolderFor } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
 import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
@@ -23,6 +22,7 @@ import {
   prepareRequest,
   type RequestLimits,
 } from '../request.js';
+import { executionFolderFor } from '../store/execution-folder.js';
 import { type RequestEvent, type RequestSnapshot, RequestStore, TERMINAL } from '../store/request-store.js';
 import { isAfter, type PyexecEvent, toPyexecEvent } from './events.js';
 

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { freePort } from '../free-port.js';
 import { signalGroup, spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
-import { freePort } from '../redis/redis-server.js';
 
 export interface SoftIoc {
   readonly port: number;

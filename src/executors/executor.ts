@@ -1,6 +1,7 @@
+import type { ExecutionMethod, ExecutionMode } from '../modes.js';
 import type { PythonExecutionRequest } from '../request.js';
 
-export type ExecutionMode = 'read_only' | 'write_access';
+export type { ExecutionMode } from '../modes.js';
 
 /** What an executor is asked to run. */
 export interface ExecutionTask {
@@ -67,7 +68,7 @@ export type ExecutionOutcome =
 
 /** The execution plug-in point. */
 export interface Executor {
-  readonly method: 'local' | 'container';
+  readonly method: ExecutionMethod;
   execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome>;
   close?(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KernelConnection } from '@jupyterlab/services';
 import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
+import { writeKernelOutputs } from '../store/execution-folder.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
 import { type CellResult, type NotebookOutput, type RunCellOptions, runCell } from './kernel-run.js';
@@ -197,11 +198,7 @@ export class JupyterExecutor implements Executor {
       'utf8',
     );
     const outputs: NotebookOutput[] = main.outputs;
-    await writeFile(
-      path.join(folder, 'kernel_outputs.json'),
-      JSON.stringify({ execution_count: main.executionCount, outputs }),
-      'utf8',
-    );
+    await writeKernelOutputs(folder, main.executionCount, outputs);
     return figures;
   }
 

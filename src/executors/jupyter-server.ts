@@ -6,9 +6,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { ExecutorUnavailableError } from '../errors.js';
+import { freePort } from '../free-port.js';
+import { EXECUTION_MODES } from '../modes.js';
 import { spawnOwned, stopGroup } from '../process-group.js';
 import { pythonExecutable, pythonPackageDir, scrubbedEnv } from '../python-env.js';
-import { freePort } from '../redis/redis-server.js';
 import type { ExecutionMode } from './executor.js';
 import type { KernelModes } from './pool-config.js';
 
@@ -72,7 +73,7 @@ export async function spawnJupyterServer(options: SpawnJupyterServerOptions): Pr
   const rootDir = options.rootDir ?? path.join(dir, 'work');
   mkdirSync(rootDir, { recursive: true });
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  const serve = options.serve ?? (['read_only', 'write_access'] as const);
+  const serve = options.serve ?? EXECUTION_MODES;
   const env = scrubbedEnv({});
   try {
     await run(

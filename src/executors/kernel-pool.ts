@@ -5,6 +5,7 @@ import type { KernelConnection } from '@jupyterlab/services';
 import { ExecutorUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { EXECUTION_MODES } from '../modes.js';
 import type { RedisConnection as Redis } from '../redis/connection.js';
 import type { ExecutionMode } from './executor.js';
 import type { JupyterServerRef } from './jupyter-server.js';
@@ -397,7 +398,7 @@ export class KernelPool {
     const metrics = this.options.metrics;
     if (!metrics) return;
     const stats = await this.stats();
-    for (const mode of ['read_only', 'write_access'] as const) {
+    for (const mode of EXECUTION_MODES) {
       for (const state of ['idle', 'leased', 'recycling'] as const)
         metrics.kernels.set({ mode, state }, stats[mode][state]);
     }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { ExecutionMode } from '../modes.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import { ForkServer, ForkServerError } from './fork-server.js';
@@ -14,7 +15,7 @@ export interface LocalExecutorOptions {
   /** The project's Python (with pyexec_runtime importable through PYTHONPATH). */
   python?: string;
   /** Extra environment per mode (execution.modes.<mode>.environment, EPICS settings). */
-  modeEnv?: Partial<Record<'read_only' | 'write_access', Record<string, string>>>;
+  modeEnv?: Partial<Record<ExecutionMode, Record<string, string>>>;
   /** Bytes kept per output stream. */
   maxOutputBytes?: number;
   /** How the subprocess confines itself (config `execution.confinement`). @defaultValue "landlock" */

@@ -2,9 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { configError, schemaProblems } from '../config-checks.js';
 import { ConfigError } from '../errors.js';
-import type { ExecutionMode } from './executor.js';
-
-const Mode = z.enum(['read_only', 'write_access']);
+import { EXECUTION_MODES, ExecutionMode } from '../modes.js';
 
 /** A Jupyter server that pyexec does not start: a container in docker-compose or Kubernetes. */
 const ServerEntry = z.strictObject({
@@ -13,7 +11,10 @@ const ServerEntry = z.strictObject({
   /** The server's token (IdentityProvider.token); `${VAR}` in config.yml keeps it out of the file. */
   token: z.string().default(''),
   /** Execution modes whose kernels this server runs. @defaultValue both */
-  modes: z.array(Mode).min(1).default(['read_only', 'write_access']),
+  modes: z
+    .array(ExecutionMode)
+    .min(1)
+    .default([...EXECUTION_MODES]),
   /** A short name for logs and metrics. @defaultValue the URL */
   name: z.string().min(1).optional(),
 });
@@ -32,7 +33,10 @@ export const KernelPoolSettings = z.strictObject({
       /** Time a spawned server has to answer. @defaultValue 60000 */
       startup_timeout_ms: z.number().int().min(1000).default(60_000),
       /** Modes the spawned servers serve. @defaultValue both */
-      modes: z.array(Mode).min(1).default(['read_only', 'write_access']),
+      modes: z
+        .array(ExecutionMode)
+        .min(1)
+        .default([...EXECUTION_MODES]),
     })
     .prefault({}),
   /** Warm kernels kept per mode on each server (the pool's capacity per server and mode). @defaultValue 2 */
@@ -90,13 +94,13 @@ function ospreyServers(config: Config): KernelPoolSettings['servers'] {
   const { jupyter_host: host, jupyter_port: port, jupyter_token: token = '' } = config.execution.container;
   if (host !== undefined) {
     const p = port ?? 8888;
-    return [{ name: `${host}:${p}`, url: `http://${hostPart(host)}:${p}/`, token, modes: [...Mode.options] }];
+    return [{ name: `${host}:${p}`, url: `http://${hostPart(host)}:${p}/`, token, modes: [...EXECUTION_MODES] }];
   }
   return Object.entries(config.services?.jupyter?.containers ?? {}).map(([name, c]) => ({
     name,
     url: `http://${hostPart(c.hostname)}:${c.port_host}/`,
     token,
-    modes: c.execution_modes ?? [...Mode.options],
+    modes: c.execution_modes ?? [...EXECUTION_MODES],
   }));
 }
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { readClaudeConfigFile } from './claude-config-file.js';
+import { BUILTIN_CLAUDE_PROFILES, type ClaudePhase, ClaudeProfile } from './claude-profiles.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest, GeneratorLogger, TokenUsage } from './code-generator.js';
 import { extractCode } from './extract-code.js';
 import { linkedSignal } from './linked-signal.js';
@@ -22,31 +23,6 @@ import { LlmSettings, parseSettings, readEnv, redactUrl, resolveLlmSettings } fr
  * The SDK is imported by the factory (`loadAnthropicSdk`), never statically, so that a missing
  * `@anthropic-ai/sdk` lets the factory fall back to `basic`.
  */
-
-export const ClaudePhase = z.enum(['plan', 'generate', 'review']);
-export type ClaudePhase = z.output<typeof ClaudePhase>;
-
-const VALID_ORDERS = ['generate', 'plan,generate', 'generate,review', 'plan,generate,review'];
-
-export const ClaudeProfile = z.strictObject({
-  phases: z
-    .array(ClaudePhase)
-    .refine(
-      (p) => VALID_ORDERS.includes(p.join(',')),
-      `must be one of: ${VALID_ORDERS.map((o) => `[${o}]`).join(', ')}`,
-    ),
-  /** Model of this profile; overrides the generator's model_id. */
-  model: z.string().min(1).optional(),
-  max_tokens: z.number().int().positive().optional(),
-  temperature: z.number().min(0).max(1).optional(),
-});
-export type ClaudeProfile = z.output<typeof ClaudeProfile>;
-
-export const BUILTIN_CLAUDE_PROFILES: Readonly<Record<string, ClaudeProfile>> = {
-  fast: { phases: ['generate'] },
-  balanced: { phases: ['plan', 'generate'] },
-  robust: { phases: ['plan', 'generate', 'review'] },
-};
 
 /** `execution.generators.claude_code`: the LlmSettings keys plus the profile choice and custom profiles. */
 export const ClaudeSettings = LlmSettings.extend({

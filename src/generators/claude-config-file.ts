@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
-import type { ClaudePhase, ClaudeProfile } from './anthropic-generator.js';
+import type { ClaudePhase, ClaudeProfile } from './claude-profiles.js';
 
 /**
  * Osprey's `claude_config_path` (claude_generator_config.yml), read for its `profiles` so that an

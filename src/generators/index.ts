@@ -1,13 +1,11 @@
 export type { AnthropicGeneratorOptions, AnthropicSdk } from './anthropic-generator.js';
 export {
   AnthropicGenerator,
-  BUILTIN_CLAUDE_PROFILES,
-  ClaudePhase,
-  ClaudeProfile,
   ClaudeSettings,
   DEFAULT_CLAUDE_MODEL,
   loadAnthropicSdk,
 } from './anthropic-generator.js';
+export { BUILTIN_CLAUDE_PROFILES, ClaudePhase, ClaudeProfile } from './claude-profiles.js';
 export type {
   CodeGenerator,
   ErrorFeedback,

@@ -1,10 +1,8 @@
 import { z } from 'zod';
+import { ExecutionMethod, ExecutionMode } from '../modes.js';
 import { PythonExecutionRequest } from '../request.js';
 
 export { QueueName, STAGES, type Stage } from './queue-name.js';
-
-export const ExecutionModeName = z.enum(['read_only', 'write_access']);
-export type ExecutionModeName = z.output<typeof ExecutionModeName>;
 
 export const TerminalStatus = z.enum(['succeeded', 'failed', 'rejected', 'expired', 'cancelled']);
 export type TerminalStatus = z.output<typeof TerminalStatus>;
@@ -64,7 +62,7 @@ export const AnalysisRecord = z.object({
   findings: z.array(Finding),
   /** The write calls with their PV and value (for the approver); older jobs have none. */
   writes: z.array(WriteSite).default([]),
-  mode: ExecutionModeName,
+  mode: ExecutionMode,
   approvalRequired: z.boolean(),
   approvalReason: z.string(),
   reportSha256: z.string(),
@@ -81,7 +79,7 @@ export const ApprovalRecord = z.object({
   decidedAt: z.number(),
   codeSha256: z.string(),
   analysisSha256: z.string(),
-  mode: ExecutionModeName,
+  mode: ExecutionMode,
   reason: z.string().optional(),
   payload: z.record(z.string(), z.unknown()).optional(),
 });
@@ -89,8 +87,8 @@ export type ApprovalRecord = z.output<typeof ApprovalRecord>;
 
 /** What an executor returned for a successful run. */
 export const ExecutionRecord = z.object({
-  method: z.enum(['local', 'container']),
-  mode: ExecutionModeName,
+  method: ExecutionMethod,
+  mode: ExecutionMode,
   results: z.unknown(),
   stdout: z.string(),
   stderr: z.string(),
@@ -116,7 +114,7 @@ export const Envelope = z.object({
   generationFailures: z.number().int().min(0).default(0),
   /** Code errors found by execution (runtime, missing results) so far. */
   executionFailures: z.number().int().min(0).default(0),
-  executionMethod: z.enum(['local', 'container']),
+  executionMethod: ExecutionMethod,
   executionFolder: z.string(),
   code: z.string().max(1_000_000).optional(),
   codeSha256: z.string().optional(),

@@ -10,7 +10,6 @@ export {
   ApprovalRecord,
   Envelope,
   ErrorEntry,
-  ExecutionModeName,
   ExecutionRecord,
   Finding,
   Outcome,

@@ -1,10 +1,10 @@
 import { z } from 'zod';
+import { ExecutionMode } from '../modes.js';
 import {
   AnalysisRecord,
   ApprovalRecord,
   Envelope,
   ErrorEntry,
-  ExecutionModeName,
   Finding,
   Outcome,
   StageTiming,
@@ -39,7 +39,7 @@ export const AnalysisView = z.object({
   risk: AnalysisRecord.shape.risk,
   findings: z.array(Finding),
   writes: z.array(WriteSite),
-  mode: ExecutionModeName,
+  mode: ExecutionMode,
   approval_required: z.boolean(),
   approval_reason: z.string(),
   report_sha256: z.string(),
@@ -54,7 +54,7 @@ export const ApprovalView = z.object({
   decided_at: z.number(),
   code_sha256: z.string(),
   analysis_sha256: z.string(),
-  mode: ExecutionModeName,
+  mode: ExecutionMode,
   reason: z.string().nullable(),
   payload: z.record(z.string(), z.unknown()).nullable(),
 });

@@ -1,9 +1,9 @@
 import type { Processor } from 'bullmq';
-import type { AnalysisReport, Analyzer } from '../analysis/analyzer.js';
-import type { Config } from '../config.js';
-import { writeJson } from '../executors/execution-folder.js';
+import type { Analyzer } from '../analysis/analyzer.js';
+import type { DecidePolicy } from '../analysis/policy.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import type { AnalysisRecord } from '../queues/envelope.js';
+import { writeJson } from '../store/execution-folder.js';
 import {
   endRequest,
   handoff,
@@ -14,21 +14,6 @@ import {
   withError,
   withTiming,
 } from './stage-runtime.js';
-
-/** What the policy decided about analysed code (see src/analysis decidePolicy). */
-export interface PolicyDecision {
-  readonly mode: 'read_only' | 'write_access';
-  readonly approvalRequired: boolean;
-  readonly approvalReason: string;
-  /** A safety refusal: terminal, never regenerated around. */
-  readonly refusal?: { readonly errorType: string; readonly message: string } | undefined;
-  /** A code error (syntax): regenerate with the error in the chain. */
-  readonly codeError?:
-    | { readonly errorType: string; readonly message: string; readonly line: number; readonly column: number }
-    | undefined;
-}
-
-export type DecidePolicy = (report: AnalysisReport, config: Config) => PolicyDecision;
 
 /**
  * Analysis: runs the static analysis, applies the policy, and routes: syntax errors back to

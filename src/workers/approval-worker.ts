@@ -1,8 +1,8 @@
 import type { Processor } from 'bullmq';
 import type { ApprovalService } from '../approval/approval-service.js';
-import { writeJson } from '../executors/execution-folder.js';
 import { ApprovalJob } from '../queues/approval.js';
 import { baseJobId } from '../queues/job-id.js';
+import { writeJson } from '../store/execution-folder.js';
 import { endRequest, handoff, type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
 
 /**

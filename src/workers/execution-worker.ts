@@ -1,9 +1,10 @@
 import type { Processor } from 'bullmq';
+import type { PolicyDecision } from '../analysis/policy.js';
 import { ExecutorUnavailableError } from '../errors.js';
-import { prepareRun } from '../executors/execution-folder.js';
 import type { Executor } from '../executors/executor.js';
+import type { ExecutionMethod } from '../modes.js';
 import { ExecutionJob } from '../queues/execution.js';
-import type { PolicyDecision } from './analysis-worker.js';
+import { prepareRun } from '../store/execution-folder.js';
 import { LiveOutput } from './live-output.js';
 import {
   endRequest,
@@ -48,7 +49,7 @@ function verifyApproval(env: ExecutionJob, rechecked: PolicyDecision | null): st
  */
 export function createExecutionProcessor(
   deps: StageDeps & {
-    executors: Partial<Record<'local' | 'container', Executor>>;
+    executors: Partial<Record<ExecutionMethod, Executor>>;
     /** Recomputes the policy from the code (the analyzer and policy of the analysis stage). */
     recheck?: (code: string) => Promise<PolicyDecision>;
   },

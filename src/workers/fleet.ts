@@ -1,28 +1,30 @@
 import { Worker } from 'bullmq';
 import type { Analyzer } from '../analysis/analyzer.js';
+import type { DecidePolicy } from '../analysis/policy.js';
 import { ApprovalService } from '../approval/approval-service.js';
 import type { Config } from '../config.js';
-import { ExecutionFolderPruner } from '../executors/execution-folder-pruner.js';
 import type { Executor } from '../executors/executor.js';
 import { type ConfinementStatus, createExecutors, describeConfinement } from '../executors/index.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import { createCodeGenerator } from '../generators/factory.js';
-import { type OpsServerOptions, type ProcessState, startOpsServer } from '../http/ops-server.js';
 import type { Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
+import type { ExecutionMethod } from '../modes.js';
+import { FleetPresence, recordOutcome } from '../ops/fleet-presence.js';
+import { type OpsServerOptions, type ProcessState, startOpsServer } from '../ops/ops-server.js';
+import { bullmqExposition, refreshQueueMetrics } from '../ops/queue-metrics.js';
 import { QueueName, STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import type { RedisConnection as Redis } from '../redis/connection.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
+import { ExecutionFolderPruner } from '../store/execution-folder-pruner.js';
 import { RequestStore } from '../store/request-store.js';
-import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
+import { createAnalysisProcessor } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { RunningJobs, watchCancellations } from './cancellations.js';
 import { createExecutionProcessor } from './execution-worker.js';
-import { FleetPresence, recordOutcome } from './fleet-presence.js';
 import { createGenerationProcessor } from './generation-worker.js';
-import { bullmqExposition, refreshQueueMetrics } from './queue-metrics.js';
-import { Reaper } from './reaper.js';
+import { Reaper, type ReaperDeps } from './reaper.js';
 import { createResultProcessor } from './result-worker.js';
 import type { FaultPoint, StageDeps } from './stage-runtime.js';
 
@@ -38,7 +40,7 @@ export interface FleetOptions {
   readonly generator?: CodeGenerator;
   readonly analyzer?: Analyzer;
   readonly decidePolicy?: DecidePolicy;
-  readonly executors?: Partial<Record<'local' | 'container', Executor>>;
+  readonly executors?: Partial<Record<ExecutionMethod, Executor>>;
   readonly metrics?: Metrics;
   /**
    * Export the queue-wide gauges (pyexec_queue_jobs, oldest waiting job, overdue approvals) of all
@@ -122,7 +124,7 @@ export class Fleet {
     const stages = this.options.stages ?? STAGES;
     await this.redis.ping();
     await this.checkEvictionPolicy();
-    const deps: StageDeps = {
+    const deps: ReaperDeps = {
       config,
       queues: this.queues,
       store: this.store,

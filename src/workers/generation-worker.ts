@@ -1,10 +1,10 @@
 import type { Processor } from 'bullmq';
 import type { Config } from '../config.js';
 import { CodeGenerationError, errorKind } from '../errors.js';
-import { executionFolderFor, writeJson } from '../executors/execution-folder.js';
 import type { CodeGenerator } from '../generators/code-generator.js';
 import type { Envelope } from '../queues/envelope.js';
 import { GenerationJob } from '../queues/generation.js';
+import { executionFolderFor, writeJson } from '../store/execution-folder.js';
 import {
   endRequest,
   handoff,

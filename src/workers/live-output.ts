@@ -14,7 +14,7 @@ export interface OutputProgress {
 }
 
 export interface LiveOutputOptions {
-  readonly store: RequestStore;
+  readonly store: Pick<RequestStore, 'appendOutput' | 'outputSummary'>;
   readonly requestId: string;
   /** Output is gathered this long before it is sent. */
   readonly flushMs: number;

@@ -1,6 +1,5 @@
 import { Job } from 'bullmq';
 import type { z } from 'zod';
-import { executionFolderFor } from '../executors/execution-folder.js';
 import type { Logger } from '../logger.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import { ApprovalJob } from '../queues/approval.js';
@@ -8,9 +7,12 @@ import { Envelope, STAGES, type Stage } from '../queues/envelope.js';
 import { ExecutionJob } from '../queues/execution.js';
 import { GenerationJob } from '../queues/generation.js';
 import { jobId, requestIdOfJob, requeueCount, requeuedJobId } from '../queues/job-id.js';
+import type { QueueSet } from '../queues/queue-set.js';
 import { ResultJob } from '../queues/result.js';
 import type { RedisConnection as Redis } from '../redis/connection.js';
 import { PythonExecutionRequest } from '../request.js';
+import { executionFolderFor } from '../store/execution-folder.js';
+import type { RequestStore } from '../store/request-store.js';
 import { placed } from './generation-worker.js';
 import { recordEnd } from './result-worker.js';
 import { endRequest, type StageDeps } from './stage-runtime.js';
@@ -41,8 +43,11 @@ import { endRequest, type StageDeps } from './stage-runtime.js';
  *   otherwise                        → the request fails (`infrastructure`), saying how often the
  *                                     stage stopped; a result job records the end itself
  */
+/** The reaper reads jobs and records beyond what a stage needs: the real queue set and store. */
+export type ReaperDeps = StageDeps & { readonly queues: QueueSet; readonly store: RequestStore };
+
 export interface ReaperOptions {
-  readonly deps: StageDeps;
+  readonly deps: ReaperDeps;
   readonly redis: Redis;
   readonly prefix: string;
   readonly logger: Logger;
@@ -101,7 +106,7 @@ export class Reaper {
 
   constructor(private readonly options: ReaperOptions) {}
 
-  private get deps(): StageDeps {
+  private get deps(): ReaperDeps {
     return this.options.deps;
   }
 

@@ -1,24 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Processor } from 'bullmq';
-import { writeJson } from '../executors/execution-folder.js';
-import { buildNotebook } from '../executors/notebook.js';
 import type { Logger } from '../logger.js';
 import { type PythonExecutionResponse, ResultJob, responseViews } from '../queues/result.js';
+import { readKernelOutputs, writeJson } from '../store/execution-folder.js';
+import { buildNotebook } from '../store/notebook.js';
 import type { EndResult } from '../store/request-store.js';
 import { type StageDeps, stageProcessor, withTiming } from './stage-runtime.js';
-
-/** The cell outputs a kernel produced (container method), if the run left them. */
-async function readKernelOutputs(folder: string): Promise<{ kernelOutputs?: unknown[] }> {
-  try {
-    const parsed = JSON.parse(await readFile(path.join(folder, 'kernel_outputs.json'), 'utf8')) as {
-      outputs?: unknown;
-    };
-    return Array.isArray(parsed.outputs) ? { kernelOutputs: parsed.outputs } : {};
-  } catch {
-    return {};
-  }
-}
 
 /**
  * The notebook's address in JupyterLab: `base` (the execution root there) plus the notebook's path
@@ -85,6 +73,7 @@ export function buildResponse(
 async function writeNotebook(final: ResultJob): Promise<string> {
   const ex = final.execution;
   const lastCodeError = [...final.errorChain].reverse().find((e) => e.stage === 'execution');
+  const kernelOutputs = await readKernelOutputs(final.executionFolder);
   const notebook = await buildNotebook(final.executionFolder, {
     title: `pyexec: ${final.request.task_objective.slice(0, 120)}`,
     status: final.outcome.status,
@@ -101,7 +90,7 @@ async function writeNotebook(final: ResultJob): Promise<string> {
     stderr: ex?.stderr ?? '',
     figures: ex?.figures ?? [],
     results: ex?.results,
-    ...(await readKernelOutputs(final.executionFolder)),
+    ...(kernelOutputs ? { kernelOutputs } : {}),
     error:
       final.outcome.status !== 'succeeded' && lastCodeError
         ? { name: lastCodeError.errorType, message: lastCodeError.message, traceback: lastCodeError.traceback ?? '' }

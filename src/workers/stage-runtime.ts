@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Job, type Processor, UnrecoverableError } from 'bullmq';
+import { type Job, type Processor, type Queue, UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { coerceError, errorKind, ServiceError } from '../errors.js';
@@ -7,22 +7,31 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js';
 import { jobId, parseJob } from '../queues/job-id.js';
-import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
 
 /**
- * Named points where a test can stop a process (`FleetOptions.faults`): each sits where a crash
- * would once have cut a step in two.
+ * Named points where a test can stop a process (`FleetOptions.faults`, wired only by test entry
+ * points such as test/support/worker-entry.ts): each sits where a crash would cut a step in two.
  *   `result:ended`     the result stage recorded the end, its job is not yet complete
  *   `reaper:decided`   the reaper decided what to do with a failed job, and has not done it
+ *   `handoff:<stage>`  a stage added the next stage's job, its own job is not yet complete
  */
-export type FaultPoint = 'result:ended' | 'reaper:decided';
+export type FaultPoint = 'result:ended' | 'reaper:decided' | `handoff:${Stage}`;
+
+/** The part of the request store the stages use (RequestStore; an in-memory fake in unit tests). */
+export type StageStore = Pick<
+  RequestStore,
+  'hasEnded' | 'isCancelRequested' | 'setStatus' | 'setHold' | 'end' | 'event' | 'appendOutput' | 'outputSummary'
+>;
+
+/** Where stages add the next stage's job (the QueueSet; a recording fake in unit tests). */
+export type StageQueues = Readonly<Record<Stage, Pick<Queue, 'add'>>>;
 
 /** What every stage processor closes over. */
 export interface StageDeps {
   readonly config: Config;
-  readonly queues: QueueSet;
-  readonly store: RequestStore;
+  readonly queues: StageQueues;
+  readonly store: StageStore;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Test hook called at each FaultPoint (test/support's process entry exits there). */
@@ -54,9 +63,7 @@ export async function handoff(
   const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
   const data = { ...env, ...extra, enqueuedAt: Date.now() };
   await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
-  // Fault injection for the crash-between-stages test: die right after the hand-off, before the
-  // current job is marked complete.
-  if (process.env['PYEXEC_FAULT'] === `exit-after-handoff:${stage}`) process.exit(137);
+  deps.fault?.(`handoff:${stage}`);
   return id;
 }
 

@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { ApproverClient } from '../../src/approval/approver-client.js';
+import { ApproverClient } from '../../src/approval/http/client.js';
 import { createToken } from '../../src/approval/tokens.js';
 import { type SoftIoc, startSoftIoc } from '../../src/epics/soft-ioc.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';

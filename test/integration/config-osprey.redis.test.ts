@@ -19,10 +19,10 @@ import { ConfigError } from '../../src/errors.js';
 import { type SpawnedJupyterServer, spawnJupyterServer } from '../../src/executors/jupyter-server.js';
 import { kernelModes } from '../../src/executors/pool-config.js';
 import { silentLogger } from '../../src/logger.js';
+import { preflight } from '../../src/ops/preflight.js';
 import { projectRoot } from '../../src/python-env.js';
-import { preflight } from '../../src/workers/preflight.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
-import { type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
+import { type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 
 const exec = promisify(execFile);
 let ioc: SoftIocWithReadOnly;

@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { silentLogger } from '../../src/logger.js';
 import { projectRoot, pythonExecutable, pythonPackageDir } from '../../src/python-env.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { eventually, redis, stopRedis, testConfig } from '../support/harness.js';
 
 const exec = promisify(execFile);

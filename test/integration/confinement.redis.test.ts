@@ -31,7 +31,7 @@ import { createRedis, keyPrefix } from '../../src/redis/connection.js';
 import { PythonExecutionRequest } from '../../src/request.js';
 import { type EscapeFacts, escapeProgram, escapeRecord, ROUTES } from '../support/escape-routes.js';
 import { redis, stopRedis, testConfig } from '../support/harness.js';
-import { iocModes, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
+import { iocModes, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 
 const PV = 'DEVICE:PV:SETPOINT';
 const START = 10;

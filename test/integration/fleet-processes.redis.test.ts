@@ -22,14 +22,17 @@ afterEach(async () => {
 });
 
 /** Writes the bed's config as a file (JSON is YAML) and starts `pyexec worker <stages>` on it. */
-function spawnWorker(b: TestBed, stages: string[], env: Record<string, string> = {}): ChildProcess {
+/** `pyexec worker <stages>`; with `fault`, the test entry that exits (137) at that FaultPoint. */
+function spawnWorker(b: TestBed, stages: string[], fault?: string): ChildProcess {
   const file = path.join(b.config.pyexec.execution_root, `config-${children.length}.yml`);
   writeFileSync(file, JSON.stringify({ ...b.config, pyexec: { ...b.config.pyexec, metrics_port: 0 } }));
   const child = spawn(
     'node',
-    [path.join(projectRoot, 'bin/pyexec.js'), '--config', file, '--redis', b.redisUrl, 'worker', ...stages],
+    fault
+      ? ['--import', 'tsx', path.join(projectRoot, 'test/support/worker-entry.ts'), file, b.redisUrl, fault, ...stages]
+      : [path.join(projectRoot, 'bin/pyexec.js'), '--config', file, '--redis', b.redisUrl, 'worker', ...stages],
     {
-      env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
@@ -51,7 +54,7 @@ describe('worker processes', () => {
       bed = await testBed({ pyexec: { lock_duration_ms: 1500, stalled_interval_ms: 1000 } });
       // This process runs every stage but analysis; analysis runs in child processes.
       await bed.startFleet({ stages: ['generation', 'execution', 'result'] });
-      const crashing = spawnWorker(bed, ['analysis'], { PYEXEC_FAULT: 'exit-after-handoff:execution' });
+      const crashing = spawnWorker(bed, ['analysis'], 'handoff:execution');
       const { requestId } = await bed.client.submit(sampleRequest());
       assert.equal(await exited(crashing), 137, 'the fault hook ends the worker after the hand-off');
       // A healthy analysis worker finds the stalled job and runs it again.

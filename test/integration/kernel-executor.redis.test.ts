@@ -16,7 +16,7 @@ import { createExecutors, type ExecutorSet } from '../../src/executors/index.js'
 import { silentLogger } from '../../src/logger.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { redis, stopRedis, testConfig } from '../support/harness.js';
-import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
+import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 
 let ioc: SoftIocWithReadOnly;
 let set: ExecutorSet;

@@ -24,12 +24,12 @@ import { LeaseStore } from '../../src/executors/kernel-leases.js';
 import type { KernelPool } from '../../src/executors/kernel-pool.js';
 import { runCell } from '../../src/executors/kernel-run.js';
 import { kernelModes } from '../../src/executors/pool-config.js';
+import { freePort } from '../../src/free-port.js';
 import { silentLogger } from '../../src/logger.js';
 import { projectRoot, pythonExecutable } from '../../src/python-env.js';
 import { keyPrefix } from '../../src/redis/connection.js';
-import { freePort } from '../../src/redis/redis-server.js';
 import { sampleRequest, stopRedis, type TestBed, testBed, testConfig } from '../support/harness.js';
-import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
+import { iocModes, kernelTask, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 
 const exec = promisify(execFile);
 let ioc: SoftIocWithReadOnly;

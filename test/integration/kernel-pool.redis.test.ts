@@ -30,7 +30,7 @@ let dir: string;
 function startWorker(configFile: string, redisUrl: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'test/integration/kernel-worker-process.ts', configFile, redisUrl],
+    ['--import', 'tsx', 'test/support/kernel-worker-process.ts', configFile, redisUrl],
     {
       cwd: projectRoot,
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { type ProducerApi, startProducerApi } from '../../src/api/producer-api.js';
+import { type ProducerApi, startProducerApi } from '../../src/api/producer-server.js';
 import { createToken } from '../../src/approval/tokens.js';
 import type { PyexecEvent } from '../../src/client/events.js';
 import { PyexecHttpClient } from '../../src/client/http-client.js';
@@ -23,8 +23,8 @@ import { projectRoot } from '../../src/python-env.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { RequestStore } from '../../src/store/request-store.js';
 import { sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
+import { iocModes, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 import { ScriptedGenerator } from '../support/scripted-generator.js';
-import { iocModes, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from './kernel-support.js';
 
 const producer = createToken('agent', 'producer');
 let ioc: SoftIocWithReadOnly;

@@ -509,7 +509,7 @@ describe('secrets and generator wiring', () => {
         });
         const gen = await createCodeGenerator(config, { env: { OPENAI_API_KEY: 'sk-test' } });
         assert.ok(gen instanceof OpenAiGenerator, where);
-        const { makeRequest, never } = await import('../unit/generators/support.js');
+        const { makeRequest, never } = await import('../support/generator-support.js');
         assert.equal((await gen.generate(makeRequest(), never)).code.trim(), 'results = {"ok": True}', where);
         assert.equal(llm.requests.at(-1)?.model, 'site-model', where);
       }

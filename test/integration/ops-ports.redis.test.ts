@@ -10,11 +10,11 @@ import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { startApproverApi } from '../../src/approval/approver-api.js';
+import { startApproverApi } from '../../src/approval/http/server.js';
 import { ConfigError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { projectRoot } from '../../src/python-env.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { stopRedis, type TestBed, testBed } from '../support/harness.js';
 
 const exec = promisify(execFile);

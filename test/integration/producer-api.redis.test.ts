@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ProducerApi, startProducerApi } from '../../src/api/producer-api.js';
+import { type ProducerApi, startProducerApi } from '../../src/api/producer-server.js';
 import { createToken } from '../../src/approval/tokens.js';
 import type { PyexecEvent } from '../../src/client/events.js';
 import { PyexecHttpClient, parseSse } from '../../src/client/http-client.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PvReader } from '../../src/approval/pv-reader.js';
 import { caEnv, type SoftIoc, startSoftIoc } from '../../src/epics/soft-ioc.js';
-import { freePort } from '../../src/redis/redis-server.js';
+import { freePort } from '../../src/free-port.js';
 
 let ioc: SoftIoc;
 

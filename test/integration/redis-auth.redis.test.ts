@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { freePort } from '../../src/free-port.js';
 import { projectRoot } from '../../src/python-env.js';
-import { freePort } from '../../src/redis/redis-server.js';
 import { sampleRequest } from '../support/harness.js';
 
 const exec = promisify(execFile);

@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
-import { ExecutionFolderPruner } from '../../src/executors/execution-folder-pruner.js';
 import { silentLogger } from '../../src/logger.js';
+import { ExecutionFolderPruner } from '../../src/store/execution-folder-pruner.js';
 import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
 
 let bed: TestBed | undefined;

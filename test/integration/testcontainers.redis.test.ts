@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { silentLogger } from '../../src/logger.js';
-import { Fleet } from '../../src/workers/run-worker.js';
+import { Fleet } from '../../src/workers/fleet.js';
 import { sampleRequest, testConfig } from '../support/harness.js';
 import { dockerUnavailable, startRedisContainer } from '../support/redis-container.js';
 

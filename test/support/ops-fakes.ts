@@ -15,12 +15,13 @@
  */
 
 import type { AnalysisReport, Analyzer } from '../../src/analysis/analyzer.js';
-import { approvalRequired, type Config } from '../../src/config.js';
+import type { DecidePolicy, PolicyDecision } from '../../src/analysis/policy.js';
+import { approvalRequired } from '../../src/analysis/policy.js';
+import type { Config } from '../../src/config.js';
 import { GeneratorUnavailableError } from '../../src/errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from '../../src/executors/executor.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest } from '../../src/generators/code-generator.js';
 import type { RedisConnection as Redis } from '../../src/redis/connection.js';
-import type { DecidePolicy, PolicyDecision } from '../../src/workers/analysis-worker.js';
 
 export const TOKENS = { input: 100, output: 20 } as const;
 

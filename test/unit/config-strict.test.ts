@@ -18,7 +18,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelModes, kernelPoolSettings } from '../../src/executors/pool-config.js';
 import { AnthropicGenerator, createCodeGenerator, OpenAiGenerator } from '../../src/generators/index.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../support/fake-llm-server.js';
-import { makeRequest, never, SECRET_KEY } from './generators/support.js';
+import { makeRequest, never, SECRET_KEY } from '../support/generator-support.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/generators');
 

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { approvalRequired, loadConfig, parseConfig } from '../../src/config.js';
+import { approvalRequired } from '../../src/analysis/policy.js';
+import { loadConfig, parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const run = promisify(execFile);

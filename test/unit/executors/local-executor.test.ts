@@ -11,9 +11,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExecutorUnavailableError } from '../../../src/errors.js';
-import { prepareRun } from '../../../src/executors/execution-folder.js';
 import type { ExecutionOutcome, ExecutionTask } from '../../../src/executors/executor.js';
 import { LocalExecutor } from '../../../src/executors/local-executor.js';
+import { prepareRun } from '../../../src/store/execution-folder.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'pyexec-local-'));
 /** One executor for the file, as a worker process has: its zygote forks every run. */

@@ -10,7 +10,15 @@ import {
 } from '../../../src/errors.js';
 import { type CodeGenerator, createCodeGenerator } from '../../../src/generators/index.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../../support/fake-llm-server.js';
-import { makeConfig, makeRequest, never, readTree, runtimeError, SECRET_KEY, tempFolder } from './support.js';
+import {
+  makeConfig,
+  makeRequest,
+  never,
+  readTree,
+  runtimeError,
+  SECRET_KEY,
+  tempFolder,
+} from '../../support/generator-support.js';
 
 // The claude_code generator through the real `@anthropic-ai/sdk` against the fake Messages API.
 

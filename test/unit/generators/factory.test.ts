@@ -13,7 +13,7 @@ import {
   OpenAiGenerator,
 } from '../../../src/generators/index.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../../support/fake-llm-server.js';
-import { makeConfig, makeRequest, never, runtimeError, SECRET_KEY } from './support.js';
+import { makeConfig, makeRequest, never, runtimeError, SECRET_KEY } from '../../support/generator-support.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/generators');
 const ENV = { OPENAI_API_KEY: SECRET_KEY, ANTHROPIC_API_KEY: SECRET_KEY };

@@ -8,7 +8,7 @@ import {
   instrumentGenerator,
   MockGenerator,
 } from '../../../src/generators/index.js';
-import { makeRequest, never, runtimeError } from './support.js';
+import { makeRequest, never, runtimeError } from '../../support/generator-support.js';
 
 function metrics() {
   const registry = new Registry();

@@ -7,7 +7,7 @@ import {
   renderErrorFeedback,
   trimMiddle,
 } from '../../../src/generators/index.js';
-import { makeRequest, runtimeError } from './support.js';
+import { makeRequest, runtimeError } from '../../support/generator-support.js';
 
 describe('prompt building', () => {
   describe('renderErrorFeedback (Osprey to_prompt_text)', () => {

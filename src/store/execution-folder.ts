@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -36,4 +36,33 @@ export async function writeJson(folder: string, name: string, value: unknown): P
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
   return file;
+}
+
+/**
+ * The kernel's cell outputs (nbformat) of a container run, kept in the request's folder for the
+ * notebook. They stay on disk rather than in the envelope on purpose: displayed figures are base64
+ * PNGs (megabytes), and job data is copied into Redis at every hand-off and retry.
+ */
+const KERNEL_OUTPUTS = 'kernel_outputs.json';
+
+export async function writeKernelOutputs(
+  folder: string,
+  executionCount: number | null,
+  outputs: unknown[],
+): Promise<void> {
+  await writeFile(
+    path.join(folder, KERNEL_OUTPUTS),
+    JSON.stringify({ execution_count: executionCount, outputs }),
+    'utf8',
+  );
+}
+
+/** The outputs writeKernelOutputs kept; none when the run left none (local method, or it never ran). */
+export async function readKernelOutputs(folder: string): Promise<unknown[] | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(path.join(folder, KERNEL_OUTPUTS), 'utf8')) as { outputs?: unknown };
+    return Array.isArray(parsed.outputs) ? parsed.outputs : undefined;
+  } catch {
+    return undefined;
+  }
 }

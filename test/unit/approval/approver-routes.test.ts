@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import type { DecisionContext, HeldJobDetail, RequestOutcome } from '../../../src/approval/approval-service.js';
-import type { ApprovalDesk } from '../../../src/approval/approver-app.js';
-import { buildApproverApp } from '../../../src/approval/approver-app.js';
 import { ApprovalStaleError } from '../../../src/approval/errors.js';
+import type { ApprovalDesk } from '../../../src/approval/http/routes.js';
+import { buildApproverApp } from '../../../src/approval/http/routes.js';
 import { createToken, TokenAuthenticator } from '../../../src/approval/tokens.js';
 import { ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logger.js';

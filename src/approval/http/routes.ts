@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ApprovalConflictError, ApprovalNotFoundError, InvalidRequestError, ServiceError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { ApprovalEventSource, ApprovalFeedEvent } from './approval-feed.js';
-import type { ApprovalService } from './approval-service.js';
-import { ApprovalStaleError } from './errors.js';
-import { heldDetail, heldSummary } from './held-view.js';
-import type { PvReading } from './pv-reader.js';
-import { type ApproverIdentity, CAN, type TokenAuthenticator } from './tokens.js';
+import { ApprovalConflictError, ApprovalNotFoundError, InvalidRequestError, ServiceError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { ApprovalEventSource, ApprovalFeedEvent } from '../approval-feed.js';
+import type { ApprovalService } from '../approval-service.js';
+import { ApprovalStaleError } from '../errors.js';
+import { heldDetail, heldSummary } from '../held-view.js';
+import type { PvReading } from '../pv-reader.js';
+import { type ApproverIdentity, CAN, type TokenAuthenticator } from '../tokens.js';
 
 /** The part of ApprovalService the API uses (a fake in unit tests). */
 export type ApprovalDesk = Pick<ApprovalService, 'listHeld' | 'show' | 'resolve' | 'decide' | 'auditLog' | 'outcome'>;
@@ -69,7 +69,7 @@ const SECURITY_HEADERS: Record<string, string> = {
   'referrer-policy': 'no-referrer',
 };
 
-const WEB = new URL('./web/', import.meta.url);
+const WEB = new URL('../web/', import.meta.url);
 const ASSETS: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },

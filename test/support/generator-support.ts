@@ -1,9 +1,9 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Config, type ConfigInput, parseConfig } from '../../../src/config.js';
-import type { ErrorFeedback, GenerationRequest } from '../../../src/generators/index.js';
-import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../../../src/request.js';
+import { type Config, type ConfigInput, parseConfig } from '../../src/config.js';
+import type { ErrorFeedback, GenerationRequest } from '../../src/generators/index.js';
+import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../../src/request.js';
 
 /** Shared helpers of the generator tests (not a test file). */
 

@@ -1,9 +1,9 @@
-import type { ApprovalRecord } from '../queues/envelope.js';
-import type { AuditEntry, AuditFilter, RequestOutcome } from './approval-service.js';
-import { ApproverApiError } from './errors.js';
-import type { HeldDetailView, HeldSummaryView } from './held-view.js';
-import type { PvReading } from './pv-reader.js';
-import type { ApproverIdentity } from './tokens.js';
+import type { ApprovalRecord } from '../../queues/envelope.js';
+import type { AuditEntry, AuditFilter, RequestOutcome } from '../approval-service.js';
+import { ApproverApiError } from '../errors.js';
+import type { HeldDetailView, HeldSummaryView } from '../held-view.js';
+import type { PvReading } from '../pv-reader.js';
+import type { ApproverIdentity } from '../tokens.js';
 
 /** Filters of `audit` (see the API's /api/audit). */
 export type AuditQuery = AuditFilter;

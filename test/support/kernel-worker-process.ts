@@ -1,7 +1,7 @@
 /**
  * An execution worker process for the kernel pool tests:
  *
- *   node --import tsx test/integration/kernel-worker-process.ts <config.json> <redis url>
+ *   node --import tsx test/support/kernel-worker-process.ts <config.json> <redis url>
  *
  * Runs only the execution stage, with the executors createExecutors builds from the config (the
  * `container` method over the Jupyter servers the config lists). Prints `ready` once it takes jobs;

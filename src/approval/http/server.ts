@@ -1,18 +1,18 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.js';
-import { ConfigError } from '../errors.js';
-import { listenOn } from '../http/listen.js';
-import { urlHost } from '../http/url-host.js';
-import { type Logger, silentLogger } from '../logger.js';
-import { Metrics } from '../metrics.js';
-import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
-import type { RedisConnection as Redis } from '../redis/connection.js';
-import { createRedis, keyPrefix } from '../redis/connection.js';
-import { ApprovalFeed } from './approval-feed.js';
-import { ApprovalService } from './approval-service.js';
-import { buildApproverApp } from './approver-app.js';
-import { PvReader } from './pv-reader.js';
-import { TokenAuthenticator } from './tokens.js';
+import type { Config } from '../../config.js';
+import { ConfigError } from '../../errors.js';
+import { listenOn } from '../../http/listen.js';
+import { urlHost } from '../../http/url-host.js';
+import { type Logger, silentLogger } from '../../logger.js';
+import { Metrics } from '../../metrics.js';
+import { createQueueSet, type QueueSet } from '../../queues/queue-set.js';
+import type { RedisConnection as Redis } from '../../redis/connection.js';
+import { createRedis, keyPrefix } from '../../redis/connection.js';
+import { ApprovalFeed } from '../approval-feed.js';
+import { ApprovalService } from '../approval-service.js';
+import { PvReader } from '../pv-reader.js';
+import { TokenAuthenticator } from '../tokens.js';
+import { buildApproverApp } from './routes.js';
 
 export interface ApproverApiOptions {
   readonly config: Config;

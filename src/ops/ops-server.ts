@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { listenOn } from '../http/listen.js';
 import type { Metrics } from '../metrics.js';
-import { listenOn } from './listen.js';
 
 export type ProcessState = 'starting' | 'running' | 'draining' | 'stopped';
 export const PROCESS_STATES: readonly ProcessState[] = ['starting', 'running', 'draining', 'stopped'];

@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from '../logger.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
 import { EventHub } from './event-hub.js';
-import { buildProducerApp } from './producer-app.js';
+import { buildProducerApp } from './producer-routes.js';
 
 export interface ProducerApiOptions {
   readonly config: Config;
