@@ -11,7 +11,12 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
+import { type ProducerApi, startProducerApi } from '../../src/api/producer-server.js';
+import { ApproverClient } from '../../src/approval/http/client.js';
+import { type ApproverApi, startApproverApi } from '../../src/approval/http/server.js';
+import { createToken } from '../../src/approval/tokens.js';
 import { statusCommand } from '../../src/cli/status-command.js';
+import { PyexecHttpClient } from '../../src/client/http-client.js';
 import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { type Config, parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
@@ -45,6 +50,10 @@ let config: Config & { cleanup(): void };
 let fleet: Fleet;
 let client: PyexecClient;
 let prefix: string;
+let approverApi: ApproverApi;
+let producerApi: ProducerApi;
+const approver = createToken('alice', 'approver');
+const producer = createToken('agent', 'producer');
 
 before(async () => {
   cluster = await startLocalRedisCluster(3);
@@ -53,14 +62,18 @@ before(async () => {
       global_mode: 'selective',
       capabilities: { python_execution: { enabled: true, mode: 'epics_writes' } },
     },
-    pyexec: { redis: { cluster: cluster.settings } },
+    pyexec: { redis: { cluster: cluster.settings }, approver: { tokens: [approver.entry, producer.entry] } },
   });
   prefix = keyPrefix(config.pyexec.redis.prefix);
   fleet = await Fleet.start({ config, redisUrl: cluster.url, logger: silentLogger(), metricsPort: null, generator });
   client = await PyexecClient.connect({ redisUrl: cluster.url, config });
+  approverApi = await startApproverApi({ config, redisUrl: cluster.url, port: 0, logger: silentLogger() });
+  producerApi = await startProducerApi({ config, redisUrl: cluster.url, port: 0, logger: silentLogger() });
 });
 
 after(async () => {
+  await approverApi?.close();
+  await producerApi?.close();
   await fleet?.close();
   await client?.close();
   config?.cleanup();
@@ -133,6 +146,22 @@ describe('on a Redis Cluster of three masters', () => {
     assert.equal(done.response.status, 'succeeded', JSON.stringify(done.response));
     assert.equal((done.response.results as { value: number }).value, 7);
     assert.equal((done.response.approval as { approver: string }).approver, 'alice');
+  });
+
+  it('over HTTP: the producer API submits and waits, the approver API approves (their connections on the cluster)', async () => {
+    const http = new PyexecHttpClient({ url: producerApi.url, token: producer.token });
+    const { requestId } = await http.submit(sampleRequest({ execution_folder_name: 'held_run' }));
+    const res = await http.wait(requestId, { timeoutMs: 60_000, returnOnApproval: true });
+    assert.equal(res.kind, 'approval_required', JSON.stringify(res));
+    const approvers = new ApproverClient({ url: approverApi.url, token: approver.token, client: 'api' });
+    const shown = await approvers.show(requestId);
+    await approvers.approve(shown.holdJobId, { codeSha256: shown.codeSha256, analysisSha256: shown.analysisSha256 });
+    const done = await http.wait(requestId, { timeoutMs: 60_000 });
+    assert.equal(done.kind, 'finished', JSON.stringify(done));
+    if (done.kind === 'finished') {
+      assert.equal(done.response.status, 'succeeded', JSON.stringify(done.response));
+      assert.equal((done.response.approval as { approver: string }).approver, 'alice');
+    }
   });
 
   it('cancels a running request', async () => {
