@@ -57,14 +57,18 @@ function createCluster(
       ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
       ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
     },
-    // A producer gives up on a cluster none of whose nodes answers (a clear error, not a hang);
-    // a worker keeps trying, as it does with one server.
-    clusterRetryStrategy: role === 'producer' ? () => null : (times) => Math.min(100 * times, 2000),
+    // A producer whose first connection finds no node answering gives up (a clear error at once,
+    // not a hang); once it has been connected it reconnects after a loss, as a worker always does.
+    clusterRetryStrategy: (times: number) => (role === 'producer' && !connected ? null : Math.min(100 * times, 2000)),
   };
+  let connected = false;
   const cluster = new Cluster(
     urls.map((u) => ({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) })),
     clusterOptions,
   );
+  cluster.once('ready', () => {
+    connected = true;
+  });
   return cluster;
 }
 

@@ -25,7 +25,7 @@ import { freePort } from '../../src/free-port.js';
 import type { CodeGenerator, GenerationRequest } from '../../src/generators/code-generator.js';
 import { silentLogger } from '../../src/logger.js';
 import { STAGES } from '../../src/queues/queue-name.js';
-import { createRedis, keyPrefix, scanKeys } from '../../src/redis/connection.js';
+import { createRedis, keyPrefix, scanKeys, waitReady } from '../../src/redis/connection.js';
 import { Fleet } from '../../src/workers/fleet.js';
 import { eventually, sampleRequest, testConfig } from '../support/harness.js';
 import { type LocalRedisCluster, startLocalRedisCluster } from '../support/redis-cluster.js';
@@ -272,6 +272,23 @@ describe('a misconfigured cluster', () => {
       },
     );
     assert.ok(Date.now() - started < 10_000, 'it did not fail fast');
+  });
+
+  it('a producer connection that was up rides out the loss of every node (it reconnects once they are back)', async () => {
+    const own = await startLocalRedisCluster(3);
+    const redis = createRedis(own.url, 'producer', {}, own.settings);
+    try {
+      await waitReady(redis);
+      for (const n of own.nodes) n.kill();
+      await eventually(async () => ((await redis.ping().catch(() => 'down')) === 'down' ? true : undefined));
+      for (const n of own.nodes) await n.restart();
+      await eventually(async () =>
+        (await redis.set(`${prefix}:back`, '1').catch(() => null)) === 'OK' ? true : undefined,
+      );
+    } finally {
+      redis.disconnect();
+      await own.stop();
+    }
   });
 
   it('PYEXEC_REDIS_CLUSTER_NODES sets the seed nodes (the deploy configs leave `url`, from an unset PYEXEC_REDIS_URL, empty)', () => {
