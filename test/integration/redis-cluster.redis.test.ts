@@ -26,6 +26,7 @@ import type { CodeGenerator, GenerationRequest } from '../../src/generators/code
 import { silentLogger } from '../../src/logger.js';
 import { STAGES } from '../../src/queues/queue-name.js';
 import { createRedis, keyPrefix, scanKeys, waitReady } from '../../src/redis/connection.js';
+import { RequestStore } from '../../src/store/request-store.js';
 import { Fleet } from '../../src/workers/fleet.js';
 import { eventually, sampleRequest, testConfig } from '../support/harness.js';
 import { type LocalRedisCluster, startLocalRedisCluster } from '../support/redis-cluster.js';
@@ -233,6 +234,51 @@ describe('on a Redis Cluster of three masters', () => {
       results.some((r) => r.requestId === last),
       `the thread names ${last}`,
     );
+  });
+
+  it('a submit whose thread moves between its read and its script reads again, and judges by the new request', async () => {
+    const threadId = `moved-${Date.now()}`;
+    const store = new RequestStore(createRedis(cluster.url, 'worker', {}, cluster.settings), prefix);
+    const conn = (store as unknown as { redis: { get(k: string): Promise<string | null> } }).redis;
+    try {
+      const first = await store.submit({
+        requestId: `${threadId}-a`,
+        threadId,
+        digest: 'A',
+        requestJson: '{}',
+        ttlSeconds: 600,
+      });
+      assert.equal(first.created, true);
+      // Another producer records request b (digest B) on the thread right after this submit's read.
+      const get = conn.get.bind(conn);
+      let reads = 0;
+      conn.get = async (k: string) => {
+        const v = await get(k);
+        if (++reads === 1) {
+          await client.store.submit({
+            requestId: `${threadId}-b`,
+            threadId,
+            digest: 'B',
+            requestJson: '{}',
+            ttlSeconds: 600,
+          });
+        }
+        return v;
+      };
+      // The same request as b: the script refuses the stale read, the second read finds b, same digest.
+      const again = await store.submit({
+        requestId: `${threadId}-c`,
+        threadId,
+        digest: 'B',
+        requestJson: '{}',
+        ttlSeconds: 600,
+      });
+      assert.equal(reads, 2);
+      assert.deepEqual(again, { requestId: `${threadId}-b`, created: false, conflict: false });
+      assert.equal(await client.store.get(`${threadId}-c`), null);
+    } finally {
+      (conn as unknown as { disconnect(): void }).disconnect();
+    }
   });
 
   it('keeps every key of the fleet in the slot of its prefix, on the node that serves it', async () => {
