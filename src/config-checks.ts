@@ -159,6 +159,17 @@ export function combinationProblems(config: Config): ConfigProblem[] {
   const url = config.pyexec.redis.url;
   const urlProblem = url === undefined ? undefined : redisUrlProblem(url, 'pyexec.redis.url (or PYEXEC_REDIS_URL)');
   if (urlProblem) out.push(urlProblem);
+  const cluster = config.pyexec.redis.cluster;
+  if (cluster && url !== undefined) {
+    out.push({
+      path: 'pyexec.redis.cluster',
+      message: 'give pyexec.redis.url (one server) or pyexec.redis.cluster, not both',
+    });
+  }
+  cluster?.nodes.forEach((node, i) => {
+    const problem = redisUrlProblem(node, `pyexec.redis.cluster.nodes[${i}]`);
+    if (problem) out.push(problem);
+  });
   const pool = container.pool as { servers?: unknown[] } | undefined;
   const listed = Array.isArray(pool?.servers) && pool.servers.length > 0;
   const containers = Object.keys(config.services?.jupyter?.containers ?? {});

@@ -246,6 +246,14 @@ export const Config = z.strictObject({
         .strictObject({
           /** Redis URL (redis:// or rediss://). Unset: `pyexec up` starts a private redis-server. Env PYEXEC_REDIS_URL. */
           url: z.string().optional(),
+          /** A Redis Cluster instead of one server (not with `url`): its seed nodes, redis:// or
+           * rediss:// URLs (the first one's user, password and TLS serve every node). Every key of
+           * the fleet is in one hash slot (the prefix's tag): a cluster gives failover, not sharding. */
+          cluster: z
+            .strictObject({
+              nodes: z.array(z.string()).min(1),
+            })
+            .optional(),
           /** Key prefix; wrapped in {braces} so every key of the fleet hashes to one Cluster slot. */
           prefix: z
             .string()
@@ -513,6 +521,11 @@ function envTokens(value: string): Config['pyexec']['approver']['tokens'] {
 function applyEnvOverrides(config: Config, env: NodeJS.ProcessEnv): Config {
   const p = config.pyexec;
   if (env['PYEXEC_REDIS_URL']) p.redis.url = env['PYEXEC_REDIS_URL'];
+  const clusterNodes = env['PYEXEC_REDIS_CLUSTER_NODES']
+    ?.split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  if (clusterNodes?.length) p.redis.cluster = { nodes: clusterNodes };
   if (env['PYEXEC_EXECUTION_ROOT']) p.execution_root = env['PYEXEC_EXECUTION_ROOT'];
   if (env['PYEXEC_CONFINEMENT']) {
     const method = env['PYEXEC_CONFINEMENT'];

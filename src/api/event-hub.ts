@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { isAfter } from '../client/events.js';
+import { isCluster, type RedisConnection as Redis } from '../redis/connection.js';
 import { parseEvent, type RequestEvent, type RequestStore } from '../store/request-store.js';
 
 /**
@@ -102,7 +102,11 @@ export class EventHub {
   }
 
   private async run(): Promise<void> {
-    this.readerId = (await this.reader.client('ID').catch(() => undefined)) as number | undefined;
+    // On a cluster CLIENT ID and CLIENT UNBLOCK could reach different nodes (and unblock another
+    // client): a new stream joins at the next read there, within `blockMs`.
+    if (!isCluster(this.reader)) {
+      this.readerId = (await this.reader.client('ID').catch(() => undefined)) as number | undefined;
+    }
     while (this.running) {
       if (this.cursors.size === 0) {
         await new Promise<void>((resolve) => {

@@ -57,10 +57,10 @@ export async function startProducerApi(options: ProducerApiOptions): Promise<Pro
   try {
     const client = await PyexecClient.connect({ redisUrl: options.redisUrl, config });
     cleanups.push(() => client.close());
-    const control = createRedis(options.redisUrl, 'producer');
+    const control = createRedis(options.redisUrl, 'producer', {}, config.pyexec.redis.cluster);
     cleanups.push(async () => control.disconnect());
     await control.connect();
-    const reader = createRedis(options.redisUrl, 'worker');
+    const reader = createRedis(options.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
     const hub = new EventHub(new RequestStore(control, keyPrefix(config.pyexec.redis.prefix)), reader, control);
     // Closed in reverse: the hub first, which ends every open stream and wait; then the server.
     let built: FastifyInstance | undefined;

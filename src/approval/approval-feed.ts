@@ -1,6 +1,6 @@
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { QueueName } from '../queues/envelope.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 
 /**
  * Something happened to a hold job: it arrived, was promoted by a decision, settled, or went away;

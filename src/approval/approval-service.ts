@@ -1,5 +1,4 @@
 import { Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ApprovalConflictError, ApprovalExpiredError, ApprovalNotFoundError, InvalidRequestError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -7,6 +6,7 @@ import type { ExecutionMode } from '../modes.js';
 import { ApprovalDecisionInput, ApprovalJob } from '../queues/approval.js';
 import type { ApprovalRecord } from '../queues/envelope.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import type { PythonExecutionRequest } from '../request.js';
 import { type RequestStatus, RequestStore } from '../store/request-store.js';
 import { ApprovalStaleError } from './errors.js';

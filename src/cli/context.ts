@@ -59,11 +59,16 @@ function existsFile(p: string): boolean {
 
 /** The Redis URL: --redis, else config / $PYEXEC_REDIS_URL, else a running `pyexec up`. */
 export function resolveRedisUrl(opts: GlobalOptions, config: Config): string | undefined {
+  const cluster = config.pyexec.redis.cluster;
   if (opts.redis !== undefined) {
+    if (cluster) throw new ConfigError('--redis names one server, but pyexec.redis.cluster is set: give one of them');
     const problem = redisUrlProblem(opts.redis, '--redis');
     if (problem) throw configError([problem]);
     return opts.redis;
   }
+  // A cluster's seed nodes, comma-separated: what logs and messages show (createRedis connects
+  // to the cluster through pyexec.redis.cluster itself).
+  if (cluster) return cluster.nodes.join(',');
   return config.pyexec.redis.url ?? readUpState()?.redisUrl;
 }
 

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { LeaseStore } from '../executors/kernel-leases.js';
 import { FAILURE_OUTCOMES, presentWorkers, recentOutcomes } from '../ops/fleet-presence.js';
 import { QueueName, STAGES } from '../queues/envelope.js';
 import { createQueueSet } from '../queues/queue-set.js';
-import { createRedis, keyPrefix, redactUrl, waitReady } from '../redis/connection.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
+import { createRedis, keyPrefix, redactUrl, scanKeys, waitReady } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
 
 /** The window of `failure_rate_15m`. */
@@ -22,7 +22,7 @@ export async function statusCommand(
   opts: { json: boolean; config: Config; redisUrl: string; out?: NodeJS.WritableStream },
 ): Promise<number> {
   const out = opts.out ?? process.stdout;
-  const redis = createRedis(opts.redisUrl, 'producer');
+  const redis = createRedis(opts.redisUrl, 'producer', {}, opts.config.pyexec.redis.cluster);
   try {
     await waitReady(redis);
   } catch (err) {
@@ -120,12 +120,9 @@ async function kernelPools(
   prefix: string,
 ): Promise<{ pool: string; read_only: PoolCounts; write_access: PoolCounts }[]> {
   const ids = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:kpool:*:kernels`, 'COUNT', 200);
-    cursor = next;
-    for (const k of keys) ids.add(k.slice(`${prefix}:kpool:`.length, -':kernels'.length));
-  } while (cursor !== '0');
+  for (const k of await scanKeys(redis, `${prefix}:kpool:*:kernels`)) {
+    ids.add(k.slice(`${prefix}:kpool:`.length, -':kernels'.length));
+  }
   const pools = [];
   for (const pool of [...ids].sort()) {
     const empty = (): PoolCounts => ({ idle: 0, leased: 0, recycling: 0, total: 0 });

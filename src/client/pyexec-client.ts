@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { InvalidRequestError, RequestNotFoundError, ThreadConflictError } from '../errors.js';
 import { ApprovalJob } from '../queues/approval.js';
 import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
@@ -8,7 +7,15 @@ import { jobId } from '../queues/job-id.js';
 import { QueueName } from '../queues/queue-name.js';
 import { jobOptions } from '../queues/queue-set.js';
 import type { PythonExecutionResponse } from '../queues/result.js';
-import { createRedis, keyPrefix, redactUrl, waitReady } from '../redis/connection.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
+import {
+  createRedis,
+  duplicateConnection,
+  keyPrefix,
+  type RedisClusterSettings,
+  redactUrl,
+  waitReady,
+} from '../redis/connection.js';
 import {
   PythonExecutionRequest,
   type PythonExecutionRequestInput,
@@ -106,7 +113,7 @@ export class WaitTimeoutError extends Error {
  */
 export interface FleetSettings {
   readonly pyexec: {
-    readonly redis: { readonly prefix: string };
+    readonly redis: { readonly prefix: string; readonly cluster?: RedisClusterSettings | undefined };
     readonly retention: { readonly finished_seconds: number };
     readonly infra_attempts: number;
     readonly infra_backoff_ms: number;
@@ -122,6 +129,8 @@ export interface PyexecClientOptions {
   readonly redisUrl?: string;
   /** A connection of your own (left open by `close`). */
   readonly redis?: Redis;
+  /** A Redis Cluster's seed nodes instead of `redisUrl` (`pyexec.redis.cluster`; from `config` when given). */
+  readonly cluster?: RedisClusterSettings;
   /** The fleet's key prefix (`pyexec.redis.prefix`). @defaultValue "pyexec" */
   readonly prefix?: string;
   /** How long request records and thread ids are kept (`pyexec.retention.finished_seconds`). @defaultValue 604800 */
@@ -156,8 +165,11 @@ export class PyexecClient {
   private closing: Promise<void> | undefined;
 
   constructor(options: PyexecClientOptions) {
-    if (!options.redis && !options.redisUrl) throw new InvalidRequestError('PyexecClient: give redisUrl or redis');
-    this.redis = options.redis ?? createRedis(options.redisUrl!, 'producer');
+    const cluster = options.config ? options.config.pyexec.redis.cluster : options.cluster;
+    if (!options.redis && !options.redisUrl && !cluster) {
+      throw new InvalidRequestError('PyexecClient: give redisUrl, cluster or redis');
+    }
+    this.redis = options.redis ?? createRedis(options.redisUrl ?? '', 'producer', {}, cluster);
     this.ownsRedis = !options.redis;
     this.settings = options.config ?? {
       pyexec: {
@@ -189,7 +201,9 @@ export class PyexecClient {
       await waitReady(client.redis);
     } catch (err) {
       await client.close();
-      const where = options.redisUrl ? ` at ${redactUrl(options.redisUrl)}` : '';
+      const url =
+        options.redisUrl ?? (options.config ? options.config.pyexec.redis.cluster : options.cluster)?.nodes.join(',');
+      const where = url ? ` at ${redactUrl(url)}` : '';
       throw new Error(`cannot reach Redis${where}: ${(err as Error).message}`, { cause: err });
     }
     return client;
@@ -311,8 +325,7 @@ export class PyexecClient {
       throw err;
     }
     if (!exists) throw new RequestNotFoundError(`no request ${requestId}`);
-    const reader = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false });
-    reader.on('error', () => {});
+    const reader = duplicateConnection(this.redis);
     const stop = () => reader.disconnect();
     signal?.addEventListener('abort', stop, { once: true });
     try {

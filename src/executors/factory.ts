@@ -112,7 +112,7 @@ export async function createExecutors(config: Config, deps: CreateExecutorsDeps)
 
   const log = deps.logger.child({ component: 'executors' });
   const spawned: SpawnedJupyterServer[] = [];
-  const redis = createRedis(deps.redisUrl, 'worker');
+  const redis = createRedis(deps.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
   let pool: KernelPool | undefined;
   const stopAll = async () => {
     await local?.close();

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { type RedisConnection as Redis, scanKeys } from '../redis/connection.js';
 import type { ExecutionMode } from './executor.js';
 
 /**
@@ -31,25 +31,23 @@ export interface KernelRecord {
   readonly uses: number;
 }
 
+/**
+ * Claims one candidate read from the idle list (every key it touches in KEYS, none built here).
+ * KEYS: idle list, the kernel's hash, its lease, its server's down marker. ARGV: kernel key, lease
+ * id, owner, lease ms, now. Returns 1 (claimed), 0 (not in the idle list any more: taken by
+ * another process), -1 (not idle: dropped from the list), -2 (its server is down: moved to the back).
+ */
 const CLAIM = `
-local n = redis.call('LLEN', KEYS[1])
-for i = 1, n do
-  local kkey = redis.call('LPOP', KEYS[1])
-  if not kkey then return false end
-  local hk = ARGV[1] .. ':k:' .. kkey
-  local server = redis.call('HGET', hk, 'server')
-  if server and redis.call('HGET', hk, 'state') == 'idle' then
-    if redis.call('EXISTS', ARGV[1] .. ':down:' .. server) == 1 then
-      redis.call('RPUSH', KEYS[1], kkey)
-    else
-      redis.call('SET', ARGV[1] .. ':lease:' .. kkey, ARGV[2], 'PX', ARGV[4])
-      redis.call('HSET', hk, 'state', 'leased', 'lease', ARGV[2], 'owner', ARGV[3], 'since', ARGV[5])
-      redis.call('HINCRBY', hk, 'uses', 1)
-      return kkey
-    end
-  end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if not redis.call('HGET', KEYS[2], 'server') or redis.call('HGET', KEYS[2], 'state') ~= 'idle' then return -1 end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+  return -2
 end
-return false`;
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], 'state', 'leased', 'lease', ARGV[2], 'owner', ARGV[3], 'since', ARGV[5])
+redis.call('HINCRBY', KEYS[2], 'uses', 1)
+return 1`;
 
 const HEARTBEAT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -90,12 +88,15 @@ return 0`;
 type Scripts = {
   kpoolClaim(
     idle: string,
-    base: string,
+    hash: string,
+    lease: string,
+    down: string,
+    kernel: string,
     leaseId: string,
     owner: string,
     ttlMs: number,
     now: number,
-  ): Promise<string | null>;
+  ): Promise<number>;
   kpoolHeartbeat(lease: string, leaseId: string, ttlMs: number): Promise<number>;
   kpoolRelease(
     lease: string,
@@ -114,7 +115,7 @@ type Scripts = {
 function withScripts(redis: Redis): Redis & Scripts {
   const r = redis as Redis & Partial<Scripts>;
   if (!r.kpoolClaim) {
-    redis.defineCommand('kpoolClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('kpoolClaim', { numberOfKeys: 4, lua: CLAIM });
     redis.defineCommand('kpoolHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
     redis.defineCommand('kpoolRelease', { numberOfKeys: 3, lua: RELEASE });
     redis.defineCommand('kpoolReap', { numberOfKeys: 3, lua: REAP });
@@ -138,6 +139,7 @@ export class LeaseStore {
   private lease = (k: string) => `${this.base}:lease:${k}`;
   private lock = (k: string) => `${this.base}:lock:${k}`;
   private idle = (mode: ExecutionMode) => `${this.base}:idle:${mode}`;
+  private down = (server: string) => `${this.base}:down:${server}`;
   private get set() {
     return `${this.base}:kernels`;
   }
@@ -193,8 +195,29 @@ export class LeaseStore {
       .filter((r): r is KernelRecord => r !== null);
   }
 
-  claim(mode: ExecutionMode, leaseId: string, owner: string, ttlMs: number): Promise<string | null> {
-    return this.redis.kpoolClaim(this.idle(mode), this.base, leaseId, owner, ttlMs, Date.now());
+  /**
+   * Leases the oldest idle kernel of the mode whose server is not down, or returns null. The idle
+   * list is read first and each candidate claimed by its own script (so that every key a script
+   * touches is declared, as Redis Cluster requires); one another process took meanwhile is skipped.
+   */
+  async claim(mode: ExecutionMode, leaseId: string, owner: string, ttlMs: number): Promise<string | null> {
+    const idle = this.idle(mode);
+    for (const k of await this.redis.lrange(idle, 0, -1)) {
+      const server = k.slice(0, k.lastIndexOf('|'));
+      const r = await this.redis.kpoolClaim(
+        idle,
+        this.hash(k),
+        this.lease(k),
+        this.down(server),
+        k,
+        leaseId,
+        owner,
+        ttlMs,
+        Date.now(),
+      );
+      if (r === 1) return k;
+    }
+    return null;
   }
 
   async heartbeat(key: string, leaseId: string, ttlMs: number): Promise<boolean> {
@@ -232,11 +255,11 @@ export class LeaseStore {
   }
 
   async markDown(server: string, ms: number): Promise<void> {
-    await this.redis.set(`${this.base}:down:${server}`, '1', 'PX', ms);
+    await this.redis.set(this.down(server), '1', 'PX', ms);
   }
 
   async isDown(server: string): Promise<boolean> {
-    return (await this.redis.exists(`${this.base}:down:${server}`)) === 1;
+    return (await this.redis.exists(this.down(server))) === 1;
   }
 
   /** A short lock for starting missing kernels; true when this process got it. */
@@ -255,12 +278,8 @@ export class LeaseStore {
 
   /** Removes every key of this pool (a private pool whose servers are going away). */
   async destroy(): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.base}:*`, 'COUNT', 200);
-      cursor = next;
-      if (keys.length) await this.redis.del(...keys);
-    } while (cursor !== '0');
+    const keys = await scanKeys(this.redis, `${this.base}:*`);
+    for (let i = 0; i < keys.length; i += 200) await this.redis.del(...keys.slice(i, i + 200));
   }
 }
 

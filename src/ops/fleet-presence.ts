@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import type { Stage } from '../queues/envelope.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 
 /** One worker process as `pyexec status` sees it. */
 export interface PresenceEntry {

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { Metrics } from '../metrics.js';
 import { QueueName, type Stage } from '../queues/envelope.js';
 import type { QueueSet } from '../queues/queue-set.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 
 /**
  * Queue-wide gauges, read at scrape time. Every read is O(1) or O(log n) in the queue's length, so

@@ -1,5 +1,5 @@
 import { type JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import { QueueName, STAGES, type Stage } from './envelope.js';
 
 /** The settings job options come from (a fleet's Config has them; the client package passes its own). */

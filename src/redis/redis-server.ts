@@ -32,6 +32,8 @@ export interface LocalRedisOptions {
   binary?: string;
   /** The `requirepass` password. @defaultValue a random one (48 hex characters) */
   password?: string;
+  /** More redis-server arguments (e.g. `--cluster-enabled yes` for a cluster node). */
+  args?: readonly string[];
 }
 
 /**
@@ -72,6 +74,7 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
       'yes',
       '--loglevel',
       'warning',
+      ...(options.args ?? []),
     ];
     // Its own process group: a signal to pyexec's group must not take Redis away from a draining fleet.
     const proc = spawnOwned(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 
 /**
  * The per-request record in Redis, where producers read a request's progress and response. Every
@@ -132,15 +132,20 @@ return {sent, dropped}
 export type EndResult = 'recorded' | 'already_ended' | 'missing';
 
 /**
- * KEYS: thread, request, events, index. ARGV: prefix, requestId, threadId, digest, request JSON,
- * now, ttl, submitter ('' for none). Returns {requestId, 1} when recorded, {the thread's request, 0}
- * when it is this same request, {the thread's request, 2} when the thread's request is another
- * submitter's (nothing written: a producer cannot take over another's thread).
+ * KEYS: thread, request, events, index, the record of the thread's request as read before the
+ * call (the new request's own key when the thread had none). ARGV: the thread's request as read
+ * ('' for none), requestId, threadId, digest, request JSON, now, ttl, submitter ('' for none).
+ * Returns {requestId, 1} when recorded, {the thread's request, 0} when it is this same request,
+ * {the thread's request, 2} when the thread's request is another submitter's (nothing written: a
+ * producer cannot take over another's thread), {the thread's request, 3} when the thread moved
+ * since it was read (nothing written: read again and retry). Every key is declared in KEYS (Redis
+ * Cluster routes and checks scripts by their declared keys).
  */
 const SUBMIT = `
 local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[1] then return {cur or '', 3} end
 if cur then
-  local ck = ARGV[1] .. ':request:' .. cur
+  local ck = KEYS[5]
   if redis.call('EXISTS', ck) == 1 and (redis.call('HGET', ck, 'submitted_by') or '') ~= ARGV[8] then return {cur, 2} end
   if redis.call('HGET', ck, 'digest') == ARGV[4] then return {cur, 0} end
 end
@@ -187,7 +192,8 @@ type Scripts = {
     request: string,
     events: string,
     index: string,
-    prefix: string,
+    current: string,
+    expected: string,
     requestId: string,
     threadId: string,
     digest: string,
@@ -212,7 +218,7 @@ type Scripts = {
 function withScripts(redis: Redis): Redis & Scripts {
   const r = redis as Redis & Partial<Scripts>;
   if (!r.pyexecEnd) {
-    redis.defineCommand('pyexecSubmit', { numberOfKeys: 4, lua: SUBMIT });
+    redis.defineCommand('pyexecSubmit', { numberOfKeys: 5, lua: SUBMIT });
     redis.defineCommand('pyexecStatus', { numberOfKeys: 2, lua: STATUS });
     redis.defineCommand('pyexecHold', { numberOfKeys: 1, lua: HOLD });
     redis.defineCommand('pyexecEnd', { numberOfKeys: 2, lua: END });
@@ -258,21 +264,30 @@ export class RequestStore {
     /** @defaultValue now */
     submittedAt?: number;
   }): Promise<{ requestId: string; created: boolean; conflict: boolean }> {
-    const [requestId, outcome] = await this.redis.pyexecSubmit(
-      this.threadKey(input.threadId),
-      this.key(input.requestId),
-      this.eventsKey(input.requestId),
-      this.indexKey(),
-      this.prefix,
-      input.requestId,
-      input.threadId,
-      input.digest,
-      input.requestJson,
-      input.submittedAt ?? Date.now(),
-      input.ttlSeconds,
-      input.submittedBy ?? '',
-    );
-    return { requestId, created: outcome === 1, conflict: outcome === 2 };
+    const thread = this.threadKey(input.threadId);
+    // The thread's request is read first so that its record is a declared key of the script; the
+    // script refuses (3) if the thread moved in between, and the read is done again.
+    for (let attempt = 1; ; attempt++) {
+      const current = (await this.redis.get(thread)) ?? '';
+      const [requestId, outcome] = await this.redis.pyexecSubmit(
+        thread,
+        this.key(input.requestId),
+        this.eventsKey(input.requestId),
+        this.indexKey(),
+        this.key(current || input.requestId),
+        current,
+        input.requestId,
+        input.threadId,
+        input.digest,
+        input.requestJson,
+        input.submittedAt ?? Date.now(),
+        input.ttlSeconds,
+        input.submittedBy ?? '',
+      );
+      if (outcome === 3 && attempt < 20) continue;
+      if (outcome === 3) throw new Error(`submit: thread ${input.threadId} kept changing under 20 attempts`);
+      return { requestId, created: outcome === 1, conflict: outcome === 2 };
+    }
   }
 
   /** Moves a request to a non-terminal status and records an event; ignored once the request has ended. */

@@ -1,9 +1,9 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ExecutorUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Stage } from '../queues/envelope.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 
 /**
  * The jobs this process is running, and the two ways one is stopped from outside its processor:

@@ -1,5 +1,4 @@
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Analyzer } from '../analysis/analyzer.js';
 import type { DecidePolicy } from '../analysis/policy.js';
 import { ApprovalService } from '../approval/approval-service.js';
@@ -16,6 +15,7 @@ import { type OpsServerOptions, type ProcessState, startOpsServer } from '../ops
 import { bullmqExposition, refreshQueueMetrics } from '../ops/queue-metrics.js';
 import { QueueName, STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { ExecutionFolderPruner } from '../store/execution-folder-pruner.js';
 import { RequestStore } from '../store/request-store.js';
@@ -101,7 +101,7 @@ export class Fleet {
   static async start(options: FleetOptions): Promise<Fleet> {
     const { config } = options;
     const prefix = keyPrefix(config.pyexec.redis.prefix);
-    const redis = createRedis(options.redisUrl, 'worker');
+    const redis = createRedis(options.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
     const metrics = options.metrics ?? new Metrics();
     const queues = createQueueSet(redis, prefix, config);
     const store = new RequestStore(redis, prefix);

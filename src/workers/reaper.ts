@@ -1,5 +1,4 @@
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { Logger } from '../logger.js';
 import { AnalysisJob } from '../queues/analysis.js';
@@ -10,6 +9,7 @@ import { GenerationJob } from '../queues/generation.js';
 import { jobId, requestIdOfJob, requeueCount, requeuedJobId } from '../queues/job-id.js';
 import type { QueueSet } from '../queues/queue-set.js';
 import { ResultJob } from '../queues/result.js';
+import type { RedisConnection as Redis } from '../redis/connection.js';
 import { PythonExecutionRequest } from '../request.js';
 import { executionFolderFor } from '../store/execution-folder.js';
 import type { RequestStore } from '../store/request-store.js';

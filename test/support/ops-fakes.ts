@@ -13,7 +13,7 @@
  *   `sleep-once:<ms>`  the first run of the request's code takes <ms>, a run after it none (a run
  *                   cut short by a killed worker, then run again)
  */
-import type { Redis } from 'ioredis';
+
 import type { AnalysisReport, Analyzer } from '../../src/analysis/analyzer.js';
 import type { DecidePolicy, PolicyDecision } from '../../src/analysis/policy.js';
 import { approvalRequired } from '../../src/analysis/policy.js';
@@ -21,6 +21,7 @@ import type { Config } from '../../src/config.js';
 import { GeneratorUnavailableError } from '../../src/errors.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from '../../src/executors/executor.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest } from '../../src/generators/code-generator.js';
+import type { RedisConnection as Redis } from '../../src/redis/connection.js';
 
 export const TOKENS = { input: 100, output: 20 } as const;
 

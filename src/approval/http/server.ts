@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Config } from '../../config.js';
 import { ConfigError } from '../../errors.js';
 import { listenOn } from '../../http/listen.js';
@@ -7,6 +6,7 @@ import { urlHost } from '../../http/url-host.js';
 import { type Logger, silentLogger } from '../../logger.js';
 import { Metrics } from '../../metrics.js';
 import { createQueueSet, type QueueSet } from '../../queues/queue-set.js';
+import type { RedisConnection as Redis } from '../../redis/connection.js';
 import { createRedis, keyPrefix } from '../../redis/connection.js';
 import { ApprovalFeed } from '../approval-feed.js';
 import { ApprovalService } from '../approval-service.js';
@@ -71,7 +71,7 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
     }
   };
   try {
-    const redis: Redis = createRedis(options.redisUrl, 'producer');
+    const redis: Redis = createRedis(options.redisUrl, 'producer', {}, config.pyexec.redis.cluster);
     cleanups.push(async () => redis.disconnect());
     await redis.connect();
     const queues: QueueSet = createQueueSet(redis, prefix, config);
@@ -80,9 +80,9 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
       retentionSeconds: config.pyexec.retention.finished_seconds,
       metrics,
     });
-    const feedConnection = createRedis(options.redisUrl, 'worker');
+    const feedConnection = createRedis(options.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
     cleanups.push(async () => feedConnection.disconnect());
-    const cancelConnection = createRedis(options.redisUrl, 'worker');
+    const cancelConnection = createRedis(options.redisUrl, 'worker', {}, config.pyexec.redis.cluster);
     cleanups.push(async () => cancelConnection.disconnect());
     const feed = await ApprovalFeed.start(feedConnection, prefix, cancelConnection);
     cleanups.push(() => feed.close());
