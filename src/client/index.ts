@@ -36,5 +36,5 @@ export type {
   WaitOptions,
   WaitResult,
 } from './pyexec-client.js';
-export { ApprovalRequiredInterrupt, PyexecClient, WaitTimeoutError } from './pyexec-client.js';
+export { ApprovalRequiredInterrupt, ClientClosedError, PyexecClient, WaitTimeoutError } from './pyexec-client.js';
 export type { ApprovalRequiredView, RequestView, SubmitResultView, WaitResultView } from './wire.js';

@@ -96,6 +96,16 @@ export class ApprovalRequiredInterrupt extends Error {
   }
 }
 
+/** Thrown by `wait` (and ends `stream`) when the client is closed under it; the request goes on. */
+export class ClientClosedError extends Error {
+  constructor(readonly requestId: string) {
+    super(
+      `the client was closed while following request ${requestId}; the request goes on (resume with another client)`,
+    );
+    this.name = 'ClientClosedError';
+  }
+}
+
 /** Thrown by `run` when the request did not end (nor was held) within its timeout; it goes on. */
 export class WaitTimeoutError extends Error {
   constructor(
@@ -158,6 +168,8 @@ const DEFAULTS = {
 export class PyexecClient {
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
+  /** Aborted by close(): every wait and stream of this client ends with it (none rides on forever). */
+  private readonly lifetime = new AbortController();
   private readonly generation: Queue;
   private readonly approval: Queue;
   private readonly settings: FleetSettings;
@@ -316,7 +328,8 @@ export class PyexecClient {
    * connection is waited out (see `riding`): the events are in Redis, and reading goes on from the
    * last one seen once it is back.
    */
-  private async *rawEvents(requestId: string, from: string, signal?: AbortSignal): AsyncGenerator<RequestEvent> {
+  private async *rawEvents(requestId: string, from: string, caller?: AbortSignal): AsyncGenerator<RequestEvent> {
+    const signal = caller ? AbortSignal.any([caller, this.lifetime.signal]) : this.lifetime.signal;
     let exists: number;
     try {
       exists = await riding(() => this.redis.exists(this.store.key(requestId)), signal);
@@ -359,7 +372,7 @@ export class PyexecClient {
    */
   async wait(requestId: string, options: WaitOptions = {}): Promise<WaitResult> {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? 600_000);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), timeout, this.lifetime.signal]);
     for await (const ev of this.stream(requestId, { signal })) {
       deliver(ev, options);
       if (ev.type === 'finished') {
@@ -377,6 +390,7 @@ export class PyexecClient {
       }
     }
     if (options.signal?.aborted) throw options.signal.reason;
+    if (this.lifetime.signal.aborted) throw new ClientClosedError(requestId);
     const snapshot = await this.store.get(requestId);
     // It may have ended just as the time ran out.
     if (snapshot && TERMINAL.includes(snapshot.status) && snapshot.response)
@@ -452,6 +466,7 @@ export class PyexecClient {
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
+      this.lifetime.abort();
       await Promise.allSettled([this.generation.close(), this.approval.close()]);
       if (this.ownsRedis) this.redis.disconnect();
     })();

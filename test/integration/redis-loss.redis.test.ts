@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PyexecClient } from '../../src/client/pyexec-client.js';
+import { ClientClosedError, PyexecClient } from '../../src/client/pyexec-client.js';
 import { MockGenerator } from '../../src/generators/mock-generator.js';
 import { silentLogger } from '../../src/logger.js';
 import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
@@ -67,5 +67,27 @@ describe('when Redis goes away', () => {
     closers.push(() => client.close());
     await own.stop();
     await assert.rejects(client.submit(sampleRequest()), (err: Error) => err.message.length > 0);
+  });
+  it('closing a producer ends its waits and streams, even while Redis is away (nothing rides on after close)', async () => {
+    const own = await startLocalRedis();
+    const config = testConfig();
+    closers.push(async () => config.cleanup());
+    // No fleet: the request stays queued, so the wait and the stream block on its events.
+    const client = await PyexecClient.connect({ redisUrl: own.url, config });
+    const { requestId } = await client.submit(sampleRequest());
+    const waiting = client.wait(requestId, { timeoutMs: 600_000 });
+    const streamed: string[] = [];
+    const streaming = (async () => {
+      for await (const ev of client.stream(requestId)) streamed.push(ev.type);
+    })();
+    await sleep(300);
+    await own.stop(); // both now ride the outage, retrying
+    await sleep(500);
+    const t0 = Date.now();
+    await client.close();
+    await assert.rejects(waiting, (err: Error) => err instanceof ClientClosedError && err.message.includes(requestId));
+    await streaming; // ends, without an error
+    assert.ok(Date.now() - t0 < 5_000, `ended ${Date.now() - t0} ms after close`);
+    assert.ok(streamed.includes('submitted'), `the stream saw the stored events first: ${streamed.join(', ')}`);
   });
 });
