@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { AnalysisJob } from '../../../src/queues/analysis.js';
 import { ApprovalJob } from '../../../src/queues/approval.js';
 import { ExecutionJob } from '../../../src/queues/execution.js';
 import { GenerationJob } from '../../../src/queues/generation.js';
