@@ -24,7 +24,7 @@ import { Metrics } from '../../src/metrics.js';
 import type { ExecutionMethod } from '../../src/modes.js';
 import type { AnalysisJobInput } from '../../src/queues/analysis.js';
 import { AnalysisRecord, type ApprovalRecord, type Envelope, STAGES, type Stage } from '../../src/queues/envelope.js';
-import { ExecutionJob, type ExecutionJobInput } from '../../src/queues/execution.js';
+import { ExecutionJob } from '../../src/queues/execution.js';
 import type { GenerationJobInput } from '../../src/queues/generation.js';
 import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../../src/request.js';
 import { executionFolderFor } from '../../src/store/execution-folder.js';
@@ -316,7 +316,7 @@ export function executionJobData(
   code: string,
   analysis: AnalysisRecord,
   extra: Partial<Envelope> = {},
-): ExecutionJobInput {
+): ExecutionJob {
   return ExecutionJob.parse({ ...analysisJobData(world, code), analysis, ...extra });
 }
 
