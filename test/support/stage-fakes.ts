@@ -69,11 +69,6 @@ export class FakeQueues {
     this.queues = Object.fromEntries(STAGES.map((s) => [s, queueOf(s)])) as unknown as StageQueues;
   }
 
-  /** The jobs one queue took. */
-  of(stage: Stage): AddedJob[] {
-    return this.added.filter((j) => j.stage === stage);
-  }
-
   /** The one job added since the start (fails the test when there are none or several). */
   only(): AddedJob {
     if (this.added.length !== 1) {
@@ -125,11 +120,6 @@ export class FakeStore implements StageStore {
   /** The producer's cancel (RequestStore.requestCancel). */
   requestCancel(requestId: string): void {
     this.cancels.add(requestId);
-  }
-
-  /** The request's current status (the last one recorded). */
-  status(requestId: string): RequestStatus | undefined {
-    return this.ended.get(requestId)?.status ?? this.statuses.filter((s) => s.requestId === requestId).at(-1)?.status;
   }
 
   private open(requestId: string): boolean {

@@ -212,6 +212,16 @@ describe('execution stage: outcomes', () => {
     assert.ok(job.progress.length > 0, 'progress reported');
   });
 
+  it('with live output off, the executor gets no output callback and the store no output', async () => {
+    const { world, processor, executor, store } = setup([outcomes.ok()], {
+      doc: { pyexec: { live_output: { enabled: false } } },
+    });
+    await processor(fakeJob(executionJobData(world, READ, READ_ANALYSIS)));
+    assert.equal(executor.tasks[0]!.onOutput, undefined);
+    assert.equal(store.output.length, 0);
+    assert.equal(result(world).outcome.status, 'succeeded');
+  });
+
   it('sends a runtime error back to generation with its traceback, counting it against max_execution_retries', async () => {
     const { world, processor, queues } = setup([outcomes.codeError()]);
     assert.equal(await processor(fakeJob(executionJobData(world, READ, READ_ANALYSIS))), 'regenerated');
