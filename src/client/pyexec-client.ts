@@ -487,6 +487,28 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /**
+ * `promise`, or the signal's reason as soon as it aborts. ioredis leaves a command pending forever
+ * when its connection is closed while it was reconnecting, so a wait must not hang on one.
+ */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
  * Runs `op` again while it fails for a lost Redis connection, with backoff (50 ms doubling to 2 s),
  * until it works or `signal` aborts (then the last error is thrown). Any other error is thrown at
  * once. A waiter rides through a Redis restart this way instead of failing.
@@ -495,7 +517,7 @@ export async function riding<T>(op: () => Promise<T>, signal?: AbortSignal): Pro
   let delay = 50;
   for (;;) {
     try {
-      return await op();
+      return await (signal ? abortable(op(), signal) : op());
     } catch (err) {
       if (!isConnectionError(err) || signal?.aborted) throw err;
       await new Promise<void>((resolve) => {
