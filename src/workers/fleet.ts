@@ -15,6 +15,7 @@ import { QueueName, STAGES, type Stage } from '../queues/envelope.js';
 import { createQueueSet, type QueueSet } from '../queues/queue-set.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { RequestStore } from '../store/request-store.js';
+import { startTelemetry } from '../telemetry/setup.js';
 import { createAnalysisProcessor, type DecidePolicy } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { RunningJobs, watchCancellations } from './cancellations.js';
@@ -120,6 +121,13 @@ export class Fleet {
   private async boot(prefix: string): Promise<void> {
     const { config, logger } = this.options;
     const stages = this.options.stages ?? STAGES;
+    // Tracing (config pyexec.telemetry, OTEL_* env): off without an endpoint. Its shutdown, which
+    // flushes the last spans, is the last close step.
+    const telemetry = await startTelemetry(config.pyexec.telemetry, {
+      attributes: { 'pyexec.stages': [...stages] },
+      logger,
+    });
+    this.cleanups.push(() => telemetry.shutdown());
     await this.redis.ping();
     await this.checkEvictionPolicy();
     const deps: StageDeps = {

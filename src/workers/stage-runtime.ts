@@ -9,6 +9,7 @@ import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js
 import { jobId, parseJob } from '../queues/job-id.js';
 import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
+import { inStageSpan, traceCarrier } from '../telemetry/tracing.js';
 
 /**
  * Named points where a test can stop a process (`FleetOptions.faults`): each sits where a crash
@@ -52,7 +53,8 @@ export async function handoff(
   opts: { delay?: number; jobIdSuffix?: string } = {},
 ): Promise<string> {
   const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
-  const data = { ...env, ...extra, enqueuedAt: Date.now() };
+  // The active stage span's trace context, when tracing (else the job keeps the one it came with).
+  const data = { ...env, ...extra, ...traceCarrier(), enqueuedAt: Date.now() };
   await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
   // Fault injection for the crash-between-stages test: die right after the hand-off, before the
   // current job is marked complete.
@@ -254,5 +256,7 @@ export function stageProcessor<S extends z.ZodType<Envelope>>(
   body: (run: StageRun & { env: z.output<S> }) => Promise<string>,
 ): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(deps, stage, (d) => parseJob(schema, d) as z.output<S>, job, signal, body);
+    inStageSpan(stage, job.id, job.data, () =>
+      runStage(deps, stage, (d) => parseJob(schema, d) as z.output<S>, job, signal, body),
+    );
 }
