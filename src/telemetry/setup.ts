@@ -53,6 +53,9 @@ export function tracesUrl(settings: TelemetrySettings, env: NodeJS.ProcessEnv): 
   return base ? signal(base) : undefined;
 }
 
+/** How long a shutdown waits for the last export. */
+const SHUTDOWN_MS = 5000;
+
 interface Active {
   telemetry: Telemetry;
   users: number;
@@ -138,7 +141,21 @@ async function register(
     endpoint: url,
     forceFlush: () => provider.forceFlush(),
     shutdown: async () => {
-      await provider.shutdown();
+      // The last spans go out now; a collector that is down costs at most SHUTDOWN_MS of the
+      // process's shutdown, and a warning (the spans are lost, nothing else is).
+      let timer: NodeJS.Timeout | undefined;
+      const bounded = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), SHUTDOWN_MS);
+        timer.unref();
+      });
+      try {
+        const how = await Promise.race([provider.shutdown(), bounded]);
+        if (how === 'timeout') options.logger?.warn({ ms: SHUTDOWN_MS }, 'telemetry: last spans not exported in time');
+      } catch (err) {
+        options.logger?.warn({ err: (err as Error).message }, 'telemetry: last spans not exported');
+      } finally {
+        clearTimeout(timer);
+      }
       // Unregistered, so that a later start (tests; an embedding that restarts) can register again.
       trace.disable();
       context.disable();

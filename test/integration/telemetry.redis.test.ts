@@ -19,10 +19,12 @@ import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { type Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { ApprovalService } from '../../src/approval/approval-service.js';
 import { projectRoot } from '../../src/python-env.js';
 import { QueueName } from '../../src/queues/envelope.js';
 import { keyPrefix } from '../../src/redis/connection.js';
+import { freePort } from '../../src/redis/redis-server.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/index.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../support/fake-llm-server.js';
 import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
@@ -148,6 +150,32 @@ describe('tracing in one process (in-memory exporter)', () => {
       assert.equal(new Set(spans.map((s) => s.spanContext().traceId)).size, 1);
     }
     assert.equal(seen.size, hostile.length, 'each request its own trace');
+  });
+
+  it('with the collector down: the request succeeds, the export failure is a warning, the fleet closes', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const port = await freePort();
+    bed = await testBed({ pyexec: { telemetry: { otlp_endpoint: `http://127.0.0.1:${port}` } } });
+    // The exporter retries a refused export with backoff for up to OTEL_EXPORTER_OTLP_TIMEOUT (10 s): short here.
+    process.env['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'] = '300';
+    const fleet = await bed.startFleet({ logger }).finally(() => {
+      delete process.env['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'];
+    });
+    assert.equal(trace.getTracer('x').startSpan('probe').isRecording(), true, 'tracing is on');
+    const { requestId } = await bed.client.submit(sampleRequest());
+    const res = await bed.client.wait(requestId, { timeoutMs: 30_000 });
+    assert.equal(res.kind === 'finished' && res.response.status, 'succeeded');
+    await fleet.close();
+    const warned = lines
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => /telemetry/.test(l.msg));
+    assert.ok(warned.length > 0, `the failed export is logged: ${lines.join('')}`);
+    assert.ok(
+      warned.every((l) => l.level === 40),
+      'as warnings',
+    );
+    assert.equal(trace.getTracer('x').startSpan('probe').isRecording(), false, 'closed: the SDK is gone');
   });
 
   it('with telemetry off: no SDK, no spans, the request succeeds, and a trace context in job data passes through', async () => {
