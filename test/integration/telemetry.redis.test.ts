@@ -20,7 +20,9 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { type Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { startProducerApi } from '../../src/api/producer-api.js';
 import { ApprovalService } from '../../src/approval/approval-service.js';
+import { createToken } from '../../src/approval/tokens.js';
 import { projectRoot } from '../../src/python-env.js';
 import { QueueName } from '../../src/queues/envelope.js';
 import { keyPrefix } from '../../src/redis/connection.js';
@@ -105,6 +107,47 @@ describe('tracing in one process (in-memory exporter)', () => {
     assert.equal(run.attributes['pyexec.outcome'], 'ok');
     assert.equal(result.attributes['pyexec.request_id'], requestId);
     assert.equal(spans.length, 5, `no other spans: ${spans.map((s) => s.name).join(', ')}`);
+  });
+
+  it("continues the producer's trace: a traceparent header on the HTTP API's submit is the generation span's parent", async () => {
+    const memory = new InMemorySpanExporter();
+    telemetry = await startTelemetry({ sample_ratio: 1 }, { exporter: memory });
+    const producer = createToken('agent', 'producer');
+    bed = await testBed({ pyexec: { approver: { tokens: [producer.entry] } } });
+    await bed.startFleet();
+    const api = await startProducerApi({ config: bed.config, redisUrl: bed.redisUrl, port: 0 });
+    try {
+      const [traceId, parentId] = ['4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7'];
+      const res = await fetch(`${api.url}/v1/requests`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${producer.token}`,
+          'content-type': 'application/json',
+          traceparent: `00-${traceId}-${parentId}-01`,
+          tracestate: 'vendor=x',
+        },
+        body: JSON.stringify(sampleRequest()),
+      });
+      assert.equal(res.status, 201);
+      const { request_id: requestId } = (await res.json()) as { request_id: string };
+      const done = await bed.client.wait(requestId, { timeoutMs: 30_000 });
+      assert.equal(done.kind === 'finished' && done.response.status, 'succeeded');
+      const spans = await eventually(
+        async () => {
+          const mine = spansOf(memory.getFinishedSpans(), requestId);
+          return mine.some((s) => s.name === 'pyexec.result') ? mine : undefined;
+        },
+        10_000,
+        'the result span',
+      );
+      const generation = one(spans, 'pyexec.generation');
+      assert.equal(generation.spanContext().traceId, traceId, "the producer's trace");
+      assert.equal(parentOf(generation), parentId, "a child of the producer's span");
+      assert.equal(generation.spanContext().traceState?.get('vendor'), 'x', 'tracestate carried');
+      assert.ok(spans.every((s) => s.spanContext().traceId === traceId));
+    } finally {
+      await api.close();
+    }
   });
 
   it('starts a new trace for a malformed or hostile traceparent in job data, and the request succeeds', async () => {
