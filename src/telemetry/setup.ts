@@ -92,13 +92,15 @@ async function register(
   env: NodeJS.ProcessEnv,
   url: string | undefined,
 ): Promise<Active> {
-  const [base, node, resources, semconv] = await Promise.all([
-    import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/sdk-trace-node'),
-    import('@opentelemetry/resources'),
-    import('@opentelemetry/semantic-conventions'),
-  ]);
-  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  // The SDK 1.x line: its packages support every Node 20 (the 2.x line wants 20.6 or later).
+  const [base, resources, semconv, { W3CTraceContextPropagator }, { AsyncLocalStorageContextManager }] =
+    await Promise.all([
+      import('@opentelemetry/sdk-trace-base'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/semantic-conventions'),
+      import('@opentelemetry/core'),
+      import('@opentelemetry/context-async-hooks'),
+    ]);
   let processor: InstanceType<typeof base.SimpleSpanProcessor> | InstanceType<typeof base.BatchSpanProcessor>;
   if (options.exporter) {
     processor = new base.SimpleSpanProcessor(options.exporter);
@@ -109,9 +111,9 @@ async function register(
     processor = new base.BatchSpanProcessor(new OTLPTraceExporter({ url }));
   }
   const serviceName = settings.service_name ?? env['OTEL_SERVICE_NAME'] ?? 'pyexec';
-  const provider = new node.NodeTracerProvider({
-    resource: resources.defaultResource().merge(
-      resources.resourceFromAttributes({
+  const provider = new base.BasicTracerProvider({
+    resource: resources.Resource.default().merge(
+      new resources.Resource({
         [semconv.ATTR_SERVICE_NAME]: serviceName,
         'process.pid': process.pid,
         ...options.attributes,
@@ -120,8 +122,12 @@ async function register(
     sampler: new base.ParentBasedSampler({ root: new base.TraceIdRatioBasedSampler(settings.sample_ratio) }),
     spanProcessors: [processor],
   });
-  // W3C trace context only (no baggage): job data carries `traceparent` and `tracestate`.
-  provider.register({ propagator: new W3CTraceContextPropagator() });
+  // W3C trace context only (no baggage): job data carries `traceparent` and `tracestate`. The
+  // context follows async work (AsyncLocalStorage), so a stage's LLM and kernel calls are its children.
+  provider.register({
+    propagator: new W3CTraceContextPropagator(),
+    contextManager: new AsyncLocalStorageContextManager().enable(),
+  });
   if (options.logger) {
     const log = options.logger;
     diag.setLogger(

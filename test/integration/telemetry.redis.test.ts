@@ -60,7 +60,7 @@ async function generationJob(b: TestBed, requestId: string): Promise<{ job: Job;
   };
 }
 
-const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId ?? '';
+const parentOf = (s: ReadableSpan) => s.parentSpanId ?? '';
 
 /** The finished spans of one request (by the stage spans' request id attribute and their children). */
 function spansOf(all: ReadableSpan[], requestId: string): ReadableSpan[] {
