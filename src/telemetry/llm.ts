@@ -4,7 +4,8 @@ import { inSpan, SpanKind } from './tracing.js';
 /**
  * An LLM call as a child span of the generation stage, named and attributed after the OpenTelemetry
  * GenAI semantic conventions (`chat <model>`, `gen_ai.*`; the names are written out here because
- * they are still in the conventions' incubating set). Prompts and replies are never recorded.
+ * they are still in the conventions' incubating set). Prompts, replies and SDK error messages are
+ * never recorded.
  */
 export interface LlmCall {
   /** `openai` (any OpenAI-compatible server) or `anthropic`. */
@@ -33,7 +34,8 @@ export function inLlmSpan<T>(call: LlmCall, work: (done: (result: LlmResult) => 
   };
   if (call.serverAddress) attributes['server.address'] = call.serverAddress;
   if (call.phase) attributes['pyexec.generator.phase'] = call.phase;
-  return inSpan(`chat ${call.model}`, attributes, (span) => work((r) => recordResult(span, r)), SpanKind.CLIENT);
+  // An SDK error's message may echo what was sent (a key, a prompt): only its class is recorded.
+  return inSpan(`chat ${call.model}`, attributes, (span) => work((r) => recordResult(span, r)), SpanKind.CLIENT, false);
 }
 
 function recordResult(span: Span, r: LlmResult): void {

@@ -121,12 +121,14 @@ export function inSpan<T>(
   attributes: Attributes,
   work: (span: Span) => Promise<T>,
   kind: SpanKind = SpanKind.INTERNAL,
+  /** Record the error's message and stack (false: only its class, for errors that may carry secrets). */
+  errorDetail = true,
 ): Promise<T> {
   return tracer().startActiveSpan(name, { kind, attributes }, async (span) => {
     try {
       return await work(span);
     } catch (err) {
-      failed(span, err);
+      failed(span, err, errorDetail);
       throw err;
     } finally {
       span.end();
@@ -145,11 +147,15 @@ export function endSpan(span: Span, err?: unknown): void {
   span.end();
 }
 
-function failed(span: Span, err: unknown): void {
+function failed(span: Span, err: unknown, detail = true): void {
   if (!span.isRecording()) return;
   const e = err instanceof Error ? err : new Error(String(err));
-  span.recordException(e);
   span.setAttribute('error.type', e.name || 'Error');
+  if (!detail) {
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    return;
+  }
+  span.recordException(e);
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message.slice(0, 500) });
 }
 
