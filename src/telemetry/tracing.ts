@@ -112,6 +112,14 @@ export function traceCarrier(): { trace: TraceCarrier } | undefined {
   return carrier.traceparent ? { trace: carrier } : undefined;
 }
 
+/** The active span's ids for log lines (`traceId`, `spanId`), when it is recorded; else nothing. */
+export function traceIds(): { traceId: string; spanId: string } | undefined {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return undefined;
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
+}
+
 /**
  * Runs `work` in a child span of the active one (an LLM call, a kernel run). The span records an
  * exception and ERROR status when `work` throws; `work` may add attributes through the span.

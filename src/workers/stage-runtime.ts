@@ -9,7 +9,7 @@ import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js
 import { jobId, parseJob } from '../queues/job-id.js';
 import type { QueueSet } from '../queues/queue-set.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
-import { inStageSpan, traceCarrier } from '../telemetry/tracing.js';
+import { inStageSpan, traceCarrier, traceIds } from '../telemetry/tracing.js';
 
 /**
  * Named points where a test can stop a process (`FleetOptions.faults`): each sits where a crash
@@ -186,6 +186,7 @@ async function runStage<T extends Envelope>(
     threadId: env.threadId,
     stage,
     attempt: env.attempt,
+    ...traceIds(),
   });
   deps.metrics.queueWait.observe({ stage }, Math.max(0, startedAt - env.enqueuedAt) / 1000);
   // One info line per stage transition: request, thread, stage, outcome and duration.

@@ -80,7 +80,8 @@ describe('tracing in one process (in-memory exporter)', () => {
     const memory = new InMemorySpanExporter();
     telemetry = await startTelemetry({ sample_ratio: 1 }, { exporter: memory });
     bed = await testBed();
-    await bed.startFleet();
+    const lines: string[] = [];
+    await bed.startFleet({ logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }) });
     const { requestId } = await bed.client.submit(sampleRequest());
     const res = await bed.client.wait(requestId, { timeoutMs: 30_000 });
     assert.equal(res.kind === 'finished' && res.response.status, 'succeeded');
@@ -107,6 +108,19 @@ describe('tracing in one process (in-memory exporter)', () => {
     assert.equal(run.attributes['pyexec.outcome'], 'ok');
     assert.equal(result.attributes['pyexec.request_id'], requestId);
     assert.equal(spans.length, 5, `no other spans: ${spans.map((s) => s.name).join(', ')}`);
+    // Log lines name the trace: each stage's transition line carries its span's ids.
+    const logged = lines
+      .map(
+        (l) =>
+          JSON.parse(l) as { requestId?: string; stage?: string; outcome?: string; traceId?: string; spanId?: string },
+      )
+      .filter((l) => l.requestId === requestId && l.outcome !== undefined);
+    for (const span of [generation, analysis, execution, result]) {
+      const line = logged.find((l) => l.stage === span.attributes['pyexec.stage']);
+      assert.ok(line, `a transition line for ${span.name}`);
+      assert.equal(line.traceId, span.spanContext().traceId);
+      assert.equal(line.spanId, span.spanContext().spanId);
+    }
   });
 
   it("continues the producer's trace: a traceparent header on the HTTP API's submit is the generation span's parent", async () => {
