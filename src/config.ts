@@ -370,6 +370,23 @@ export const Config = z.strictObject({
           max_events: z.number().int().min(10).max(900).default(500),
         })
         .prefault({}),
+      /**
+       * OpenTelemetry tracing (src/telemetry/): one trace per request across stages and processes,
+       * exported over OTLP/HTTP. Off unless an endpoint is set here or in OTEL_EXPORTER_OTLP_ENDPOINT
+       * (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); OTEL_SDK_DISABLED=true turns it off.
+       */
+      telemetry: z
+        .strictObject({
+          /** OTLP/HTTP endpoint, e.g. `http://otel-collector:4318` (`/v1/traces` is appended). */
+          otlp_endpoint: z
+            .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL (OTLP/HTTP)' })
+            .optional(),
+          /** service.name of the spans. @defaultValue OTEL_SERVICE_NAME, else "pyexec" */
+          service_name: z.string().min(1).optional(),
+          /** Share of new traces recorded (a stage continuing a trace follows its parent). @defaultValue 1 */
+          sample_ratio: z.number().min(0).max(1).default(1),
+        })
+        .prefault({}),
       retention: z
         .strictObject({
           /** How long finished requests, their records and jobs are kept. @defaultValue 604800 (7 days) */

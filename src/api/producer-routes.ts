@@ -219,7 +219,10 @@ export async function buildProducerApp(options: ProducerAppOptions): Promise<Fas
     async (req, reply) => {
       const me = mustSubmit(req);
       // Another producer's thread is refused inside the store's submit (ThreadConflictError, 409).
-      const sub = await client.submit(req.body, { submittedBy: me.name });
+      // A producer that traces sends W3C `traceparent` / `tracestate`: the request's trace continues it.
+      const header = (name: string) => (typeof req.headers[name] === 'string' ? req.headers[name] : undefined);
+      const trace = { traceparent: header('traceparent'), tracestate: header('tracestate') };
+      const sub = await client.submit(req.body, { submittedBy: me.name, trace });
       reply.code(sub.created ? 201 : 200).header('location', `/v1/requests/${sub.requestId}`);
       return { request_id: sub.requestId, thread_id: sub.threadId, created: sub.created };
     },

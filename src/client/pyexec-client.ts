@@ -237,7 +237,12 @@ export class PyexecClient {
    */
   async submit(
     input: PythonExecutionRequestInput | unknown,
-    meta: { submittedBy?: string } = {},
+    meta: {
+      submittedBy?: string;
+      /** The producer's W3C trace context (`propagation.inject` of @opentelemetry/api fills one): the
+       * request's trace continues it. Malformed values are ignored by the fleet. */
+      trace?: { traceparent?: string | undefined; tracestate?: string | undefined };
+    } = {},
   ): Promise<SubmitResult> {
     const limits = this.settings.pyexec.request_limits ?? DEFAULTS.requestLimits;
     const { request, json, digest } = prepareRequest(input, limits);
@@ -254,7 +259,7 @@ export class PyexecClient {
       submittedAt,
     });
     if (conflict) throw new ThreadConflictError(`thread id ${threadId} is taken by another producer's request`);
-    if (created) await this.enqueue(requestId, threadId, request, submittedAt);
+    if (created) await this.enqueue(requestId, threadId, request, submittedAt, traceOf(meta.trace));
     else await this.ensureStarted(requestId);
     return { requestId, threadId, created };
   }
@@ -264,6 +269,7 @@ export class PyexecClient {
     threadId: string,
     request: PythonExecutionRequest,
     submittedAt: number,
+    trace?: { traceparent: string; tracestate?: string },
   ): Promise<void> {
     const { execution } = this.settings;
     const root = this.settings.pyexec.execution_root;
@@ -282,6 +288,7 @@ export class PyexecClient {
       submittedAt,
       attempt: 1,
       enqueuedAt: Date.now(),
+      ...(trace ? { trace } : {}),
     };
     await this.generation.add('generation', { ...env, ...placement }, { jobId: jobId(requestId, 'generation', 1) });
   }
@@ -548,4 +555,14 @@ export function deliver(ev: PyexecEvent, cb: OutputCallbacks): void {
   if (ev.type === 'stdout') call(cb.onStdout && (() => cb.onStdout!(ev.text)));
   else if (ev.type === 'stderr') call(cb.onStderr && (() => cb.onStderr!(ev.text)));
   else if (ev.type === 'display') call(cb.onDisplay && (() => cb.onDisplay!(ev.data, ev.metadata)));
+}
+
+/** The trace context worth carrying: string fields of sane length, a traceparent at least. */
+function traceOf(
+  t: { traceparent?: string | undefined; tracestate?: string | undefined } | undefined,
+): { traceparent: string; tracestate?: string } | undefined {
+  const tp = t?.traceparent;
+  if (typeof tp !== 'string' || tp.length > 128) return undefined;
+  const ts = t?.tracestate;
+  return typeof ts === 'string' && ts.length <= 512 ? { traceparent: tp, tracestate: ts } : { traceparent: tp };
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { KernelConnection } from '@jupyterlab/services';
 import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import { writeKernelOutputs } from '../store/execution-folder.js';
+import { endSpan, inSpan, SPAN, startSpan } from '../telemetry/tracing.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
 import { type CellResult, type NotebookOutput, type RunCellOptions, runCell } from './kernel-run.js';
@@ -53,7 +54,17 @@ export class JupyterExecutor implements Executor {
 
   async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
     const started = Date.now();
-    const lease = await this.options.pool.acquire(task.mode, signal);
+    const lease = await inSpan(SPAN.kernelLease, { 'pyexec.mode': task.mode }, async (span) => {
+      const leased = await this.options.pool.acquire(task.mode, signal);
+      span.setAttributes({ 'pyexec.kernel.id': leased.kernelId, 'pyexec.kernel.server': leased.server.name });
+      return leased;
+    });
+    const traced = startSpan(SPAN.kernelRun, {
+      'pyexec.mode': task.mode,
+      'pyexec.kernel.id': lease.kernelId,
+      'pyexec.kernel.server': lease.server.name,
+    });
+    let failure: unknown;
     let kernel: KernelConnection | undefined;
     try {
       const run = AbortSignal.any([signal, lease.lost]);
@@ -158,10 +169,16 @@ export class JupyterExecutor implements Executor {
         });
       }
       const figures = await this.writeFiles(task.executionFolder, main, record, record.figures ?? []);
-      return this.outcome(lease, main, record, figures, Date.now() - started);
+      const outcome = this.outcome(lease, main, record, figures, Date.now() - started);
+      traced.setAttribute('pyexec.outcome', outcome.status);
+      return outcome;
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
       kernel?.dispose();
       await lease.release().catch(() => {});
+      endSpan(traced, failure);
     }
   }
 

@@ -7,6 +7,7 @@ import { ExecutorUnavailableError, RequestInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionMode } from '../modes.js';
 import { pythonExecutable, scrubbedEnv } from '../python-env.js';
+import { inSpan, SPAN } from '../telemetry/tracing.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import { ForkServer, ForkServerError } from './fork-server.js';
 import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
@@ -118,7 +119,16 @@ export class LocalExecutor implements Executor {
     await forks?.close();
   }
 
-  async execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
+  /** One run, traced as a child span of the execution stage. */
+  execute(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
+    return inSpan(SPAN.localRun, { 'pyexec.mode': task.mode }, async (span) => {
+      const outcome = await this.run(task, signal);
+      span.setAttribute('pyexec.outcome', outcome.status);
+      return outcome;
+    });
+  }
+
+  private async run(task: ExecutionTask, signal: AbortSignal): Promise<ExecutionOutcome> {
     const started = Date.now();
     const maxOut = this.options.maxOutputBytes ?? 1_000_000;
     const python = pythonExecutable(this.options.python);

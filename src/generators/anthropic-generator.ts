@@ -2,6 +2,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { inLlmSpan } from '../telemetry/llm.js';
 import { readClaudeConfigFile } from './claude-config-file.js';
 import { BUILTIN_CLAUDE_PROFILES, type ClaudePhase, ClaudeProfile } from './claude-profiles.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest, GeneratorLogger, TokenUsage } from './code-generator.js';
@@ -234,16 +235,26 @@ export class AnthropicGenerator implements CodeGenerator {
   ): Promise<string> {
     const { client, model, maxTokens, temperature } = this.options;
     const stem = await recorder.prompt(phase, [{ role: 'system', content: system }, ...messages]);
-    const message = await client.messages.create(
-      {
-        model,
-        max_tokens: maxTokens,
-        system,
-        messages: messages.map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content })),
-        ...(temperature !== undefined ? { temperature } : {}),
-      },
-      { signal },
-    );
+    const llm = { provider: 'anthropic' as const, model, generator: this.name, phase };
+    const message = await inLlmSpan(llm, async (done) => {
+      const m = await client.messages.create(
+        {
+          model,
+          max_tokens: maxTokens,
+          system,
+          messages: messages.map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content })),
+          ...(temperature !== undefined ? { temperature } : {}),
+        },
+        { signal },
+      );
+      done({
+        inputTokens: m.usage?.input_tokens,
+        outputTokens: m.usage?.output_tokens,
+        responseModel: m.model,
+        finishReason: m.stop_reason,
+      });
+      return m;
+    });
     const text = message.content
       .filter((block) => block.type === 'text')
       .map((block) => (block as { text: string }).text)

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { hostOf, inLlmSpan } from '../telemetry/llm.js';
 import type { CodeGenerator, GeneratedCode, GenerationRequest, GeneratorLogger } from './code-generator.js';
 import { extractCode } from './extract-code.js';
 import { linkedSignal } from './linked-signal.js';
@@ -123,15 +124,30 @@ export class OpenAiGenerator implements CodeGenerator {
     let completion: OpenAI.Chat.Completions.ChatCompletion;
     const call = linkedSignal(signal);
     try {
-      completion = await this.client.chat.completions.create(
-        {
-          model,
-          messages,
-          ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
-          ...(temperature !== undefined ? { temperature } : {}),
-        },
-        { signal: call.signal },
-      );
+      const llm = {
+        provider: 'openai' as const,
+        model,
+        serverAddress: hostOf(this.client.baseURL),
+        generator: this.name,
+      };
+      completion = await inLlmSpan(llm, async (done) => {
+        const c = await this.client.chat.completions.create(
+          {
+            model,
+            messages,
+            ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+            ...(temperature !== undefined ? { temperature } : {}),
+          },
+          { signal: call.signal },
+        );
+        done({
+          inputTokens: c.usage?.prompt_tokens,
+          outputTokens: c.usage?.completion_tokens,
+          responseModel: c.model,
+          finishReason: c.choices[0]?.finish_reason,
+        });
+        return c;
+      });
     } catch (err) {
       const mapped = translateSdkError(err, OpenAI, this.errorContext, signal);
       await recorder.finish(undefined, { ...meta, outcome: 'error', error: (mapped as Error).message });

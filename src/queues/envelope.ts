@@ -126,6 +126,14 @@ export const Envelope = z.object({
   timings: z.array(StageTiming).default([]),
   /** When this stage's job was enqueued (for queue-wait timings). */
   enqueuedAt: z.number().default(() => Date.now()),
+  /**
+   * W3C trace context of the stage that handed the job over (src/telemetry/): the next stage's span
+   * continues the request's trace. Untrusted: anything malformed is dropped (a new trace), never an error.
+   */
+  trace: z
+    .object({ traceparent: z.string().max(128).optional(), tracestate: z.string().max(512).optional() })
+    .optional()
+    .catch(undefined),
 });
 export type Envelope = z.output<typeof Envelope>;
 export type EnvelopeInput = z.input<typeof Envelope>;

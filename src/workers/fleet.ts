@@ -19,6 +19,7 @@ import type { RedisConnection as Redis } from '../redis/connection.js';
 import { createRedis, keyPrefix } from '../redis/connection.js';
 import { ExecutionFolderPruner } from '../store/execution-folder-pruner.js';
 import { RequestStore } from '../store/request-store.js';
+import { startTelemetry } from '../telemetry/setup.js';
 import { createAnalysisProcessor } from './analysis-worker.js';
 import { createApprovalProcessor } from './approval-worker.js';
 import { RunningJobs, watchCancellations } from './cancellations.js';
@@ -122,6 +123,13 @@ export class Fleet {
   private async boot(prefix: string): Promise<void> {
     const { config, logger } = this.options;
     const stages = this.options.stages ?? STAGES;
+    // Tracing (config pyexec.telemetry, OTEL_* env): off without an endpoint. Its shutdown, which
+    // flushes the last spans, is the last close step.
+    const telemetry = await startTelemetry(config.pyexec.telemetry, {
+      attributes: { 'pyexec.stages': [...stages] },
+      logger,
+    });
+    this.cleanups.push(() => telemetry.shutdown());
     await this.redis.ping();
     await this.checkEvictionPolicy();
     const deps: ReaperDeps = {

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { Envelope, ErrorEntry, Outcome, Stage } from '../queues/envelope.js';
 import { jobId, parseJob } from '../queues/job-id.js';
 import type { RequestStatus, RequestStore } from '../store/request-store.js';
+import { inStageSpan, traceCarrier, traceIds } from '../telemetry/tracing.js';
 
 /**
  * Named points where a test can stop a process (`FleetOptions.faults`, wired only by test entry
@@ -61,7 +62,8 @@ export async function handoff(
   opts: { delay?: number; jobIdSuffix?: string } = {},
 ): Promise<string> {
   const id = jobId(env.requestId, stage, env.attempt) + (opts.jobIdSuffix ?? '');
-  const data = { ...env, ...extra, enqueuedAt: Date.now() };
+  // The active stage span's trace context, when tracing (else the job keeps the one it came with).
+  const data = { ...env, ...extra, ...traceCarrier(), enqueuedAt: Date.now() };
   await deps.queues[stage].add(stage, data, { jobId: id, ...(opts.delay ? { delay: opts.delay } : {}) });
   deps.fault?.(`handoff:${stage}`);
   return id;
@@ -191,6 +193,7 @@ async function runStage<T extends Envelope>(
     threadId: env.threadId,
     stage,
     attempt: env.attempt,
+    ...traceIds(),
   });
   deps.metrics.queueWait.observe({ stage }, Math.max(0, startedAt - env.enqueuedAt) / 1000);
   // One info line per stage transition: request, thread, stage, outcome and duration.
@@ -261,5 +264,7 @@ export function stageProcessor<S extends z.ZodType<Envelope>>(
   body: (run: StageRun & { env: z.output<S> }) => Promise<string>,
 ): Processor {
   return (job: Job, _token?: string, signal?: AbortSignal) =>
-    runStage(deps, stage, (d) => parseJob(schema, d) as z.output<S>, job, signal, body);
+    inStageSpan(stage, job.id, job.data, () =>
+      runStage(deps, stage, (d) => parseJob(schema, d) as z.output<S>, job, signal, body),
+    );
 }
