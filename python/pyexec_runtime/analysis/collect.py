@@ -5,6 +5,7 @@ Events are flow-insensitive facts: "name N in scope S may be bound to (what this
 them to a fixpoint, so the order of statements and branches does not matter: a name may hold every
 value it is ever given.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,10 +32,26 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # Statement types whose nested statements prescan_declarations looks into (filled on first sight),
 # and those it never enters (nested scopes, plain statements).
 _BLOCK_FIELDS: dict[type, tuple[str, ...]] = {}
-_NO_BLOCKS = frozenset({
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr,
-    ast.Return, ast.Pass, ast.Break, ast.Continue, ast.Raise, ast.Assert, ast.Delete, ast.Import, ast.ImportFrom,
-})
+_NO_BLOCKS = frozenset(
+    {
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Assign,
+        ast.AugAssign,
+        ast.AnnAssign,
+        ast.Expr,
+        ast.Return,
+        ast.Pass,
+        ast.Break,
+        ast.Continue,
+        ast.Raise,
+        ast.Assert,
+        ast.Delete,
+        ast.Import,
+        ast.ImportFrom,
+    }
+)
 
 
 def _nothing(collector: Any, st: Any) -> None:
@@ -56,9 +73,9 @@ class Table(dict):
 
 
 class Scope:
-    __slots__ = ("kind", "parent", "locals", "globals", "nonlocals", "bind", "stars", "owner", "node", "depth")
+    __slots__ = ("bind", "depth", "globals", "kind", "locals", "node", "nonlocals", "owner", "parent", "stars")
 
-    def __init__(self, kind: str, parent: "Scope | None", owner: int = -1, node: Any = None) -> None:
+    def __init__(self, kind: str, parent: Scope | None, owner: int = -1, node: Any = None) -> None:
         self.kind = kind  # module | function | class | comprehension
         self.parent = parent
         self.locals: set[str] = set()
@@ -74,8 +91,20 @@ class Scope:
 
 
 class FuncInfo:
-    __slots__ = ("fid", "node", "scope", "params", "vararg", "kwarg", "returns", "name", "cid", "kind", "is_gen",
-                 "yields")
+    __slots__ = (
+        "cid",
+        "fid",
+        "is_gen",
+        "kind",
+        "kwarg",
+        "name",
+        "node",
+        "params",
+        "returns",
+        "scope",
+        "vararg",
+        "yields",
+    )
 
     def __init__(self, fid: int, node: Any, scope: Scope, name: str) -> None:
         self.fid = fid
@@ -93,7 +122,7 @@ class FuncInfo:
 
 
 class ClassInfo:
-    __slots__ = ("cid", "node", "scope", "bases", "name", "outer", "fields")
+    __slots__ = ("bases", "cid", "fields", "name", "node", "outer", "scope")
 
     def __init__(self, cid: int, node: Any, scope: Scope, outer: Scope) -> None:
         self.cid = cid
@@ -225,13 +254,22 @@ class Collector:
         if st.returns is not None:
             self.expr(st.returns)
         info = self.new_func(st, st.name)
-        deco_names = {d.id if type(d) is ast.Name else d.attr for d in st.decorator_list
-                      if type(d) is ast.Name or type(d) is ast.Attribute}
+        deco_names = {
+            d.id if type(d) is ast.Name else d.attr
+            for d in st.decorator_list
+            if type(d) is ast.Name or type(d) is ast.Attribute
+        }
         if self.scope.kind == "class":
             info.cid = self.scope.owner
-            info.kind = "staticmethod" if "staticmethod" in deco_names else (
-                "classmethod" if "classmethod" in deco_names else (
-                    "property" if deco_names & {"property", "cached_property"} else "method"))
+            info.kind = (
+                "staticmethod"
+                if "staticmethod" in deco_names
+                else (
+                    "classmethod"
+                    if "classmethod" in deco_names
+                    else ("property" if deco_names & {"property", "cached_property"} else "method")
+                )
+            )
             if info.kind != "staticmethod" and info.params:
                 # `self` is an instance of the class (of a subclass, through call sites), `cls` the class.
                 first = ("i" if info.kind == "method" else "c", info.cid)
@@ -258,9 +296,9 @@ class Collector:
             scope.locals.add(a.kwarg.arg)
         # Parameters with defaults may hold the default value.
         positional = [*a.posonlyargs, *a.args]
-        for arg, default in zip(positional[len(positional) - len(a.defaults):], a.defaults):
+        for arg, default in zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=False):
             self.out.events.append(("b", scope, arg.arg, ("expr_in", default, self.scope)))
-        for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+        for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=False):
             if default is not None:
                 self.out.events.append(("b", scope, arg.arg, ("expr_in", default, self.scope)))
         self.out.funcs.append(info)
@@ -285,7 +323,8 @@ class Collector:
                     if t in _NO_BLOCKS:
                         continue
                     fields = _BLOCK_FIELDS[t] = tuple(
-                        f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in t._fields)
+                        f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in t._fields
+                    )
                 for name in fields:
                     sub = getattr(st, name)
                     if sub:
@@ -447,7 +486,7 @@ class Collector:
             self.expr(p.cls)
             for sub in p.patterns:
                 self.pattern(sub, ("members", spec))
-            for attr, sub in zip(p.kwd_attrs, p.kwd_patterns):
+            for attr, sub in zip(p.kwd_attrs, p.kwd_patterns, strict=False):
                 self.pattern(sub, ("attr_of", spec, attr))
         elif t is ast.MatchValue:
             self.expr(p.value)
@@ -600,13 +639,29 @@ class Collector:
 # Statement handlers (a table of plain functions: bound methods kept on the collector would make it
 # part of a reference cycle, and the whole tree would then wait for the cyclic garbage collector).
 _STMT = {
-    ast.FunctionDef: Collector.s_func, ast.AsyncFunctionDef: Collector.s_func, ast.ClassDef: Collector.s_class,
-    ast.Assign: Collector.s_assign, ast.AnnAssign: Collector.s_annassign, ast.AugAssign: Collector.s_augassign,
-    ast.For: Collector.s_for, ast.AsyncFor: Collector.s_for, ast.With: Collector.s_with,
-    ast.AsyncWith: Collector.s_with, ast.Import: Collector.s_import, ast.ImportFrom: Collector.s_importfrom,
-    ast.Global: Collector.s_global, ast.Nonlocal: Collector.s_nonlocal, ast.Return: Collector.s_return,
-    ast.Try: Collector.s_try, ast.TryStar: Collector.s_try, ast.Match: Collector.s_match,
+    ast.FunctionDef: Collector.s_func,
+    ast.AsyncFunctionDef: Collector.s_func,
+    ast.ClassDef: Collector.s_class,
+    ast.Assign: Collector.s_assign,
+    ast.AnnAssign: Collector.s_annassign,
+    ast.AugAssign: Collector.s_augassign,
+    ast.For: Collector.s_for,
+    ast.AsyncFor: Collector.s_for,
+    ast.With: Collector.s_with,
+    ast.AsyncWith: Collector.s_with,
+    ast.Import: Collector.s_import,
+    ast.ImportFrom: Collector.s_importfrom,
+    ast.Global: Collector.s_global,
+    ast.Nonlocal: Collector.s_nonlocal,
+    ast.Return: Collector.s_return,
+    ast.Try: Collector.s_try,
+    ast.TryStar: Collector.s_try,
+    ast.Match: Collector.s_match,
     # The same as generic_stmt would do, spelled out for the common statements.
-    ast.Expr: Collector.s_expr, ast.If: Collector.s_if, ast.While: Collector.s_if, ast.Pass: _nothing,
-    ast.Break: _nothing, ast.Continue: _nothing,
+    ast.Expr: Collector.s_expr,
+    ast.If: Collector.s_if,
+    ast.While: Collector.s_if,
+    ast.Pass: _nothing,
+    ast.Break: _nothing,
+    ast.Continue: _nothing,
 }

@@ -18,6 +18,7 @@ Abstract values are small tuples:
   ("g",)                   the dict returned by globals()
   ("const",)               anything else: numbers, booleans, results of ordinary operations
 """
+
 from __future__ import annotations
 
 import ast
@@ -45,9 +46,30 @@ MAX_STRINGS = 32
 # (widened_path: bounded by the program's attribute names).
 MAX_LIBRARY_PATHS = 64
 # String methods whose result the analysis follows (Solver.string_method); any other gives a constant.
-STRING_METHODS = frozenset({"format", "join", "replace", "strip", "lstrip", "rstrip", "lower", "upper", "title",
-                            "capitalize", "casefold", "swapcase", "split", "rsplit", "splitlines", "removeprefix",
-                            "removesuffix", "zfill", "encode", "decode"})
+STRING_METHODS = frozenset(
+    {
+        "format",
+        "join",
+        "replace",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "casefold",
+        "swapcase",
+        "split",
+        "rsplit",
+        "splitlines",
+        "removeprefix",
+        "removesuffix",
+        "zfill",
+        "encode",
+        "decode",
+    }
+)
 # How many combinations of known strings a format, a join or an f-string is evaluated for; past it,
 # one incomplete string that keeps every known text (words stay visible: a command-line tool's name).
 MAX_COMBINATIONS = 16
@@ -80,16 +102,60 @@ CONTAINER_BULK_MUTATORS = frozenset({"extend", "update", "extendleft"})
 # container of its own (key ("lib", where it is made): Solver.library_object): filled by the
 # arguments it is made from and by LIBRARY_STORES, handed back by iteration, subscripts,
 # LIBRARY_FETCHES and LIBRARY_VIEWS, and to the functions its mapping methods (apply, map) call.
-LIBRARY_CONTAINERS = frozenset({"Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "JoinableQueue", "Series",
-                                "DataFrame", "Index", "UserList", "UserDict", "SortedList", "SortedDict", "WeakSet",
-                                "WeakValueDictionary", "tqdm", "trange", "track", "progressbar", "alive_it"})
+LIBRARY_CONTAINERS = frozenset(
+    {
+        "Queue",
+        "LifoQueue",
+        "PriorityQueue",
+        "SimpleQueue",
+        "JoinableQueue",
+        "Series",
+        "DataFrame",
+        "Index",
+        "UserList",
+        "UserDict",
+        "SortedList",
+        "SortedDict",
+        "WeakSet",
+        "WeakValueDictionary",
+        "tqdm",
+        "trange",
+        "track",
+        "progressbar",
+        "alive_it",
+    }
+)
 LIBRARY_STORES = frozenset({"put", "put_nowait", "append", "appendleft", "add", "insert", "push"})
 LIBRARY_BULK_STORES = frozenset({"extend", "extendleft", "update"})
 LIBRARY_FETCHES = frozenset({"get", "get_nowait", "pop", "popleft", "popitem", "__next__", "item", "first", "last"})
-LIBRARY_VIEWS = frozenset({"tolist", "to_list", "to_numpy", "copy", "dropna", "head", "tail", "unique", "sort_index",
-                           "sort_values", "values", "iloc", "loc", "at", "iat", "array", "queue", "T"})
-_CONTAINER_METHODS = (CONTAINER_METHODS_RETURNING_MEMBERS | CONTAINER_METHODS_RETURNING_SELF | CONTAINER_MUTATORS
-                      | CONTAINER_BULK_MUTATORS)
+LIBRARY_VIEWS = frozenset(
+    {
+        "tolist",
+        "to_list",
+        "to_numpy",
+        "copy",
+        "dropna",
+        "head",
+        "tail",
+        "unique",
+        "sort_index",
+        "sort_values",
+        "values",
+        "iloc",
+        "loc",
+        "at",
+        "iat",
+        "array",
+        "queue",
+        "T",
+    }
+)
+_CONTAINER_METHODS = (
+    CONTAINER_METHODS_RETURNING_MEMBERS
+    | CONTAINER_METHODS_RETURNING_SELF
+    | CONTAINER_MUTATORS
+    | CONTAINER_BULK_MUTATORS
+)
 
 
 _Name = ast.Name
@@ -154,7 +220,7 @@ _PORTABLE_KINDS = frozenset({"p", "s", "po", "d", "u", "const", "g"})
 
 
 class Solver:
-    def __init__(self, c: Collected, outer: "Solver | None" = None) -> None:
+    def __init__(self, c: Collected, outer: Solver | None = None) -> None:
         self.c = c
         self.outer = outer  # for code analysed inside exec("..."): names fall back to the outer module
         # memo: the value of every expression node evaluated so far; deps: what each one read, as
@@ -713,8 +779,10 @@ class Solver:
                     out.add(("d", f"`{_src(node)}` looks a global up with a computed key"))
             elif k == "d":
                 out.add(v)
-            elif k == "i" and ((got := self.special_method(v, "__getitem__", [keys])) is not None
-                               or (got := self.special_method(v, "__missing__", [keys])) is not None):
+            elif k == "i" and (
+                (got := self.special_method(v, "__getitem__", [keys])) is not None
+                or (got := self.special_method(v, "__missing__", [keys])) is not None
+            ):
                 out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
                 if self.opaque(v[1]):
                     out.add(unknown_from(v))
@@ -862,7 +930,7 @@ class Solver:
         """Records the members of container key position by position; returns them all."""
         refs = tuple(("pos", key, i) for i in range(len(parts)))
         members: set = set()
-        for ref, values in zip(refs, parts):
+        for ref, values in zip(refs, parts, strict=False):
             self.add(self.containers, ref, values)
             members.update(values)
         self.positions[key] = refs
@@ -908,7 +976,7 @@ class Solver:
     def ev_dict(self, node: Any, scope: Scope) -> frozenset:
         members: set = set()
         keys: set = set()
-        for k, v in zip(node.keys, node.values):
+        for k, v in zip(node.keys, node.values, strict=False):
             if k is None:
                 values = self.ev(v, scope)
                 members.update(self.members(values))
@@ -1078,7 +1146,7 @@ class Solver:
             fields = self.c.classes[f[1]].fields
             if not inits and fields:  # a dataclass: its fields hold the arguments
                 for i, values in enumerate(args):
-                    for name in fields[i:] if type(values) is Spread else fields[i:i + 1]:
+                    for name in fields[i:] if type(values) is Spread else fields[i : i + 1]:
                         self.set_attribute(inst, name, values)
                 for name, values in kwargs.items():
                     if name in fields:
@@ -1126,7 +1194,7 @@ class Solver:
             funcs = [v for v in values if v[0] == "f" or v[0] == "m"]
             if not funcs or type(values) is Spread:
                 continue
-            rest = args[i + 1:]
+            rest = args[i + 1 :]
             if name == "reduce":  # reduce(f, xs, initial): both parameters get elements (or initial)
                 passed = [Spread(self.relevant(self.elements(rest[0]) | frozenset().union(*rest[1:])))] if rest else []
             elif name in model.ARGUMENT_TUPLE_CALLS and rest:  # scheduler.enter(delay, prio, f, (pv,))
@@ -1136,8 +1204,9 @@ class Solver:
             elif mapping:
                 passed = [self.relevant(self.elements(a)) for a in rest]
             else:
-                passed = [Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a)
-                          for a in rest]
+                passed = [
+                    Spread(self.relevant(self.elements(a))) if type(a) is Spread else self.relevant(a) for a in rest
+                ]
             passed_kw = {k: self.relevant(v) for k, v in kwargs.items() if k is not None and k != "key"}
             for f in ordered(frozenset(funcs)):
                 self.apply(f, node, scope, passed, passed_kw)
@@ -1164,13 +1233,21 @@ class Solver:
         handle = frozenset({("p", obj)})
         info = ("cb_info", self.node_key(node))
         self.add(self.containers, info, self.record_positions(info, [CONST_SET, handle]))
-        passed = {"pvname": frozenset({UNKNOWN_STRING}), "value": CONST_SET, "cb_info": frozenset({("k", info)}),
-                  "obj": handle, "pv": handle}  # (pv: connection and access callbacks)
+        passed = {
+            "pvname": frozenset({UNKNOWN_STRING}),
+            "value": CONST_SET,
+            "cb_info": frozenset({("k", info)}),
+            "obj": handle,
+            "pv": handle,
+        }  # (pv: connection and access callbacks)
         if name == "add_callback":  # pv.add_callback(f, out=other): f gets out=other too
             passed.update((k, v) for k, v in kwargs.items() if k is not None and k not in ("callback", "index"))
         for values in [*args, *kwargs.values()]:
-            for f in ordered(values | self.members(frozenset(v for v in values if v[0] == "k"))
-                             if any(v[0] == "k" for v in values) else values):  # callback=[f, g]
+            for f in ordered(
+                values | self.members(frozenset(v for v in values if v[0] == "k"))
+                if any(v[0] == "k" for v in values)
+                else values
+            ):  # callback=[f, g]
                 if f[0] == "f" or f[0] == "m":
                     self.apply(f, node, scope, [], passed)
 
@@ -1193,7 +1270,7 @@ class Solver:
             if spread_from < 0 and type(values) is Spread:
                 spread_from = j
             # f(*a): the elements of a may land on any parameter from there on (so may what follows).
-            for p in params[spread_from:] if spread_from >= 0 else params[j:j + 1]:
+            for p in params[spread_from:] if spread_from >= 0 else params[j : j + 1]:
                 self.add(table, p, values)
             if info.vararg and (spread_from >= 0 or j >= len(params)):
                 key = ("varargs", fid)
@@ -1271,8 +1348,12 @@ class Solver:
             return formatted(text, complete, args, kwargs, str.format)
         if name in ("encode", "decode"):  # bytes are followed as text
             return {base}
-        if complete and not kwargs and len(text) <= 4000 and \
-                all(_texts(a) and all(c for _, c in _texts(a)) and len(a) == 1 for a in args):
+        if (
+            complete
+            and not kwargs
+            and len(text) <= 4000
+            and all(_texts(a) and all(c for _, c in _texts(a)) and len(a) == 1 for a in args)
+        ):
             given = [_texts(a)[0][0] for a in args]
             growth = len(given[1]) * text.count(given[0]) if name == "replace" and len(given) > 1 and given[0] else 0
             if growth <= 100_000:  # "a".replace("a", s) on a long s, again and again: not built
@@ -1416,9 +1497,12 @@ def formatted(template: str, complete: bool, parts: list, kwargs: dict, fmt: Any
         out = set()
         try:
             for combo in itertools.product(*choices, *kw_choices):
-                pos, kws = combo[:len(choices)], combo[len(choices):]
-                text = (fmt(template, *(t for t, _ in pos), **{n: t for n, (t, _) in zip(kw_names, kws)})
-                        if fmt is str.format else fmt(template, *(t for t, _ in pos)))
+                pos, kws = combo[: len(choices)], combo[len(choices) :]
+                text = (
+                    fmt(template, *(t for t, _ in pos), **{n: t for n, (t, _) in zip(kw_names, kws, strict=False)})
+                    if fmt is str.format
+                    else fmt(template, *(t for t, _ in pos))
+                )
                 out.add(("s", _collapse_unknown(text)[:4000], all(c for _, c in combo)))
             return out
         except (IndexError, KeyError, ValueError, TypeError, AttributeError):
@@ -1496,8 +1580,9 @@ def widen_chains(cur: set, new: set, keep: Any = _keep_nothing) -> set:
         k = v[0]
         if k == "p":
             text = v[1]
-            if _past_limits(text) or (len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH
-                                      and not keep(text)):
+            if _past_limits(text) or (
+                len(_boundary_prefixes(text, pools["p"], ".([")) >= CHAIN_DEPTH and not keep(text)
+            ):
                 v = widened_path(text)
         elif k == "s" and "s" in pools and len(pools["s"]) > 1:
             # Strings grow at either end (s = s + "/", s = "(" + s + ")"): count what v contains.
@@ -1607,7 +1692,7 @@ def merge_many(values: Any, keep: Any = _keep_nothing) -> Any:
             if v[0] == kind:
                 out.discard(v)
                 text = v[1] if v[1] is not None else "\x00"
-                texts.update(text[len(MERGED):].split("\n") if text.startswith(MERGED) else (text,))
+                texts.update(text[len(MERGED) :].split("\n") if text.startswith(MERGED) else (text,))
         merged = MERGED + "\n".join(sorted(texts))
         if len(merged) > MAX_MERGED_TEXT:  # what is cut may be anything: an unknown part at the end
             merged = merged[:MAX_MERGED_TEXT] + "\n\x00"
@@ -1685,20 +1770,34 @@ def _may_be(v: tuple, name: str) -> bool:
 
 @functools.lru_cache(maxsize=2_000)
 def _name_pattern(text: str) -> Any:
-    return re.compile("".join(".*" if part == "\x00" else re.escape(part) for part in re.split("(\x00)", text)) + "$",
-                      re.S)
+    return re.compile(
+        "".join(".*" if part == "\x00" else re.escape(part) for part in re.split("(\x00)", text)) + "$", re.S
+    )
 
 
 @functools.lru_cache(maxsize=20_000)
 def _followed_library_call(path: str) -> bool:
     """Whether a call of the library path with arguments goes through Solver.library_call (not a
     control-system call, nor one of the plain library calls that call back and hand back nothing)."""
-    return not (model.cs_root(path) or path in model.PLAIN_BUILTINS
-                or path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS)
+    return not (
+        model.cs_root(path)
+        or path in model.PLAIN_BUILTINS
+        or path.split(".", 1)[0].split("(", 1)[0] in model.PLAIN_CALL_ROOTS
+    )
 
 
-_BUILTIN_GATEWAY_CALLS = ("builtins.__import__", "builtins.eval", "builtins.exec", "builtins.vars", "builtins.globals",
-                          "builtins.locals", "builtins.getattr", "builtins.type", "builtins.compile", "builtins.super")
+_BUILTIN_GATEWAY_CALLS = (
+    "builtins.__import__",
+    "builtins.eval",
+    "builtins.exec",
+    "builtins.vars",
+    "builtins.globals",
+    "builtins.locals",
+    "builtins.getattr",
+    "builtins.type",
+    "builtins.compile",
+    "builtins.super",
+)
 
 
 def _plain_library(v: tuple) -> bool:
@@ -2070,37 +2169,91 @@ def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict
 
 _EV = {
     ast.Attribute: Solver.ev_attribute,
-    ast.Subscript: Solver.ev_subscript, ast.Call: Solver.ev_call, ast.List: Solver.ev_seq, ast.Tuple: Solver.ev_seq,
-    ast.Set: Solver.ev_seq, ast.Dict: Solver.ev_dict, ast.ListComp: Solver.ev_comp, ast.SetComp: Solver.ev_comp,
-    ast.GeneratorExp: Solver.ev_comp, ast.DictComp: Solver.ev_comp, ast.Lambda: Solver.ev_lambda,
-    ast.IfExp: Solver.ev_ifexp, ast.BoolOp: Solver.ev_boolop, ast.NamedExpr: Solver.ev_passthrough,
-    ast.Await: Solver.ev_passthrough, ast.Starred: Solver.ev_passthrough, ast.JoinedStr: Solver.ev_joinedstr,
-    ast.BinOp: Solver.ev_binop, ast.Yield: Solver.ev_yield,
+    ast.Subscript: Solver.ev_subscript,
+    ast.Call: Solver.ev_call,
+    ast.List: Solver.ev_seq,
+    ast.Tuple: Solver.ev_seq,
+    ast.Set: Solver.ev_seq,
+    ast.Dict: Solver.ev_dict,
+    ast.ListComp: Solver.ev_comp,
+    ast.SetComp: Solver.ev_comp,
+    ast.GeneratorExp: Solver.ev_comp,
+    ast.DictComp: Solver.ev_comp,
+    ast.Lambda: Solver.ev_lambda,
+    ast.IfExp: Solver.ev_ifexp,
+    ast.BoolOp: Solver.ev_boolop,
+    ast.NamedExpr: Solver.ev_passthrough,
+    ast.Await: Solver.ev_passthrough,
+    ast.Starred: Solver.ev_passthrough,
+    ast.JoinedStr: Solver.ev_joinedstr,
+    ast.BinOp: Solver.ev_binop,
+    ast.Yield: Solver.ev_yield,
 }
 
 _SPECIAL = {
-    "builtins.getattr": _sp_getattr, "builtins.eval": _sp_eval, "builtins.compile": _sp_compile, "operator.getitem": _sp_getitem, "builtins.type": _sp_type, "builtins.super": _sp_super, "builtins.__import__": _sp_import, "importlib.import_module": _sp_import,
-    "importlib.__import__": _sp_import, "importlib.reload": _sp_first, "builtins.vars": _sp_vars,
-    "builtins.globals": _sp_globals, "builtins.staticmethod": _sp_first, "builtins.classmethod": _sp_first,
-    "builtins.property": _sp_property, "builtins.setattr": _sp_setattr, "builtins.locals": _sp_globals, "functools.partial": _sp_partial,
-    "builtins.list": _sp_container_of_elements, "builtins.tuple": _sp_container_of_elements,
-    "builtins.set": _sp_container_of_elements, "builtins.frozenset": _sp_container_of_elements,
-    "builtins.sorted": _sp_sorted, "builtins.reversed": _sp_container_of_elements,
-    "builtins.dict": _sp_dict, "builtins.zip": _sp_zip,
-    "builtins.enumerate": _sp_enumerate, "builtins.filter": _sp_filter,
-    "builtins.iter": _sp_iter, "builtins.next": _sp_element, "builtins.map": _sp_map,
-    "types.SimpleNamespace": _sp_container_of_elements, "collections.namedtuple": _sp_container_of_elements,
-    "collections.OrderedDict": _sp_dict, "collections.defaultdict": _sp_dict,
-    "collections.deque": _sp_container_of_elements, "builtins.dict.fromkeys": _sp_fromkeys,
-    "collections.OrderedDict.fromkeys": _sp_fromkeys, "collections.ChainMap": _sp_chainmap,
-    "operator.itemgetter()": _sp_itemgetter_call, "dataclasses.field": _sp_field, "dataclasses.replace": _sp_replace,
-    "copy.copy": _sp_first, "copy.deepcopy": _sp_first,
+    "builtins.getattr": _sp_getattr,
+    "builtins.eval": _sp_eval,
+    "builtins.compile": _sp_compile,
+    "operator.getitem": _sp_getitem,
+    "builtins.type": _sp_type,
+    "builtins.super": _sp_super,
+    "builtins.__import__": _sp_import,
+    "importlib.import_module": _sp_import,
+    "importlib.__import__": _sp_import,
+    "importlib.reload": _sp_first,
+    "builtins.vars": _sp_vars,
+    "builtins.globals": _sp_globals,
+    "builtins.staticmethod": _sp_first,
+    "builtins.classmethod": _sp_first,
+    "builtins.property": _sp_property,
+    "builtins.setattr": _sp_setattr,
+    "builtins.locals": _sp_globals,
+    "functools.partial": _sp_partial,
+    "builtins.list": _sp_container_of_elements,
+    "builtins.tuple": _sp_container_of_elements,
+    "builtins.set": _sp_container_of_elements,
+    "builtins.frozenset": _sp_container_of_elements,
+    "builtins.sorted": _sp_sorted,
+    "builtins.reversed": _sp_container_of_elements,
+    "builtins.dict": _sp_dict,
+    "builtins.zip": _sp_zip,
+    "builtins.enumerate": _sp_enumerate,
+    "builtins.filter": _sp_filter,
+    "builtins.iter": _sp_iter,
+    "builtins.next": _sp_element,
+    "builtins.map": _sp_map,
+    "types.SimpleNamespace": _sp_container_of_elements,
+    "collections.namedtuple": _sp_container_of_elements,
+    "collections.OrderedDict": _sp_dict,
+    "collections.defaultdict": _sp_dict,
+    "collections.deque": _sp_container_of_elements,
+    "builtins.dict.fromkeys": _sp_fromkeys,
+    "collections.OrderedDict.fromkeys": _sp_fromkeys,
+    "collections.ChainMap": _sp_chainmap,
+    "operator.itemgetter()": _sp_itemgetter_call,
+    "dataclasses.field": _sp_field,
+    "dataclasses.replace": _sp_replace,
+    "copy.copy": _sp_first,
+    "copy.deepcopy": _sp_first,
     "typing.cast": lambda s, n, sc, a, k: set(a[1]) if len(a) > 1 else {UNK},
-    "pathlib.Path": _sp_path, "pathlib.PurePath": _sp_path, "pathlib.PosixPath": _sp_path,
-    "pathlib.Path.home": _sp_path_home, "pathlib.Path.cwd": _sp_path_home, "os.path.join": _sp_join,
-    "os.path.expanduser": _sp_expanduser, "os.path.abspath": _sp_expanduser, "os.path.realpath": _sp_expanduser,
-    "os.path.normpath": _sp_expanduser, "os.fspath": _sp_expanduser, "builtins.str": _sp_expanduser,
-    "shlex.split": _sp_split, "shlex.join": _sp_shlex_join, "os.environ.get": _sp_getenv, "os.getenv": _sp_getenv, "shutil.which": _sp_expanduser,
-    "threading.Thread": _sp_call_target, "threading.Timer": _sp_call_target,
+    "pathlib.Path": _sp_path,
+    "pathlib.PurePath": _sp_path,
+    "pathlib.PosixPath": _sp_path,
+    "pathlib.Path.home": _sp_path_home,
+    "pathlib.Path.cwd": _sp_path_home,
+    "os.path.join": _sp_join,
+    "os.path.expanduser": _sp_expanduser,
+    "os.path.abspath": _sp_expanduser,
+    "os.path.realpath": _sp_expanduser,
+    "os.path.normpath": _sp_expanduser,
+    "os.fspath": _sp_expanduser,
+    "builtins.str": _sp_expanduser,
+    "shlex.split": _sp_split,
+    "shlex.join": _sp_shlex_join,
+    "os.environ.get": _sp_getenv,
+    "os.getenv": _sp_getenv,
+    "shutil.which": _sp_expanduser,
+    "threading.Thread": _sp_call_target,
+    "threading.Timer": _sp_call_target,
     "multiprocessing.Process": _sp_call_target,
 }
