@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from .collect import Collector
-from .rules import HIGH, LOW, Checker
+from .model import HIGH, LOW
+from .rules import Checker
 from .solve import Solver
 
 FILENAME = "<pyexec>"

@@ -307,6 +307,9 @@ DATA_CALLS = frozenset({
 })
 # fmt: on
 
+# Severities of findings.
+HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
+
 
 @functools.lru_cache(maxsize=20_000)
 def through_data_call(path: str) -> bool:
