@@ -28,7 +28,21 @@ from .values import (
     UNK,
     UNK_SET,
     UNKNOWN_STRING,
+    Class,
+    Container,
+    ContainerMethod,
+    Dynamic,
+    Func,
+    Instance,
+    Lib,
+    Method,
+    PathMethod,
+    PathObj,
     Spread,
+    Str,
+    StrMethod,
+    Unknown,
+    UnknownFrom,
     formatted,
     has_function,
     joined,
@@ -42,70 +56,69 @@ from .values import (
 class Calls:
     # ---- calls -------------------------------------------------------------------------------
     def apply(self, f: tuple, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-        k = f[0]
-        if k == "p":
-            special = MODELS.get(f[1])
-            if special is not None:
-                return special(self, node, scope, args, kwargs)
-            path = f[1]
-            if len(path) > MAX_PATH:
-                return {("p", path.split(".", 1)[0] + ".<deep>")}
-            if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
-                return MODELS["builtins.getattr"](
-                    self, node, scope, [frozenset({("p", path.rsplit(".", 1)[0])}), *args], kwargs
-                )
-            result = {("p", norm(path + "()"))}
-            if self.near_cs:
-                if followed_library_call(path):
-                    if args or kwargs:
-                        self.library_call(node, scope, path, args, kwargs, result)
-                    made = self.library_object(node, path, args, kwargs)
-                    if made is not None:
-                        result.add(made)
-                elif model.cs_root(path) and has_function(args, kwargs):
-                    self.control_system_callback(node, scope, path, args, kwargs)
-            return result
-        if k == "f":
-            return self.call_function(f[1], None, args, kwargs)
-        if k == "m":
-            return self.call_function(f[1], f[2], args, kwargs)
-        if k == "c":
-            inst = ("i", f[1])
-            inits = [m for m in ordered(self.class_attr(f[1], "__init__")) if m[0] == "f"]
-            for m in inits:
-                self.call_function(m[1], inst, args, kwargs)
-            fields = self.c.classes[f[1]].fields
-            if not inits and fields:  # a dataclass: its fields hold the arguments
-                for i, values in enumerate(args):
-                    for name in fields[i:] if type(values) is Spread else fields[i : i + 1]:
-                        self.set_attribute(inst, name, values)
-                for name, values in kwargs.items():
-                    if name in fields:
-                        self.set_attribute(inst, name, values)
-            return {inst}
-        if k == "ka":
-            if f[1][0] == "lib" and f[2] in model.MAPPING_CALLS:  # series.apply(f): f gets each element
-                held = self.relevant(self.get(self.containers, f[1]))
-                for values in args:
-                    for g in ordered(values):
-                        if g[0] == "f" or g[0] == "m":
-                            self.apply(g, node, scope, [held], {})
-            return self.container_method(f[1], f[2], args, kwargs)
-        if k == "k":  # a namedtuple class (or a namespace called): an instance holding the arguments
-            members: set = set()
-            for values in [*args, *kwargs.values()]:
-                members.update(values)
-            return set(self.container(node, members))
-        if k == "d":
-            return {f}
-        if k == "pom":
-            if f[2] in ("joinpath", "with_name", "with_suffix", "resolve", "absolute", "expanduser"):
-                return {("po", f[1])}
-            return {CONST}
-        if k == "smeth":
-            return self.string_method(node, scope, f[1], f[2], args, kwargs)
-        if k == "u":
-            return {unknown_from(f)}
+        match f:
+            case Lib(path):
+                special = MODELS.get(path)
+                if special is not None:
+                    return special(self, node, scope, args, kwargs)
+                if len(path) > MAX_PATH:
+                    return {Lib(path.split(".", 1)[0] + ".<deep>")}
+                if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
+                    return MODELS["builtins.getattr"](
+                        self, node, scope, [frozenset({Lib(path.rsplit(".", 1)[0])}), *args], kwargs
+                    )
+                result = {Lib(norm(path + "()"))}
+                if self.near_cs:
+                    if followed_library_call(path):
+                        if args or kwargs:
+                            self.library_call(node, scope, path, args, kwargs, result)
+                        made = self.library_object(node, path, args, kwargs)
+                        if made is not None:
+                            result.add(made)
+                    elif model.cs_root(path) and has_function(args, kwargs):
+                        self.control_system_callback(node, scope, path, args, kwargs)
+                return result
+            case Func(fid):
+                return self.call_function(fid, None, args, kwargs)
+            case Method(fid, self_value):
+                return self.call_function(fid, self_value, args, kwargs)
+            case Class(cid):
+                inst = Instance(cid)
+                inits = [m for m in ordered(self.class_attr(cid, "__init__")) if m[0] == "f"]
+                for m in inits:
+                    self.call_function(m[1], inst, args, kwargs)
+                fields = self.c.classes[cid].fields
+                if not inits and fields:  # a dataclass: its fields hold the arguments
+                    for i, values in enumerate(args):
+                        for name in fields[i:] if type(values) is Spread else fields[i : i + 1]:
+                            self.set_attribute(inst, name, values)
+                    for name, values in kwargs.items():
+                        if name in fields:
+                            self.set_attribute(inst, name, values)
+                return {inst}
+            case ContainerMethod(key, name):
+                if key[0] == "lib" and name in model.MAPPING_CALLS:  # series.apply(f): f gets each element
+                    held = self.relevant(self.get(self.containers, key))
+                    for values in args:
+                        for g in ordered(values):
+                            if g[0] == "f" or g[0] == "m":
+                                self.apply(g, node, scope, [held], {})
+                return self.container_method(key, name, args, kwargs)
+            case Container():  # a namedtuple class (or a namespace called): an instance holding the arguments
+                members: set = set()
+                for values in [*args, *kwargs.values()]:
+                    members.update(values)
+                return set(self.container(node, members))
+            case Dynamic():
+                return {f}
+            case PathMethod(text, name):
+                if name in ("joinpath", "with_name", "with_suffix", "resolve", "absolute", "expanduser"):
+                    return {PathObj(text)}
+                return {CONST}
+            case StrMethod(base, name):
+                return self.string_method(node, scope, base, name, args, kwargs)
+            case Unknown() | UnknownFrom():
+                return {unknown_from(f)}
         return {CONST}
 
     def library_call(self, node: Any, scope: Scope, path: str, args: list, kwargs: dict, result: set) -> None:
@@ -161,13 +174,13 @@ class Calls:
             obj = norm(path + "()")  # epics.PV(name, callback=f): the new PV
         else:
             obj = "epics.PV()"  # camonitor(name, callback=f): a PV pyepics makes
-        handle = frozenset({("p", obj)})
+        handle = frozenset({Lib(obj)})
         info = ("cb_info", self.node_key(node))
         self.add(self.containers, info, self.record_positions(info, [CONST_SET, handle]))
         passed = {
             "pvname": frozenset({UNKNOWN_STRING}),
             "value": CONST_SET,
-            "cb_info": frozenset({("k", info)}),
+            "cb_info": frozenset({Container(info)}),
             "obj": handle,
             "pv": handle,
         }  # (pv: connection and access callbacks)
@@ -206,14 +219,14 @@ class Calls:
             if info.vararg and (spread_from >= 0 or j >= len(params)):
                 key = ("varargs", fid)
                 self.add(self.containers, key, values)
-                self.add(table, info.vararg, (("k", key),))
+                self.add(table, info.vararg, (Container(key),))
         for name, values in kwargs.items():
             if name is not None and name in params:
                 self.add(table, name, values)
             elif info.kwarg:
                 key = ("kwargs", fid)
                 self.add(self.containers, key, values)
-                self.add(table, info.kwarg, (("k", key),))
+                self.add(table, info.kwarg, (Container(key),))
             elif name is None:
                 for p in params[offset:]:
                     self.add(table, p, values)
@@ -244,7 +257,7 @@ class Calls:
                     values = self.ev(value, info.scope)
                     yielded.update(self.elements(values) if from_ else values)
                 self.add(self.containers, key, yielded or UNK_SET)
-                out.add(("k", key))
+                out.add(Container(key))
             else:
                 for r in info.returns:
                     out.update(self.ev(r, info.scope))
@@ -269,12 +282,12 @@ class Calls:
             if parts is not None:
                 return joined(text, parts)
             words = texts_of(self.elements(args[0])) if args else []
-            return {("s", "\x00" + text.join(w for w, _ in words) + "\x00", False)}
+            return {Str("\x00" + text.join(w for w, _ in words) + "\x00", False)}
         if name in ("split", "rsplit", "splitlines"):
             if complete and not args and not kwargs:
                 words = text.splitlines() if name == "splitlines" else text.split()
-                return set(self.container(node, {("s", w, True) for w in words}))
-            return set(self.container(node, {("s", w, False) for w in text.replace("\x00", " \x00 ").split()}))
+                return set(self.container(node, {Str(w, True) for w in words}))
+            return set(self.container(node, {Str(w, False) for w in text.replace("\x00", " \x00 ").split()}))
         if name == "format":
             return formatted(text, complete, args, kwargs, str.format)
         if name in ("encode", "decode"):  # bytes are followed as text
@@ -289,10 +302,10 @@ class Calls:
             growth = len(given[1]) * text.count(given[0]) if name == "replace" and len(given) > 1 and given[0] else 0
             if growth <= 100_000:  # "a".replace("a", s) on a long s, again and again: not built
                 try:
-                    return {("s", getattr(text, name)(*given)[:4000], True)}
+                    return {Str(getattr(text, name)(*given)[:4000], True)}
                 except (TypeError, ValueError):
                     return {CONST}
-        return {("s", text, False)}
+        return {Str(text, False)}
 
     def literal_parts(self, arg: Any, scope: Scope) -> list | None:
         """The values of each element of a list or tuple display, in order (None: not one); a display
@@ -332,7 +345,7 @@ class Calls:
                 out.update(args[1])
             return out or set(self.unresolved())
         if name in CONTAINER_METHODS_RETURNING_SELF:
-            return {("k", key)}
+            return {Container(key)}
         return {CONST}
 
     def library_method(self, key: Any, name: str, args: list, kwargs: dict) -> set:
@@ -346,24 +359,24 @@ class Calls:
         elif name in LIBRARY_FETCHES:
             return set(self.get(self.containers, key)) or set(self.unresolved())
         elif name in LIBRARY_VIEWS:
-            return {("k", key)}
+            return {Container(key)}
         return {CONST}
 
     def dict_method(self, key: Any, name: str, args: list, kwargs: dict) -> set | None:
         """The methods of a dict that involve its keys (None: as any container)."""
         containers = self.containers
         if name == "keys":
-            return {("k", ("keys", key))}
+            return {Container(("keys", key))}
         if name == "values":
             view = ("values", key)
             self.add(containers, view, self.get(containers, key))
-            return {("k", view)}
+            return {Container(view)}
         if name == "items":
             pair, view = ("pair", key), ("items", key)
             self.positions[pair] = (("keys", key), key)
             self.add(containers, pair, self.get(containers, ("keys", key)) | self.get(containers, key))
-            self.add(containers, view, {("k", pair)})
-            return {("k", view)}
+            self.add(containers, view, {Container(pair)})
+            return {Container(view)}
         if name == "update":
             self.fill_dict(key, args, kwargs)
             return {CONST}

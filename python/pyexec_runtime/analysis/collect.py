@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from .values import UNK, Class, Func, Instance
+
 # Value specs (what a binding event evaluates to):
 #   ("expr", node)        the value of an expression, evaluated in the event's scope
 #   ("elem", spec)        an element of what spec evaluates to (for-targets, unpacking, comprehensions)
@@ -272,9 +274,9 @@ class Collector:
             )
             if info.kind != "staticmethod" and info.params:
                 # `self` is an instance of the class (of a subclass, through call sites), `cls` the class.
-                first = ("i" if info.kind == "method" else "c", info.cid)
+                first = Instance(info.cid) if info.kind == "method" else Class(info.cid)
                 self.out.events.append(("b", info.scope, info.params[0], ("value", first)))
-        self.bind(st.name, ("value", ("f", info.fid)), None)
+        self.bind(st.name, ("value", Func(info.fid)), None)
         outer = self.scope
         self.scope = info.scope
         self.body(st.body)
@@ -351,7 +353,7 @@ class Collector:
         scope = Scope("class", self.scope, cid, st)
         info = ClassInfo(cid, st, scope, self.scope)
         self.out.classes.append(info)
-        self.bind(st.name, ("value", ("c", cid)), None)
+        self.bind(st.name, ("value", Class(cid)), None)
         outer = self.scope
         self.scope = scope
         self.body(st.body)
@@ -445,7 +447,7 @@ class Collector:
             if h.type is not None:
                 self.expr(h.type)
             if h.name:
-                self.bind(h.name, ("value", ("u", None)), None)
+                self.bind(h.name, ("value", UNK), None)
             self.body(h.body)
         self.body(st.orelse)
         self.body(st.finalbody)

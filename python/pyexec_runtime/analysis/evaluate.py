@@ -21,7 +21,22 @@ from .values import (
     STRING_METHODS,
     UNK_SET,
     UNKNOWN_STRING,
+    Class,
+    Const,
+    Container,
+    ContainerMethod,
+    Dynamic,
+    Func,
+    Instance,
+    Lib,
+    Method,
+    PathMethod,
+    PathObj,
     Spread,
+    Str,
+    StrMethod,
+    Unknown,
+    UnknownFrom,
     collapse_unknown,
     formatted,
     joined,
@@ -42,37 +57,39 @@ class Expressions:
         return frozenset(out)
 
     def attr(self, v: tuple, name: str) -> set:
-        k = v[0]
-        if k == "p":
-            path = v[1]
-            if len(path) > MAX_PATH:
-                root = path.split(".", 1)[0]
-                return {("p", root + ".<deep>")}
-            if path == "pathlib.Path" and name in ("home", "cwd"):
-                return {("p", "pathlib.Path." + name)}
-            if name == "__class__" and path.endswith("()"):
-                return {("p", path[:-2])}
-            if name == "__call__":
+        match v:
+            case Lib(path):
+                if len(path) > MAX_PATH:
+                    root = path.split(".", 1)[0]
+                    return {Lib(root + ".<deep>")}
+                if path == "pathlib.Path" and name in ("home", "cwd"):
+                    return {Lib("pathlib.Path." + name)}
+                if name == "__class__" and path.endswith("()"):
+                    return {Lib(path[:-2])}
+                if name == "__call__":
+                    return {v}
+                return {Lib(norm(f"{path}.{name}"))}
+            case Instance(cid):
+                return self.inst_attr(cid, name, v)
+            case Class(cid):
+                return self.class_attr(cid, name)
+            case Container(key):
+                if key[0] == "lib":  # a library object's: its own methods, or a view of what it holds
+                    return {v} if name in LIBRARY_VIEWS else {ContainerMethod(key, name)}
+                out = {ContainerMethod(key, name)}
+                if name not in CONTAINER_METHODS:
+                    out.update(self.get(self.containers, key))  # SimpleNamespace-like objects
+                return out
+            case Dynamic():
                 return {v}
-            return {("p", norm(f"{path}.{name}"))}
-        if k == "i":
-            return self.inst_attr(v[1], name, v)
-        if k == "c":
-            return self.class_attr(v[1], name)
-        if k == "k":
-            if v[1][0] == "lib":  # a library object's: its own methods, or a view of what it holds
-                return {v} if name in LIBRARY_VIEWS else {("ka", v[1], name)}
-            out = {("ka", v[1], name)}
-            if name not in CONTAINER_METHODS:
-                out.update(self.get(self.containers, v[1]))  # SimpleNamespace-like objects
-            return out
-        if k == "d":
-            return {v}
-        if k == "po":
-            return {("pom", v[1], name)}
-        if k in ("s", "const", "ka", "pom"):
-            return {("smeth", v, name)} if name in STRING_METHODS else {CONST}
-        out = {("u", name, v[2]) if k == "u" and len(v) > 2 else ("u", name)}
+            case PathObj(text):
+                return {PathMethod(text, name)}
+            case Str() | Const() | ContainerMethod() | PathMethod():
+                return {StrMethod(v, name)} if name in STRING_METHODS else {CONST}
+            case UnknownFrom(_, root):
+                out = {UnknownFrom(name, root)}
+            case _:
+                out = {Unknown(name)}
         out.update(self.get(self.attr_table, name))
         return out
 
@@ -83,7 +100,7 @@ class Expressions:
             return []
         seen.add(cid)
         info = self.c.classes[cid]
-        chain: list = [("c", cid)]
+        chain: list = [Class(cid)]
         for b in info.bases:
             for bv in ordered(self.ev(b, info.outer)):
                 if bv[0] == "c":
@@ -101,7 +118,7 @@ class Expressions:
                     out.update(values)
                     break
             else:
-                out.add(("p", norm(f"{entry[1]}.{name}")))
+                out.add(Lib(norm(f"{entry[1]}.{name}")))
         return out
 
     def inst_attr(self, cid: int, name: str, inst: tuple) -> set:
@@ -115,25 +132,25 @@ class Expressions:
                     for val in values:
                         kind = self.c.funcs[val[1]].kind if val[0] == "f" else None
                         if kind == "method" or kind == "classmethod":
-                            out.add(("m", val[1], inst if kind == "method" else ("c", cid)))
+                            out.add(Method(val[1], inst if kind == "method" else Class(cid)))
                         elif kind == "property" or val[0] == "pr":  # @property, or x = property(getter)
                             out.update(self.call_function(val[1], inst, [], {}))
                         else:
                             out.add(val)
                     break
             else:
-                out.add(("p", norm(f"{entry[1]}().{name}")))
+                out.add(Lib(norm(f"{entry[1]}().{name}")))
         out.update(self.get(self.attr_table, name))  # (stored on some object: not asked of __getattr__)
         if not out and not name.startswith("__") and not self.optimistic:
             # class Ring: def __getattr__(self, name): return PV(...) (once the stores the program
             # makes have been seen: an attribute stored later is not __getattr__'s)
-            got = self.special_method(inst, "__getattr__", [frozenset({("s", name, True)})])
+            got = self.special_method(inst, "__getattr__", [frozenset({Str(name, True)})])
             if got is not None:
                 out.update(got)
                 if self.opaque(cid):
-                    out.add(("u", name))
+                    out.add(Unknown(name))
         if not out and self.unresolved():
-            out.add(("u", name))
+            out.add(Unknown(name))
         return out
 
     def ev_subscript(self, node: Any, scope: Scope) -> frozenset:
@@ -150,18 +167,18 @@ class Expressions:
                 if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
                     base = None if path == "sys.modules" else path[: -len(".__dict__")]
                     for key in const_keys:
-                        out.add(("p", norm(key if base is None else f"{base}.{key}")))
+                        out.add(Lib(norm(key if base is None else f"{base}.{key}")))
                     if computed:
-                        out.add(("d", f"`{short_source(node)}` looks a name up with a computed key"))
+                        out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
                 elif path == "os.environ":
-                    out.add(("s", "", False))
+                    out.add(Str("", False))
                 else:
-                    out.add(("p", norm(path + "[]")))
+                    out.add(Lib(norm(path + "[]")))
             elif k == "g":
                 for key in const_keys:
                     out.update(self._module_name(key))
                 if computed:
-                    out.add(("d", f"`{short_source(node)}` looks a global up with a computed key"))
+                    out.add(Dynamic(f"`{short_source(node)}` looks a global up with a computed key"))
             elif k == "d":
                 out.add(v)
             elif k == "i" and (
@@ -187,7 +204,7 @@ class Expressions:
                 keys = ("keys", v[1])
                 out.update(self.get(containers, keys if keys in containers else v[1]))
             elif k == "p":
-                out.add(("p", norm(v[1] + "[]")))
+                out.add(Lib(norm(v[1] + "[]")))
             elif k == "d":
                 out.add(v)
             elif k == "i" and (got := self.special_method(v, "__iter__", [])) is not None:
@@ -244,7 +261,7 @@ class Expressions:
             self.containers[key] = set()
         if holders:
             self.add(self.containers, key, self.relevant(self.members(holders)))
-        return ("k", key)
+        return Container(key)
 
     def members(self, values: frozenset) -> frozenset:
         """The members of values taken as containers (a dict: its values): what `**d` passes."""
@@ -331,7 +348,7 @@ class Expressions:
             self.add(self.containers, ("keys", key), keys)
             if ("keys", key) not in self.containers:
                 self.containers[("keys", key)] = set()
-        return frozenset({("k", key)})
+        return frozenset({Container(key)})
 
     def pair_of(self, node: Any, parts: list) -> Any:
         """zip / enumerate at node: a container of one positional container standing for every
@@ -339,7 +356,7 @@ class Expressions:
         key = self.node_key(node)
         pair = ("tuple", key)
         self.add(self.containers, pair, self.record_positions(pair, parts))
-        self.add(self.containers, key, {("k", pair)})
+        self.add(self.containers, key, {Container(pair)})
         return key
 
     def ev_seq(self, node: Any, scope: Scope) -> frozenset:
@@ -390,7 +407,7 @@ class Expressions:
                     self.add(containers, ("keys", key), self.item(pairs, 0))
                     self.add(containers, key, self.item(pairs, 1))
         for name, values in kwargs.items():
-            self.add(containers, ("keys", key), self.members(values) if name is None else {("s", name, True)})
+            self.add(containers, ("keys", key), self.members(values) if name is None else {Str(name, True)})
             self.add(containers, key, values)
 
     def ev_yield(self, node: Any, scope: Scope) -> frozenset:
@@ -401,7 +418,7 @@ class Expressions:
 
     def ev_lambda(self, node: Any, scope: Scope) -> frozenset:
         inner = self.c.node_scope.get(id(node))
-        return frozenset({("f", inner.owner)}) if inner is not None else UNK_SET
+        return frozenset({Func(inner.owner)}) if inner is not None else UNK_SET
 
     def ev_union(self, *parts: frozenset) -> frozenset:
         out: set = set()
@@ -423,7 +440,7 @@ class Expressions:
         parts: list = []
         for v in node.values:
             if type(v) is ast.Constant and isinstance(v.value, str):
-                parts.append(frozenset({("s", v.value, True)}))
+                parts.append(frozenset({Str(v.value, True)}))
             else:
                 values = self.ev(v.value, scope)
                 if not values:  # a part with nothing yet (see unresolved): the string too
@@ -446,9 +463,9 @@ class Expressions:
                         text = lv[1] + rv[1]
                         if "\x00\x00" in text:  # unknown then unknown: one unknown part
                             text = collapse_unknown(text)
-                        out.add(("s", text[:4000], lv[2] and rv[2]))
+                        out.add(Str(text[:4000], lv[2] and rv[2]))
                     else:
-                        out.add(("s", collapse_unknown(lv[1] + "\x00"), False))
+                        out.add(Str(collapse_unknown(lv[1] + "\x00"), False))
             elif lv[0] == "s" and op is ast.Mod:
                 parts = self.literal_parts(node.right, scope)
                 if parts is None:  # one value, or a mapping ("%(tool)s" % d): its strings as well
@@ -465,10 +482,10 @@ class Expressions:
                 for rv in right:
                     text = rv[1] if rv[0] == "s" else "\x00"
                     base = lv[1]
-                    out.add(("po", None if base is None else f"{base}/{text}"))
+                    out.add(PathObj(None if base is None else f"{base}/{text}"))
         if not out:
             if any(v[0] == "s" for v in right) and op is ast.Add:
-                out.add(("s", "\x00", False))
+                out.add(Str("\x00", False))
             else:
                 out.add(CONST)
         return frozenset(out)

@@ -19,12 +19,20 @@ from .values import (
     CONST,
     CONST_SET,
     EMPTY,
+    GLOBALS,
     MAX_STRINGS,
     MERGED,
     UNK,
     UNK_SET,
     UNKNOWN_STRING,
+    Class,
+    Container,
+    Dynamic,
+    Lib,
+    PathObj,
+    Property,
     Spread,
+    Str,
     const_strings,
     norm,
     ordered,
@@ -81,7 +89,7 @@ def _sp_getattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
         elif not s.near_cs and not any((o[0] == "p" and not _plain_library(o)) or o[0] == "d" for o in rest):
             out.add(UNK)  # the program's own objects, in a program that never reaches the control system
         else:
-            out.add(("d", f"`{short_source(node)}` reads an attribute whose name is computed"))
+            out.add(Dynamic(f"`{short_source(node)}` reads an attribute whose name is computed"))
     if len(args) > 2:
         out.update(args[2])
     return out
@@ -140,9 +148,9 @@ def _sp_type(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
     out: set = set()
     for v in args[0]:
         if v[0] == "p" and v[1].endswith("()"):
-            out.add(("p", v[1][:-2]))
+            out.add(Lib(v[1][:-2]))
         elif v[0] == "i":
-            out.add(("c", v[1]))
+            out.add(Class(v[1]))
         elif v[0] == "u":
             out.add(unknown_from(v))
         else:
@@ -163,10 +171,10 @@ def _sp_super(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> s
         return {UNK}
     # Library bases only: a base class of the program's own is not followed through super() (its
     # methods see `self` as they are; following it as another instance kept argparse from a fixpoint).
-    out: set = {("p", "builtins.super()")}
+    out: set = {Lib("builtins.super()")}
     for entry in s.class_chain(cid)[1:]:
         if entry[0] == "p":
-            out.add(("p", norm(entry[1] + "()")))
+            out.add(Lib(norm(entry[1] + "()")))
     return out
 
 
@@ -178,9 +186,9 @@ def _sp_import(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> 
         if model.cs_root(n):
             s.reach_cs()
         root = n if node.func and _is_import_module(node) else n.split(".", 1)[0]
-        out.add(("p", norm(root)))
+        out.add(Lib(norm(root)))
     if len(names) < len(values) or not values:
-        out.add(("d", f"`{short_source(node)}` imports a module whose name is computed"))
+        out.add(Dynamic(f"`{short_source(node)}` imports a module whose name is computed"))
     return out
 
 
@@ -281,7 +289,7 @@ def _sp_setattr(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
 def _sp_property(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     # property(getter) in a class body: reading the attribute on an instance calls getter
     getters = args[0] if args else kwargs.get("fget", EMPTY)
-    return {("pr", f[1]) for f in getters if f[0] == "f"} or {UNK}
+    return {Property(f[1]) for f in getters if f[0] == "f"} or {UNK}
 
 
 def _sp_element(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -328,13 +336,13 @@ def _sp_zip(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set
     if not args or any(type(a) is Spread for a in args):
         return _sp_container_of_elements(s, node, scope, args, kwargs)
     parts = [s.elements(a) for a in args]
-    return {("k", s.pair_of(node, parts))}
+    return {Container(s.pair_of(node, parts))}
 
 
 def _sp_enumerate(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if not args or type(args[0]) is Spread:
         return _sp_container_of_elements(s, node, scope, args, kwargs)
-    return {("k", s.pair_of(node, [CONST_SET, s.elements(args[0])]))}
+    return {Container(s.pair_of(node, [CONST_SET, s.elements(args[0])]))}
 
 
 def _sp_eval(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -364,9 +372,9 @@ def _sp_getitem(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
             out.update(s.get(s.containers, v[1]) or UNK_SET)
         elif v[0] == "p" and v[1].endswith(".__dict__"):
             base = v[1][: -len(".__dict__")]
-            out.update(("p", norm(f"{base}.{k}")) for k in keys)
+            out.update(Lib(norm(f"{base}.{k}")) for k in keys)
             if len(keys) < len(args[1]):
-                out.add(("d", f"`{short_source(node)}` looks a name up with a computed key"))
+                out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
         elif v[0] == "g":
             for k in keys:
                 out.update(s._module_name(k))
@@ -377,11 +385,11 @@ def _sp_getitem(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) ->
 
 def _sp_vars(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if not args:
-        return {("g",)}
+        return {GLOBALS}
     out: set = set()
     for v in args[0]:
         if v[0] == "p":
-            out.add(("p", v[1] + ".__dict__"))
+            out.add(Lib(v[1] + ".__dict__"))
         elif v[0] == "i":
             out.add(s.instance_dict(v[1]))
         else:
@@ -390,25 +398,25 @@ def _sp_vars(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
 
 
 def _sp_globals(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-    return {("g",)}
+    return {GLOBALS}
 
 
 def _sp_path(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     if not args:
-        return {("po", ".")}
+        return {PathObj(".")}
     out: set = set()
     for v in args[0]:
         if v[0] == "s":
-            out.add(("po", v[1] if v[2] else v[1].split("\x00", 1)[0] + "\x00"))
+            out.add(PathObj(v[1] if v[2] else v[1].split("\x00", 1)[0] + "\x00"))
         elif v[0] == "po":
             out.add(v)
         else:
-            out.add(("po", None))
+            out.add(PathObj(None))
     return out
 
 
 def _sp_path_home(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-    return {("po", "~" if "home" in short_source(node.func) else ".")}
+    return {PathObj("~" if "home" in short_source(node.func) else ".")}
 
 
 def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -430,18 +438,18 @@ def _sp_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> se
         if first[0] != "s":  # os.path.join(unknown, "caput"): what follows stays known
             first = UNKNOWN_STRING
         if combos > MAX_STRINGS:
-            out.add(("s", first[1] + "/\x00", False))
+            out.add(Str(first[1] + "/\x00", False))
         else:
             for combo in itertools.product(*parts):
                 tail = "/".join(text for text, _ in combo)
                 complete = first[2] and all(c for _, c in combo)
-                out.add(("s", first[1] + ("/" + tail if tail else ""), complete))
+                out.add(Str(first[1] + ("/" + tail if tail else ""), complete))
     return out
 
 
 def _sp_shlex_join(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
     # shlex.join(words): the command line of those words
-    return s.string_method(node, scope, ("s", " ", True), "join", args, kwargs)
+    return s.string_method(node, scope, Str(" ", True), "join", args, kwargs)
 
 
 def _sp_getenv(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
@@ -488,7 +496,7 @@ def _sp_call_target(s: Solver, node: Any, scope: Scope, args: list, kwargs: dict
         for f in ordered(values):
             if f[0] != "p" or model.cs_root(f[1]):
                 s.apply(f, node, scope, passed, {})
-    return {("p", "threading.Timer()" if short_source(node.func).endswith("Timer") else "threading.Thread()")}
+    return {Lib("threading.Timer()" if short_source(node.func).endswith("Timer") else "threading.Thread()")}
 
 
 MODELS = {

@@ -12,6 +12,8 @@ from .model import HIGH, LOW, MEDIUM
 from .values import (
     EMPTY,
     MERGED,
+    Lib,
+    PathObj,
     ordered,
     widened_cs,
 )
@@ -142,7 +144,7 @@ class RiskRules:
             )
         if path.endswith(".__setattr__") and args:
             base = path[: -len(".__setattr__")]
-            receivers, names = frozenset({("p", base)}), args[0]
+            receivers, names = frozenset({Lib(base)}), args[0]
             if base in ("builtins.object", "builtins.type") and len(args) > 1:  # object.__setattr__(pv, "value", 1)
                 receivers, names = args[0], args[1]
             self.dynamic_attribute(node, callee, receivers, names, "sets")
@@ -372,15 +374,15 @@ class RiskRules:
 
     def path_method(self, node: Any, callee: Any, text: str | None, name: str, args: list, kwargs: dict) -> None:
         if name in model.PATH_WRITE_METHODS:
-            self.file_target(node, callee, frozenset({("po", text)}), True)
+            self.file_target(node, callee, frozenset({PathObj(text)}), True)
         elif name == "open":
             mode_values = args[0] if args else kwargs.get("mode", EMPTY)
             writing = bool(mode_values) and any(
                 not (v[0] == "s" and v[2]) or any(c in v[1] for c in "wax+") for v in mode_values
             )
-            self.file_target(node, callee, frozenset({("po", text)}), writing)
+            self.file_target(node, callee, frozenset({PathObj(text)}), writing)
         elif name in FILE_READ_METHODS:
-            self.file_target(node, callee, frozenset({("po", text)}), False)
+            self.file_target(node, callee, frozenset({PathObj(text)}), False)
 
     def secrets_call(self, node: Any, callee: Any, path: str, args: list, kwargs: dict) -> None:
         if path in _SECRET_ENV_CALLS:

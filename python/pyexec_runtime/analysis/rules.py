@@ -18,6 +18,19 @@ from .risks import RISK_ROOTS, SYS_PATH_MUTATORS, RiskRules, installed, risky, s
 from .solve import Solver
 from .values import (
     EMPTY,
+    Const,
+    Container,
+    ContainerMethod,
+    Dynamic,
+    Globals,
+    Instance,
+    Lib,
+    PathMethod,
+    PathObj,
+    Str,
+    StrMethod,
+    Unknown,
+    UnknownFrom,
     ordered,
     short_source,
     widened_cs,
@@ -238,44 +251,47 @@ class Checker(RiskRules, CommandLineRules):
         callee = _Lazy(node.func)
         local_only = True
         for f in ordered(fvals):
-            k = f[0]
-            if k == "p":
-                local_only = False
-                self.call_path(node, callee, f[1], args, kwargs)
-            elif k == "u":
-                local_only = False
-                name = f[1]
-                if len(f) > 2:
-                    self.widened_call(node, callee, f[2], name, args, kwargs)
-                if name in model.DISTINCT_WRITE_METHODS:
-                    self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
-                elif name in model.DISTINCT_READ_METHODS:
-                    self.read(
-                        node, name, lambda name=name: f"control-system read: `{callee}(...)` calls a `{name}` method"
-                    )
-                elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs and len(f) == 2:
+            match f:
+                case Lib(path):
+                    local_only = False
+                    self.call_path(node, callee, path, args, kwargs)
+                case Unknown(name) | UnknownFrom(name):
+                    local_only = False
+                    if type(f) is UnknownFrom:
+                        self.widened_call(node, callee, f.root, name, args, kwargs)
+                    if name in model.DISTINCT_WRITE_METHODS:
+                        self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
+                    elif name in model.DISTINCT_READ_METHODS:
+                        self.read(
+                            node,
+                            name,
+                            lambda name=name: f"control-system read: `{callee}(...)` calls a `{name}` method",
+                        )
+                    elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs and type(f) is Unknown:
+                        self.possible_write(
+                            node,
+                            f"?.{name}",
+                            f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis "
+                            "cannot resolve, in a program that uses the control system",
+                        )
+                    elif name in model.SAVE_METHODS and args:
+                        self.file_target(node, callee, args[0], True, quiet_unknown=True)
+                case Dynamic(reason):
+                    local_only = False
                     self.possible_write(
                         node,
-                        f"?.{name}",
-                        f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis cannot "
-                        "resolve, in a program that uses the control system",
+                        "dynamic",
+                        f"possible EPICS write: `{callee}(...)` calls something reached by dynamic access ({reason})",
+                        "epics-dynamic",
+                        HIGH,
                     )
-                elif name in model.SAVE_METHODS and args:
-                    self.file_target(node, callee, args[0], True, quiet_unknown=True)
-            elif k == "d":
-                local_only = False
-                self.possible_write(
-                    node,
-                    "dynamic",
-                    f"possible EPICS write: `{callee}(...)` calls something reached by dynamic access ({f[1]})",
-                    "epics-dynamic",
-                    HIGH,
-                )
-            elif k == "pom":
-                local_only = False
-                self.path_method(node, callee, f[1], f[2], args, kwargs)
-            elif k in ("ka", "smeth", "const", "s", "po", "g", "i", "k"):
-                local_only = False
+                case PathMethod(text, name):
+                    local_only = False
+                    self.path_method(node, callee, text, name, args, kwargs)
+                case (
+                    ContainerMethod() | StrMethod() | Const() | Str() | PathObj() | Globals() | Instance() | Container()
+                ):
+                    local_only = False
         if not local_only:
             self.escapes(node, callee, fvals, args, kwargs)
 
@@ -413,9 +429,7 @@ class Checker(RiskRules, CommandLineRules):
     def attribute_store(self, node: Any, receivers: frozenset, attr: str, spelled: Any) -> None:
         for r in ordered(receivers):
             if r[0] == "i":  # an instance of a subclass of PV, Motor ...: as one of the library class
-                r = next(
-                    (("p", b[1] + "()") for b in self.s.class_chain(r[1]) if b[0] == "p" and model.cs_root(b[1])), r
-                )
+                r = next((Lib(b[1] + "()") for b in self.s.class_chain(r[1]) if b[0] == "p" and model.cs_root(b[1])), r)
             if r[0] == "p" and model.cs_root(r[1]):
                 path = r[1]
                 while path.endswith("[]") and path.rstrip("[]").endswith("()"):  # an element of a handle

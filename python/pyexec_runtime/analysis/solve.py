@@ -22,6 +22,15 @@ from .values import (
     UNK,
     UNK_SET,
     WIDEN_FROM_ROUND,
+    Class,
+    Container,
+    Func,
+    Instance,
+    Lib,
+    Method,
+    Str,
+    Unknown,
+    UnknownFrom,
     const_strings,
     keep_nothing,
     merge_many,
@@ -202,35 +211,37 @@ class Solver(Expressions, Calls):
         spec = self.spec
         add = self.add
         for event in self.c.events:
-            kind = event[0]
-            if kind == "c":
-                ev(event[2], event[1])
-            elif kind == "b":
-                scope = event[1]
-                add(scope.bind, event[2], spec(event[3], scope))
-            elif kind == "a":
-                scope, target, sp = event[1], event[2], event[3]
-                values = spec(sp, scope)
-                for recv in ordered(ev(target.value, scope)):
-                    k = recv[0]
-                    if k == "i" and self.instance_dicts:
-                        self.store_attribute(recv[1], target.attr, values)
-                    if k in ("i", "u", "c", "f", "m") or (k == "p" and not model.cs_root(recv[1])):
-                        add(self.attr_table, target.attr, values)
-                    elif k == "k":
-                        add(self.containers, recv[1], values)
-            else:
-                scope, target, sp = event[1], event[2], event[3]
-                values = spec(sp, scope)
-                for recv in ordered(ev(target.value, scope)):
-                    if recv[0] == "k":
-                        add(self.containers, recv[1], values)
-                        if ("keys", recv[1]) in self.containers:
-                            keys = ev(target.slice, scope)
-                            add(self.containers, ("keys", recv[1]), keys)
-                            if recv[1][0] == "vars":  # obj.__dict__["name"] = v: obj.name is v
-                                for name in const_strings(keys):
-                                    add(self.attr_table, name, values)
+            match event:
+                case ("c", scope, node):  # a call (or an expression) evaluated for its effects
+                    ev(node, scope)
+                case ("b", scope, name, sp):  # name = (what sp evaluates to)
+                    add(scope.bind, name, spec(sp, scope))
+                case ("a", scope, target, sp):  # target.attr = ...
+                    values = spec(sp, scope)
+                    for recv in ordered(ev(target.value, scope)):
+                        match recv:
+                            case Instance(cid):
+                                if self.instance_dicts:
+                                    self.store_attribute(cid, target.attr, values)
+                                add(self.attr_table, target.attr, values)
+                            case Unknown() | UnknownFrom() | Class() | Func() | Method():
+                                add(self.attr_table, target.attr, values)
+                            case Lib(path) if not model.cs_root(path):
+                                add(self.attr_table, target.attr, values)
+                            case Container(key):
+                                add(self.containers, key, values)
+                case (_, scope, target, sp):  # target[...] = ...
+                    values = spec(sp, scope)
+                    for recv in ordered(ev(target.value, scope)):
+                        if type(recv) is Container:
+                            key = recv.key
+                            add(self.containers, key, values)
+                            if ("keys", key) in self.containers:
+                                keys = ev(target.slice, scope)
+                                add(self.containers, ("keys", key), keys)
+                                if key[0] == "vars":  # obj.__dict__["name"] = v: obj.name is v
+                                    for name in const_strings(keys):
+                                        add(self.attr_table, name, values)
 
     def unresolved(self) -> frozenset:
         """What a value the analysis has nothing for is: nothing yet while the first fixpoint is
@@ -278,7 +289,7 @@ class Solver(Expressions, Calls):
     def store_attribute(self, cid: int, name: str, values: Any) -> None:
         """obj.name = values on an instance of class cid: also what vars(obj) and obj.__dict__ hold."""
         key = ("vars", cid)
-        self.add(self.containers, ("keys", key), {("s", name, True)})
+        self.add(self.containers, ("keys", key), {Str(name, True)})
         self.add(self.containers, key, values)
 
     def instance_dict(self, cid: int) -> tuple:
@@ -290,7 +301,7 @@ class Solver(Expressions, Calls):
         for k in (key, ("keys", key)):
             if k not in self.containers:
                 self.containers[k] = set()
-        return ("k", key)
+        return Container(key)
 
     def get(self, table: Table, key: Any) -> Any:
         """Reads a binding table and records the read (see invalidate)."""
@@ -329,39 +340,36 @@ class Solver(Expressions, Calls):
 
     # ---- specs -------------------------------------------------------------------------------
     def spec(self, spec: tuple, scope: Scope) -> frozenset:
-        kind = spec[0]
-        if kind == "expr":
-            return self.ev(spec[1], scope)
-        if kind == "expr_in":
-            return self.ev(spec[1], spec[2])
-        if kind == "elem":
-            return self.elements(self.spec(spec[1], scope))
-        if kind == "item":
-            inner = spec[1]
-            i = spec[2]
-            if inner[0] == "expr" and type(inner[1]) in (ast.Tuple, ast.List):
-                elts = inner[1].elts
-                if 0 <= i < len(elts) and not any(type(e) is ast.Starred for e in elts):
-                    return self.ev(elts[i], scope)
-            return self.item(self.spec(inner, scope), i)
-        if kind == "members":
-            return self.members(self.spec(spec[1], scope))
-        if kind == "attr_of":
-            out: set = set()
-            for v in ordered(self.spec(spec[1], scope)):
-                out.update(self.attr(v, spec[2]))
-            return frozenset(out) if out else self.unresolved()
-        if kind == "enter":
-            return self.entered(self.spec(spec[1], scope))
-        if kind == "in":
-            return self.spec(spec[1], spec[2])
-        if kind == "value_of_container":
-            return self.spec(spec[1], scope)
-        if kind == "import":
-            path = norm(spec[1])
-            return frozenset({("p", path)})
-        if kind == "value":
-            return frozenset({spec[1]})
+        match spec:
+            case ("expr", node):
+                return self.ev(node, scope)
+            case ("expr_in", node, in_scope):
+                return self.ev(node, in_scope)
+            case ("elem", inner):
+                return self.elements(self.spec(inner, scope))
+            case ("item", inner, i):
+                if inner[0] == "expr" and type(inner[1]) in (ast.Tuple, ast.List):
+                    elts = inner[1].elts
+                    if 0 <= i < len(elts) and not any(type(e) is ast.Starred for e in elts):
+                        return self.ev(elts[i], scope)
+                return self.item(self.spec(inner, scope), i)
+            case ("members", inner):
+                return self.members(self.spec(inner, scope))
+            case ("attr_of", inner, name):
+                out: set = set()
+                for v in ordered(self.spec(inner, scope)):
+                    out.update(self.attr(v, name))
+                return frozenset(out) if out else self.unresolved()
+            case ("enter", inner):
+                return self.entered(self.spec(inner, scope))
+            case ("in", inner, in_scope):
+                return self.spec(inner, in_scope)
+            case ("value_of_container", inner):
+                return self.spec(inner, scope)
+            case ("import", path):
+                return frozenset({Lib(norm(path))})
+            case ("value", value):
+                return frozenset({value})
         return UNK_SET
 
     # ---- names -------------------------------------------------------------------------------
@@ -410,20 +418,20 @@ class Solver(Expressions, Calls):
     def _free(self, name: str) -> frozenset:
         out = set()
         for mod in self.c.module.stars:
-            out.add(("p", norm(f"{mod}.{name}")))
+            out.add(Lib(norm(f"{mod}.{name}")))
         if self.outer is not None:
             # The outer program's functions, classes, instances and containers are its own (their
             # ids mean nothing here): unknown, as values.
             out.update(v if v[0] in _PORTABLE_KINDS else UNK for v in self.outer._module_name(name))
         if name == "__builtins__":
-            out.add(("p", "builtins"))
+            out.add(Lib("builtins"))
         kernel = model.KERNEL_NAMES.get(name)
         if kernel is not None and name not in BUILTIN_NAMES:
             self.reach_cs()
             self.kernel_names_used.add(name)
-            out.add(("p", kernel))
+            out.add(Lib(kernel))
         elif name in BUILTIN_NAMES:
-            out.add(("p", "builtins." + name))
+            out.add(Lib("builtins." + name))
         if not out:
             out.add(UNK)
         return frozenset(out)
@@ -438,9 +446,9 @@ class Solver(Expressions, Calls):
         if t is _Constant:
             v = node.value
             if type(v) is str:
-                return frozenset({("s", v[:4000], len(v) <= 4000)})
+                return frozenset({Str(v[:4000], len(v) <= 4000)})
             if type(v) is bytes:  # as text: b"caput X 1" runs the same command
-                return frozenset({("s", v[:4000].decode("latin-1"), len(v) <= 4000)})
+                return frozenset({Str(v[:4000].decode("latin-1"), len(v) <= 4000)})
             return CONST_SET
         got = self.memo.get(node)
         if got is not None:

@@ -1,23 +1,9 @@
 """The values of the analysis: the abstract value algebra the solver computes with (its kinds,
 bounds and widening), and what it knows of strings, paths and containers.
 
-Abstract values are small tuples:
-  ("p", path)              something reached from an import or a builtin: "epics.caput", "epics.PV()"
-  ("f", fid)               a function or lambda of the program
-  ("m", fid, self_value)   a method bound to an instance of a class of the program
-  ("c", cid) / ("i", cid)  a class of the program / one of its instances
-  ("k", key)               a container (list, dict, namespace ...) whose members are tracked together;
-                           a dict's keys are tracked apart (containers[("keys", key)], what iterating
-                           it gives), and a tuple's members by position where known (Solver.positions)
-  ("ka", key, name)        a method of a container (append, get, ...)
-  ("s", text, complete)    a string (complete=False: only the constant parts are known, "\\x00" between)
-  ("po", text|None)        a pathlib path
-  ("u", name)              something the analysis cannot resolve (name: the last attribute, if any)
-  ("u", name, root)        the same, reached from the library `root` by a chain the analysis stopped
-                           following (see Solver.add: a binding whose values keep extending themselves)
-  ("d", reason)            the result of dynamic access on or near the control system
-  ("g",)                   the dict returned by globals()
-  ("const",)               anything else: numbers, booleans, results of ordinary operations
+Abstract values are small tuples, each kind a named type (below) whose first member is its tag, so a
+value equals, hashes and sorts as the plain tuple it stands for: Lib("epics.caput") == ("p", "epics.caput").
+The solver and the rules tell kinds apart with `match` on these types.
 """
 
 from __future__ import annotations
@@ -27,16 +13,218 @@ import builtins
 import functools
 import itertools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import model
 
-CONST = ("const",)
-UNK = ("u", None)
+_new = tuple.__new__
+
+
+def _kind(tag: str, *fields: str) -> Any:
+    """The NamedTuple a kind of value extends: its tag, then its fields."""
+    return NamedTuple(f"_{tag}", [("tag", str), *((f, Any) for f in fields)])
+
+
+# Each kind: built without its tag (Lib(path)), matched by its fields (case Lib(path)), shown as the
+# tuple it is (the order of values, values.ordered, sorts by that text).
+class Lib(_kind("p", "path")):
+    """("p", path): something reached from an import or a builtin: "epics.caput", "epics.PV()"."""
+
+    __slots__ = ()
+    __match_args__ = ("path",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, path: str) -> Lib:
+        return _new(cls, ("p", path))
+
+
+class Func(_kind("f", "fid")):
+    """("f", fid): a function or lambda of the program."""
+
+    __slots__ = ()
+    __match_args__ = ("fid",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, fid: int) -> Func:
+        return _new(cls, ("f", fid))
+
+
+class Method(_kind("m", "fid", "self_value")):
+    """("m", fid, self_value): a method of the program bound to an instance of one of its classes."""
+
+    __slots__ = ()
+    __match_args__ = ("fid", "self_value")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, fid: int, self_value: Any) -> Method:
+        return _new(cls, ("m", fid, self_value))
+
+
+class Class(_kind("c", "cid")):
+    """("c", cid): a class of the program."""
+
+    __slots__ = ()
+    __match_args__ = ("cid",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, cid: int) -> Class:
+        return _new(cls, ("c", cid))
+
+
+class Instance(_kind("i", "cid")):
+    """("i", cid): an instance of a class of the program."""
+
+    __slots__ = ()
+    __match_args__ = ("cid",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, cid: int) -> Instance:
+        return _new(cls, ("i", cid))
+
+
+class Container(_kind("k", "key")):
+    """("k", key): a container (list, dict, namespace ...) whose members are tracked together; a dict's
+    keys are tracked apart (containers[("keys", key)], what iterating it gives), and a tuple's members
+    by position where known (Solver.positions)."""
+
+    __slots__ = ()
+    __match_args__ = ("key",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, key: Any) -> Container:
+        return _new(cls, ("k", key))
+
+
+class ContainerMethod(_kind("ka", "key", "name")):
+    """("ka", key, name): a method of a container (append, get, ...)."""
+
+    __slots__ = ()
+    __match_args__ = ("key", "name")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, key: Any, name: str) -> ContainerMethod:
+        return _new(cls, ("ka", key, name))
+
+
+class Str(_kind("s", "text", "complete")):
+    """("s", text, complete): a string (complete=False: only its constant parts are known, "\\x00"
+    between them)."""
+
+    __slots__ = ()
+    __match_args__ = ("text", "complete")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, text: str, complete: bool) -> Str:
+        return _new(cls, ("s", text, complete))
+
+
+class StrMethod(_kind("smeth", "base", "name")):
+    """("smeth", base, name): a method of a string value (or of a value that may be a string)."""
+
+    __slots__ = ()
+    __match_args__ = ("base", "name")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, base: Any, name: str) -> StrMethod:
+        return _new(cls, ("smeth", base, name))
+
+
+class PathObj(_kind("po", "text")):
+    """("po", text|None): a pathlib path."""
+
+    __slots__ = ()
+    __match_args__ = ("text",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, text: str | None) -> PathObj:
+        return _new(cls, ("po", text))
+
+
+class PathMethod(_kind("pom", "text", "name")):
+    """("pom", text|None, name): a method of a pathlib path."""
+
+    __slots__ = ()
+    __match_args__ = ("text", "name")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, text: str | None, name: str) -> PathMethod:
+        return _new(cls, ("pom", text, name))
+
+
+class Property(_kind("pr", "fid")):
+    """("pr", fid): a property of the program's, made by property(getter); fid: the getter."""
+
+    __slots__ = ()
+    __match_args__ = ("fid",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, fid: int) -> Property:
+        return _new(cls, ("pr", fid))
+
+
+class Unknown(_kind("u", "name")):
+    """("u", name): something the analysis cannot resolve (name: the last attribute, if any)."""
+
+    __slots__ = ()
+    __match_args__ = ("name",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, name: str | None) -> Unknown:
+        return _new(cls, ("u", name))
+
+
+class UnknownFrom(_kind("u", "name", "root")):
+    """("u", name, root): the same, reached from the library `root` by a chain the analysis stopped
+    following (see Solver.add: a binding whose values keep extending themselves)."""
+
+    __slots__ = ()
+    __match_args__ = ("name", "root")
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, name: str | None, root: str) -> UnknownFrom:
+        return _new(cls, ("u", name, root))
+
+
+class Dynamic(_kind("d", "reason")):
+    """("d", reason): the result of dynamic access on or near the control system."""
+
+    __slots__ = ()
+    __match_args__ = ("reason",)
+    __repr__ = tuple.__repr__
+
+    def __new__(cls, reason: str) -> Dynamic:
+        return _new(cls, ("d", reason))
+
+
+class Globals(_kind("g")):
+    """("g",): the dict returned by globals()."""
+
+    __slots__ = ()
+    __match_args__ = ()
+    __repr__ = tuple.__repr__
+
+    def __new__(cls) -> Globals:
+        return _new(cls, ("g",))
+
+
+class Const(_kind("const")):
+    """("const",): anything else: numbers, booleans, results of ordinary operations."""
+
+    __slots__ = ()
+    __match_args__ = ()
+    __repr__ = tuple.__repr__
+
+    def __new__(cls) -> Const:
+        return _new(cls, ("const",))
+
+
+CONST = Const()
+UNK = Unknown(None)
 EMPTY: frozenset = frozenset()
 CONST_SET = frozenset({CONST})
-UNKNOWN_STRING = ("s", "\x00", False)
+UNKNOWN_STRING = Str("\x00", False)
 UNK_SET = frozenset({UNK})
+GLOBALS = Globals()
 BUILTIN_NAMES = frozenset(dir(builtins))
 # A value set holding more distinct strings (or pathlib paths) than this has them merged into one
 # incomplete string that stands for all of them (see merge_many): string concatenation multiplies
@@ -169,11 +357,11 @@ def joined(sep: str, parts: list) -> set:
     for c in choices:
         combos *= len(c)
     if combos > MAX_COMBINATIONS:
-        return {("s", "\x00" + sep.join(" ".join(t for t, _ in c) for c in choices)[:4000] + "\x00", False)}
+        return {Str("\x00" + sep.join(" ".join(t for t, _ in c) for c in choices)[:4000] + "\x00", False)}
     out = set()
     for combo in itertools.product(*choices):
         text = sep.join(t for t, _ in combo)
-        out.add(("s", collapse_unknown(text)[:4000], all(c for _, c in combo)))
+        out.add(Str(collapse_unknown(text)[:4000], all(c for _, c in combo)))
     return out
 
 
@@ -204,12 +392,12 @@ def formatted(template: str, complete: bool, parts: list, kwargs: dict, fmt: Any
                     if fmt is str.format
                     else fmt(template, *(t for t, _ in pos))
                 )
-                out.add(("s", collapse_unknown(text)[:4000], all(c for _, c in combo)))
+                out.add(Str(collapse_unknown(text)[:4000], all(c for _, c in combo)))
             return out
         except (IndexError, KeyError, ValueError, TypeError, AttributeError):
             pass
     words = " ".join(t for c in choices + kw_choices for t, _ in c)
-    return {("s", collapse_unknown(template.replace("\x00", "") + "\x00" + words + "\x00")[:4000], False)}
+    return {Str(collapse_unknown(template.replace("\x00", "") + "\x00" + words + "\x00")[:4000], False)}
 
 
 def ordered(values: Any) -> Any:
@@ -235,7 +423,7 @@ class Spread(frozenset):
 def unknown_from(v: tuple) -> tuple:
     """What the analysis knows of a call, an item or an element of v: nothing, except the library a
     widened value came from."""
-    return ("u", None, v[2]) if v[0] == "u" and len(v) > 2 else UNK
+    return UnknownFrom(None, v[2]) if v[0] == "u" and len(v) > 2 else UNK
 
 
 def _boundary_prefixes(text: str, pool: set, seps: str) -> list:
@@ -296,7 +484,7 @@ def widen_chains(cur: set, new: set, keep: Any = keep_nothing) -> set:
             prefixes = [p for p in pools["po"] if len(p) < len(text) and text.startswith(p + "/")]
             if len(prefixes) >= CHAIN_DEPTH:
                 longest = max(prefixes, key=len)
-                v = ("po", longest if longest.endswith("/\x00") else longest + "/\x00")
+                v = PathObj(longest if longest.endswith("/\x00") else longest + "/\x00")
         if v not in cur:
             out.add(v)
     return out
@@ -312,7 +500,7 @@ def _grown_string(text: str, inner: list[str]) -> tuple:
     around it (at its end only when text starts with it)."""
     longest = max(inner, key=lambda p: (len(p), p))
     widened = (longest if text.startswith(longest) else "\x00" + longest) + "\x00"
-    return ("s", collapse_unknown(widened), False)
+    return Str(collapse_unknown(widened), False)
 
 
 _GROWING = frozenset({"p", "s", "po"})
@@ -327,26 +515,25 @@ def widen_late(cur: set, new: set, keep: Any = keep_nothing) -> set:
     `caput ...` command in it must still be seen."""
     out = set()
     for v in new:
-        k = v[0]
-        if k == "p":
-            if _past_limits(v[1]) or not keep(v[1]):
-                v = widened_path(v[1])
-        elif k == "s":
-            if not model.interesting_text(v[1]):
-                v = UNKNOWN_STRING
-            else:  # kept, unless it grows on the binding's own strings (then as in widen_chains)
-                text = v[1]
-                inner = _contained(text, [c[1] for c in cur if c[0] == "s"])
-                if inner:
-                    v = _grown_string(text, inner)
-        elif k == "po":
-            if v[1] is None or not model.interesting_text(v[1]):
-                v = ("po", None)
-        elif k == "pom":
-            if v[1] is None or not model.interesting_text(v[1]):
-                v = ("pom", None, v[2])
-        elif k == "smeth":
-            v = ("smeth", UNKNOWN_STRING, v[2])
+        match v:
+            case Lib(path):
+                if _past_limits(path) or not keep(path):
+                    v = widened_path(path)
+            case Str(text):
+                if not model.interesting_text(text):
+                    v = UNKNOWN_STRING
+                else:  # kept, unless it grows on the binding's own strings (then as in widen_chains)
+                    inner = _contained(text, [c[1] for c in cur if c[0] == "s"])
+                    if inner:
+                        v = _grown_string(text, inner)
+            case PathObj(text):
+                if text is None or not model.interesting_text(text):
+                    v = PathObj(None)
+            case PathMethod(text, name):
+                if text is None or not model.interesting_text(text):
+                    v = PathMethod(None, name)
+            case StrMethod(_, name):
+                v = StrMethod(UNKNOWN_STRING, name)
         if v not in cur:
             out.add(v)
     return out
@@ -360,7 +547,7 @@ def widened_path(path: str) -> tuple:
     name = None
     if not path.endswith((")", "]")):
         name = path.rsplit(".", 1)[-1] if "." in path else None
-    return ("u", name, root)
+    return UnknownFrom(name, root)
 
 
 def merge_many(values: Any, keep: Any = keep_nothing) -> Any:
@@ -397,7 +584,7 @@ def merge_many(values: Any, keep: Any = keep_nothing) -> Any:
         merged = MERGED + "\n".join(sorted(texts))
         if len(merged) > MAX_MERGED_TEXT:  # what is cut may be anything: an unknown part at the end
             merged = merged[:MAX_MERGED_TEXT] + "\n\x00"
-        out.add(("s", merged, False) if kind == "s" else ("po", merged))
+        out.add(Str(merged, False) if kind == "s" else PathObj(merged))
     return frozenset(out) if type(values) is frozenset else out
 
 
