@@ -211,12 +211,14 @@ class Solver(Expressions, Calls):
         spec = self.spec
         add = self.add
         for event in self.c.events:
-            match event:
-                case ("c", scope, node):  # a call (or an expression) evaluated for its effects
-                    ev(node, scope)
-                case ("b", scope, name, sp):  # name = (what sp evaluates to)
-                    add(scope.bind, name, spec(sp, scope))
-                case ("a", scope, target, sp):  # target.attr = ...
+            match event[0]:
+                case "c":  # ("c", scope, node): an expression evaluated for its effects (a call)
+                    ev(event[2], event[1])
+                case "b":  # ("b", scope, name, spec): name = what spec evaluates to
+                    scope = event[1]
+                    add(scope.bind, event[2], spec(event[3], scope))
+                case "a":  # ("a", scope, target, spec): target.attr = ...
+                    scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
                     for recv in ordered(ev(target.value, scope)):
                         match recv:
@@ -230,7 +232,8 @@ class Solver(Expressions, Calls):
                                 add(self.attr_table, target.attr, values)
                             case Container(key):
                                 add(self.containers, key, values)
-                case (_, scope, target, sp):  # target[...] = ...
+                case _:  # ("i", scope, target, spec): target[...] = ...
+                    scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
                     for recv in ordered(ev(target.value, scope)):
                         if type(recv) is Container:
@@ -340,36 +343,39 @@ class Solver(Expressions, Calls):
 
     # ---- specs -------------------------------------------------------------------------------
     def spec(self, spec: tuple, scope: Scope) -> frozenset:
-        match spec:
-            case ("expr", node):
-                return self.ev(node, scope)
-            case ("expr_in", node, in_scope):
-                return self.ev(node, in_scope)
-            case ("elem", inner):
-                return self.elements(self.spec(inner, scope))
-            case ("item", inner, i):
+        """What a spec of pass 1 (collect.py) evaluates to in scope."""
+        match spec[0]:
+            case "expr":  # ("expr", node)
+                return self.ev(spec[1], scope)
+            case "expr_in":  # ("expr_in", node, scope)
+                return self.ev(spec[1], spec[2])
+            case "elem":  # ("elem", spec)
+                return self.elements(self.spec(spec[1], scope))
+            case "item":  # ("item", spec, i)
+                inner = spec[1]
+                i = spec[2]
                 if inner[0] == "expr" and type(inner[1]) in (ast.Tuple, ast.List):
                     elts = inner[1].elts
                     if 0 <= i < len(elts) and not any(type(e) is ast.Starred for e in elts):
                         return self.ev(elts[i], scope)
                 return self.item(self.spec(inner, scope), i)
-            case ("members", inner):
-                return self.members(self.spec(inner, scope))
-            case ("attr_of", inner, name):
+            case "members":  # ("members", spec)
+                return self.members(self.spec(spec[1], scope))
+            case "attr_of":  # ("attr_of", spec, name)
                 out: set = set()
-                for v in ordered(self.spec(inner, scope)):
-                    out.update(self.attr(v, name))
+                for v in ordered(self.spec(spec[1], scope)):
+                    out.update(self.attr(v, spec[2]))
                 return frozenset(out) if out else self.unresolved()
-            case ("enter", inner):
-                return self.entered(self.spec(inner, scope))
-            case ("in", inner, in_scope):
-                return self.spec(inner, in_scope)
-            case ("value_of_container", inner):
-                return self.spec(inner, scope)
-            case ("import", path):
-                return frozenset({Lib(norm(path))})
-            case ("value", value):
-                return frozenset({value})
+            case "enter":  # ("enter", spec)
+                return self.entered(self.spec(spec[1], scope))
+            case "in":  # ("in", spec, scope)
+                return self.spec(spec[1], spec[2])
+            case "value_of_container":  # ("value_of_container", spec)
+                return self.spec(spec[1], scope)
+            case "import":  # ("import", path)
+                return frozenset({Lib(norm(spec[1]))})
+            case "value":  # ("value", value)
+                return frozenset({spec[1]})
         return UNK_SET
 
     # ---- names -------------------------------------------------------------------------------
