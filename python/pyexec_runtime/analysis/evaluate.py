@@ -27,6 +27,7 @@ from .values import (
     ContainerMethod,
     Dynamic,
     Func,
+    Globals,
     Instance,
     Lib,
     Method,
@@ -159,39 +160,37 @@ class Expressions:
         computed = any(k[0] != "s" or not k[2] for k in keys)
         out = set()
         for v in self.ev(node.value, scope):
-            k = v[0]
-            if k == "k":
-                out.update(self.get(self.containers, v[1]) or self.unresolved())
-            elif k == "p":
-                path = v[1]
-                if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
-                    base = None if path == "sys.modules" else path[: -len(".__dict__")]
+            match v:
+                case Container(key):
+                    out.update(self.get(self.containers, key) or self.unresolved())
+                case Lib(path):
+                    if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
+                        base = None if path == "sys.modules" else path[: -len(".__dict__")]
+                        for key in const_keys:
+                            out.add(Lib(norm(key if base is None else f"{base}.{key}")))
+                        if computed:
+                            out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
+                    elif path == "os.environ":
+                        out.add(Str("", False))
+                    else:
+                        out.add(Lib(norm(path + "[]")))
+                case Globals():
                     for key in const_keys:
-                        out.add(Lib(norm(key if base is None else f"{base}.{key}")))
+                        out.update(self._module_name(key))
                     if computed:
-                        out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
-                elif path == "os.environ":
-                    out.add(Str("", False))
-                else:
-                    out.add(Lib(norm(path + "[]")))
-            elif k == "g":
-                for key in const_keys:
-                    out.update(self._module_name(key))
-                if computed:
-                    out.add(Dynamic(f"`{short_source(node)}` looks a global up with a computed key"))
-            elif k == "d":
-                out.add(v)
-            elif k == "i" and (
-                (got := self.special_method(v, "__getitem__", [keys])) is not None
-                or (got := self.special_method(v, "__missing__", [keys])) is not None
-            ):
-                out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
-                if self.opaque(v[1]):
+                        out.add(Dynamic(f"`{short_source(node)}` looks a global up with a computed key"))
+                case Dynamic():
+                    out.add(v)
+                case Instance(cid) if (got := self.special_method(v, "__getitem__", [keys])) is not None or (
+                    got := self.special_method(v, "__missing__", [keys])
+                ) is not None:
+                    out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
+                    if self.opaque(cid):
+                        out.add(unknown_from(v))
+                case Unknown() | UnknownFrom() | Instance() | Func() | Method():
                     out.add(unknown_from(v))
-            elif k in ("u", "i", "f", "m"):
-                out.add(unknown_from(v))
-            else:
-                out.add(CONST)
+                case _:
+                    out.add(CONST)
         return frozenset(out)
 
     def elements(self, values: frozenset) -> frozenset:
@@ -199,27 +198,27 @@ class Expressions:
         out = set()
         containers = self.containers
         for v in values:
-            k = v[0]
-            if k == "k":
-                keys = ("keys", v[1])
-                out.update(self.get(containers, keys if keys in containers else v[1]))
-            elif k == "p":
-                out.add(Lib(norm(v[1] + "[]")))
-            elif k == "d":
-                out.add(v)
-            elif k == "i" and (got := self.special_method(v, "__iter__", [])) is not None:
-                if self.opaque(v[1]):
+            match v:
+                case Container(key):
+                    keys = ("keys", key)
+                    out.update(self.get(containers, keys if keys in containers else key))
+                case Lib(path):
+                    out.add(Lib(norm(path + "[]")))
+                case Dynamic():
+                    out.add(v)
+                case Instance(cid) if (got := self.special_method(v, "__iter__", [])) is not None:
+                    if self.opaque(cid):
+                        out.add(unknown_from(v))
+                    for it in got:  # a class of the program's with __iter__
+                        if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
+                            nxt = self.special_method(it, "__next__", [])
+                            out.update(nxt if nxt is not None else (unknown_from(it),))
+                        else:
+                            out.update(self.elements(frozenset((it,))))
+                case Unknown() | UnknownFrom() | Instance() | Func() | Method() | ContainerMethod():
                     out.add(unknown_from(v))
-                for it in got:  # a class of the program's with __iter__
-                    if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
-                        nxt = self.special_method(it, "__next__", [])
-                        out.update(nxt if nxt is not None else (unknown_from(it),))
-                    else:
-                        out.update(self.elements(frozenset((it,))))
-            elif k in ("u", "i", "f", "m", "ka"):
-                out.add(unknown_from(v))
-            else:
-                out.add(CONST)
+                case _:
+                    out.add(CONST)
         return frozenset(out) if out else self.unresolved()
 
     def opaque(self, cid: int) -> bool:
