@@ -108,7 +108,7 @@ class Checker:
         if step is not None:
             try:
                 current = _as_number(self.read_current(channel))
-            except Exception as exc:
+            except Exception as exc:  # a failed read blocks the write
                 raise ChannelLimitsViolation(
                     f"{channel}: max_step check failed, cannot read the current value ({exc})"
                 ) from exc

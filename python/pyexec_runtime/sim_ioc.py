@@ -46,7 +46,7 @@ class Accelerator(PVGroup):
     hcm1_rb = pvproperty(name="MAG:HCM1:CURRENT:RB", value=0.0, precision=4, read_only=True)
 
     @setpoint.putter
-    async def setpoint(self, instance, value):
+    async def setpoint(self, instance, value):  # caproto's decorator pattern: the putter of the pvproperty above
         await self.readback.write(value)
         return value
 
