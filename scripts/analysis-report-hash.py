@@ -13,8 +13,9 @@ Programs (each analysed as the Python helper does, `analyze(code, options)`, tim
   all       the fixtures, and every module of the project Python's standard library, pyepics and
             caproto (a few minutes: not a test);
   --requests FILE  also each `analyze` request of FILE (JSON lines as the helper reads them on
-            stdin, with their own options): recorded by running the analysis tests with
-            PYEXEC_PYTHON pointing at a wrapper that tees the helper's stdin to FILE.
+            stdin, with their own options). To record the programs the tests send: add, for one run
+            and uncommitted, a line at the top of the request loop of analysis/server.py's main()
+            that appends `raw` to FILE, then run the analysis tests (test/unit/analysis, approval).
 
 Prints the overall hash (sha256 over the sorted per-program lines); --out writes the per-program
 lines ("<sha256 16>  <program>"); --check FILE compares them with FILE and exits 1, naming the
