@@ -38,6 +38,14 @@ if [ "$(cat "$stamp_dir/pip" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp_dir/pip"
 fi
 
+# Development tools (ruff), kept out of kernel images: python/requirements-dev.txt.
+want=$(sha python/requirements-dev.txt)
+if [ "$(cat "$stamp_dir/pip-dev" 2>/dev/null)" != "$want" ]; then
+  log "pip install -r python/requirements-dev.txt"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
+  echo "$want" > "$stamp_dir/pip-dev"
+fi
+
 # pyexec's own Python distribution, editable (python/pyproject.toml): it registers the kernel
 # provisioner that forks kernels from a warm zygote.
 want=$(sha python/pyproject.toml)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Set-up, then the checks CI runs: type-check, lint, and every test (unit and integration, on a
-# real redis-server, Jupyter servers and soft IOC that the tests start themselves).
+# Set-up, then the checks CI runs: type-check, lint (biome; ruff check and format over python/), and
+# every test (unit and integration, on a real redis-server, Jupyter servers and soft IOC that the
+# tests start themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
 echo "== lint"; npx biome check src test bench bin
+echo "== python lint"; .venv/bin/ruff check python && .venv/bin/ruff format --check python
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency="${PYEXEC_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

@@ -1,4 +1,5 @@
 """Result capture shared by the local runner and the Jupyter kernels: results.json, figures/, metadata."""
+
 from __future__ import annotations
 
 import io

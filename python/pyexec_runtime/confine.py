@@ -33,6 +33,7 @@ the network policy of the deployment (a CA gateway per mode) decides the hosts. 
 `deployment` (the deployment isolates the kernel, e.g. a container that reaches only a CA gateway:
 nothing is applied, and the kernel says so loudly on stderr and in its run records).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -49,9 +50,26 @@ METHODS = ("landlock", "deployment")
 
 # System files the scientific stack reads (name resolution, time zones, users, TLS roots, fonts).
 _ETC_FILES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "hosts", "host.conf", "nsswitch.conf",
-    "resolv.conf", "gai.conf", "passwd", "group", "mime.types", "ssl", "ca-certificates", "fonts", "protocols",
-    "services", "os-release", "matplotlibrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "hosts",
+    "host.conf",
+    "nsswitch.conf",
+    "resolv.conf",
+    "gai.conf",
+    "passwd",
+    "group",
+    "mime.types",
+    "ssl",
+    "ca-certificates",
+    "fonts",
+    "protocols",
+    "services",
+    "os-release",
+    "matplotlibrc",
 )
 _PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "sys/kernel/osrelease")
 _SYS_DIRS = ("/sys/devices/system/cpu", "/sys/fs/cgroup")
@@ -278,7 +296,9 @@ def method(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
     return chosen
 
 
-def _layer(abi: int, read: list[tuple[str, int]], write_dirs: list[str], net: int = 0, scoped: int = 0) -> landlock.Ruleset:
+def _layer(
+    abi: int, read: list[tuple[str, int]], write_dirs: list[str], net: int = 0, scoped: int = 0
+) -> landlock.Ruleset:
     ruleset = landlock.Ruleset(fs=landlock.fs_rights(abi), net=net, scoped=scoped)
     for path, access in read:
         ruleset.allow_path(path, access)
@@ -315,7 +335,8 @@ def confine_process(
     missing = missing_features(abi)
     if missing:
         raise ConfinementError(
-            "cannot confine the kernel: this system lacks " + "; ".join(missing)
+            "cannot confine the kernel: this system lacks "
+            + "; ".join(missing)
             + ". Run on Linux >= 6.12 with Landlock enabled, or set execution.confinement: deployment "
             "where the deployment isolates kernels itself."
         )

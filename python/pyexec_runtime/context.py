@@ -1,4 +1,5 @@
 """The `context` object generated code reads: capability_context_data from context.json."""
+
 from __future__ import annotations
 
 from typing import Any

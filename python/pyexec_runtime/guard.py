@@ -17,11 +17,13 @@ can. The boundary that code cannot undo is the EPICS side: read-only kernels tal
 Channel Access endpoint (see sim_ioc.py `--read-only-port`, a CA gateway with access security in
 production).
 """
+
 from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import WriteRefused, record_refusal
 
@@ -124,8 +126,25 @@ def _guard_processes() -> None:
     for name in ("run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
         setattr(subprocess, name, _refuser(f"subprocess.{name}"))
     for name in (
-        "system", "popen", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe",
-        "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "posix_spawn",
+        "system",
+        "popen",
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "posix_spawn",
         "posix_spawnp",
     ):
         if hasattr(os, name):

@@ -3,6 +3,7 @@
 The same file serves the servers pyexec spawns itself and the EPICS kernel image (deploy/kernel/).
 Token, port, bind address and root folder come from the command line.
 """
+
 # ruff: noqa: F821 - `get_config` is provided by traitlets when it loads this file
 c = get_config()
 

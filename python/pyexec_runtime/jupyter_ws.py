@@ -10,11 +10,12 @@ jupyter_client still starts the stock `python3` kernel (ipykernel's built-in spe
 manager refuses to start any kernelspec that is not allowed, so a pyexec server runs only
 pyexec's guarded kernels.
 """
+
 from __future__ import annotations
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from tornado.ioloop import IOLoop
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
+from tornado.ioloop import IOLoop
 
 
 class NoDelayWebsocketConnection(ZMQChannelsWebsocketConnection):

@@ -19,6 +19,7 @@ provisioner.py, which calls `main(argv)` in the child). It
 
 The mode comes from the kernelspec's environment (PYEXEC_EXECUTION_MODE; read_only when unset).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,7 +40,7 @@ def _connection_file(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
         if arg == "-f" and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--f=") or arg.startswith("--IPKernelApp.connection_file="):
+        if arg.startswith(("--f=", "--IPKernelApp.connection_file=")):
             return arg.split("=", 1)[1]
     return None
 

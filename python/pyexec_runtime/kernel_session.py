@@ -14,6 +14,7 @@ pyexec's container executor runs three cells in a leased kernel:
 Nothing goes through the file system, so a kernel in another container needs no shared volume.
 `startup()` runs once per kernel, before its first request (IPKernelApp.exec_lines, kernel.py).
 """
+
 from __future__ import annotations
 
 import base64
@@ -96,7 +97,9 @@ def begin(spec_json: str) -> None:
     required = spec.get("confinement")
     record = confine.current() or {"method": "none"}
     if required and record.get("method") != required:
-        raise RuntimeError(f"pyexec: this kernel's confinement is {record.get('method')}, the fleet requires {required}")
+        raise RuntimeError(
+            f"pyexec: this kernel's confinement is {record.get('method')}, the fleet requires {required}"
+        )
     _state["begun"] = True
     errors.REFUSALS.clear()
     limits.SKIPPED.clear()
@@ -140,7 +143,13 @@ def _outcome() -> dict[str, Any]:
     if errors.REFUSALS:
         # A refusal counts even when the code caught it and went on.
         first = errors.REFUSALS[0]
-        meta.update(success=False, error_kind="refused", error_type=first["error_type"], error_name=first["error_name"], error=first["message"])
+        meta.update(
+            success=False,
+            error_kind="refused",
+            error_type=first["error_type"],
+            error_name=first["error_name"],
+            error=first["message"],
+        )
     return meta
 
 

@@ -13,6 +13,7 @@ inherited from the Jupyter server's environment (`${VAR}` left unfilled is dropp
 Used by scripts/setup.sh, by the Jupyter servers pyexec spawns (a private prefix per pool, with the
 mode environment from the config) and by the EPICS kernel image (deploy/kernel/Dockerfile).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,11 @@ def kernel_json(mode: str, environment: dict[str, str], python: str, provisioner
         "metadata": {
             "pyexec": {"mode": mode},
             "debugger": False,
-            **({"kernel_provisioner": {"provisioner_name": "pyexec-zygote-provisioner", "config": {}}} if provisioner else {}),
+            **(
+                {"kernel_provisioner": {"provisioner_name": "pyexec-zygote-provisioner", "config": {}}}
+                if provisioner
+                else {}
+            ),
         },
     }
 
@@ -80,7 +85,9 @@ def install(
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "kernel.json")
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(kernel_json(mode, spec.get("environment") or {}, python or sys.executable, provisioner), fh, indent=2)
+            json.dump(
+                kernel_json(mode, spec.get("environment") or {}, python or sys.executable, provisioner), fh, indent=2
+            )
         written.append(path)
     return written
 

@@ -22,6 +22,7 @@ flags (6.15). Not covered by any ABI up to 7: UDP, and connecting to *pathname* 
 The maintained PyPI bindings (`landlock` 1.0.0.dev5) cover files only; network rules and scoping
 are what pyexec needs, so this module speaks to the kernel directly.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -62,8 +63,17 @@ READ_ONLY = FS_READ_FILE | FS_READ_DIR
 # Everything a private working folder needs; no EXECUTE (nothing written there runs as a program)
 # and no device nodes.
 READ_WRITE = (
-    FS_READ_FILE | FS_READ_DIR | FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_DIR | FS_MAKE_REG
-    | FS_MAKE_SYM | FS_MAKE_FIFO | FS_REFER | FS_TRUNCATE
+    FS_READ_FILE
+    | FS_READ_DIR
+    | FS_WRITE_FILE
+    | FS_REMOVE_DIR
+    | FS_REMOVE_FILE
+    | FS_MAKE_DIR
+    | FS_MAKE_REG
+    | FS_MAKE_SYM
+    | FS_MAKE_FIFO
+    | FS_REFER
+    | FS_TRUNCATE
 )
 
 # TCP rights (ABI 4).
@@ -83,7 +93,11 @@ class LandlockError(OSError):
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -151,7 +165,13 @@ class Ruleset:
         # The kernel reads only the fields the ABI knows about: pass the shorter struct when no
         # scope is asked for, so ABI 4-5 kernels accept it.
         size = ctypes.sizeof(attr) if scoped else 16 if net else 8
-        self._fd = _call("landlock_create_ruleset", _SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+        self._fd = _call(
+            "landlock_create_ruleset",
+            _SYS_CREATE_RULESET,
+            ctypes.byref(attr),
+            ctypes.c_size_t(size),
+            ctypes.c_uint32(0),
+        )
 
     def allow_path(self, path: str, access: int) -> bool:
         """Allows `access` beneath `path` (only file rights on a file). False when it does not exist."""
@@ -163,14 +183,28 @@ class Ruleset:
             if not os.path.isdir(path):
                 access &= FS_FILE_RIGHTS
             attr = _PathBeneathAttr(access & self.handled_fs, fd)
-            _call(f"landlock_add_rule({path!r})", _SYS_ADD_RULE, self._fd, _RULE_PATH_BENEATH, ctypes.byref(attr), ctypes.c_uint32(0))
+            _call(
+                f"landlock_add_rule({path!r})",
+                _SYS_ADD_RULE,
+                self._fd,
+                _RULE_PATH_BENEATH,
+                ctypes.byref(attr),
+                ctypes.c_uint32(0),
+            )
         finally:
             os.close(fd)
         return True
 
     def allow_port(self, port: int, access: int) -> None:
         attr = _NetPortAttr(access & self.handled_net, port)
-        _call(f"landlock_add_rule(port {port})", _SYS_ADD_RULE, self._fd, _RULE_NET_PORT, ctypes.byref(attr), ctypes.c_uint32(0))
+        _call(
+            f"landlock_add_rule(port {port})",
+            _SYS_ADD_RULE,
+            self._fd,
+            _RULE_NET_PORT,
+            ctypes.byref(attr),
+            ctypes.c_uint32(0),
+        )
 
     def restrict_self(self) -> None:
         """Enforces the layer on this thread (and all it starts later), then closes the ruleset."""

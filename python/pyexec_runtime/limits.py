@@ -12,6 +12,7 @@ then the write is dropped with a warning on stderr and reported in the metadata.
     install(database, allow_unlisted=True, on_violation="error")   # from a dict (kernels)
     install_from_env()     # PYEXEC_LIMITS_FILE, PYEXEC_LIMITS_ALLOW_UNLISTED, PYEXEC_LIMITS_ON_VIOLATION
 """
+
 from __future__ import annotations
 
 import json
@@ -89,7 +90,9 @@ class Checker:
         limits = self.database.get(channel)
         if limits is None:
             if not self.allow_unlisted:
-                raise ChannelLimitsViolation(f"{channel}: not in the limits database, and unlisted channels are not writable")
+                raise ChannelLimitsViolation(
+                    f"{channel}: not in the limits database, and unlisted channels are not writable"
+                )
             return
         if limits.get("writable", True) is False:
             raise ChannelLimitsViolation(f"{channel}: read-only in the limits database (writable: false)")
@@ -105,12 +108,16 @@ class Checker:
         if step is not None:
             try:
                 current = _as_number(self.read_current(channel))
-            except Exception as exc:  # noqa: BLE001 - a failed read blocks the write
-                raise ChannelLimitsViolation(f"{channel}: max_step check failed, cannot read the current value ({exc})") from exc
+            except Exception as exc:  # a failed read blocks the write
+                raise ChannelLimitsViolation(
+                    f"{channel}: max_step check failed, cannot read the current value ({exc})"
+                ) from exc
             if current is None:
                 raise ChannelLimitsViolation(f"{channel}: max_step check failed, the current value is not numeric")
             if abs(number - current) > step:
-                raise ChannelLimitsViolation(f"{channel}: step {abs(number - current):g} from {current:g} to {number:g} exceeds max_step {step}")
+                raise ChannelLimitsViolation(
+                    f"{channel}: step {abs(number - current):g} from {current:g} to {number:g} exceeds max_step {step}"
+                )
 
 
 _checker: Checker | None = None

@@ -13,6 +13,7 @@ Where a zygote cannot be had (no fork, or the zygote found a thread after its im
 is started the ordinary way, with a warning in the server's log. A zygote that died is replaced on
 the next launch; kernels it forked keep running.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -169,7 +170,9 @@ class ZygoteProvisioner(LocalProvisioner):
                 pid = await loop.run_in_executor(None, zygote.spawn, cmd[3:], env, str(cwd) if cwd else None)
                 break
             except Exception as exc:  # noqa: BLE001 - a dead zygote is replaced once, then the ordinary way
-                self.log.warning("pyexec: zygote unavailable (%s)%s", exc, "; starting a new one" if attempt == 1 else "")
+                self.log.warning(
+                    "pyexec: zygote unavailable (%s)%s", exc, "; starting a new one" if attempt == 1 else ""
+                )
                 with _zygotes_lock:
                     stale = _zygotes.pop((python, key), None)
                 if stale:

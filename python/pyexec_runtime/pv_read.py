@@ -6,6 +6,7 @@ Prints one JSON object: {"NAME": {"ok": true, "value": ..., "text": "..."} | {"o
 It only reads (Channel Access gets); the caller runs it with the read-only mode's EPICS settings,
 so it talks to the read-only endpoint (a gateway or IOC that refuses writes), never the write one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     values = epics.caget_many(names, timeout=args.timeout, connection_timeout=args.timeout)
     texts = epics.caget_many(names, as_string=True, timeout=args.timeout, connection_timeout=0.1)
     out: dict[str, dict] = {}
-    for name, value, text in zip(names, values, texts):
+    for name, value, text in zip(names, values, texts, strict=False):
         if value is None:
             out[name] = {"ok": False, "error": "no answer (not connected or timed out)"}
         else:

@@ -11,6 +11,7 @@ kernel of its mode does (confine.py): TCP connect only to the mode's Channel Acc
 bind, files only what the stack needs, a private temporary folder and <folder>. A process that
 cannot be confined exits with status 78 (EX_CONFIG) and the reason on stderr, having run nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -137,8 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     except RequestInputError as exc:
         # The request's own error (reported as such), not the code's and not the runner's.
         with open(os.path.join(folder, "execution_metadata.json"), "w", encoding="utf-8") as fh:
-            json.dump({"execution_mode": mode, "success": False, "error_kind": "input", "error_type": exc.error_type,
-                       "error_name": type(exc).__name__, "error": str(exc)}, fh)
+            json.dump(
+                {
+                    "execution_mode": mode,
+                    "success": False,
+                    "error_kind": "input",
+                    "error_type": exc.error_type,
+                    "error_name": type(exc).__name__,
+                    "error": str(exc),
+                },
+                fh,
+            )
         return 0
     namespace: dict[str, Any] = {
         "__name__": "__main__",
@@ -183,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     if REFUSALS:
         # A refusal counts even when the code caught it and went on.
         first = REFUSALS[0]
-        meta.update(success=False, error_kind="refused", error_type=first["error_type"], error_name=first["error_name"], error=first["message"])
+        meta.update(
+            success=False,
+            error_kind="refused",
+            error_type=first["error_type"],
+            error_name=first["error_name"],
+            error=first["message"],
+        )
     meta["refusals"] = REFUSALS
     meta["limits_skipped"] = limits.SKIPPED
     meta["stdout"] = out.getvalue()

@@ -1,4 +1,5 @@
 """JSON serialisation of `results`: numpy, pandas, datetime, paths, sets, complex handled."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -53,4 +54,9 @@ def to_jsonable(obj: Any, _depth: int = 0) -> Any:
             return to_jsonable(obj.to_dict(), _depth + 1)
         except Exception:  # noqa: BLE001
             pass
-    return {"_type": type(obj).__name__, "module": mod, "value": str(obj)[:10_000], "_serialization_note": "converted_to_string"}
+    return {
+        "_type": type(obj).__name__,
+        "module": mod,
+        "value": str(obj)[:10_000],
+        "_serialization_note": "converted_to_string",
+    }

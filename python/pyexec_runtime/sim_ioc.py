@@ -17,16 +17,16 @@ channel is granted READ only, and a write request is answered with ECA_NOWTACCES
 of a read-only Channel Access gateway: read-only kernels point at it, so a write that got past the
 in-process guard is still refused at the IOC.
 """
+
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import sys
 import time
-
-import asyncio
 
 import caproto as ca
 from caproto.asyncio.server import Context, VirtualCircuit
@@ -46,27 +46,27 @@ class Accelerator(PVGroup):
     hcm1_rb = pvproperty(name="MAG:HCM1:CURRENT:RB", value=0.0, precision=4, read_only=True)
 
     @setpoint.putter
-    async def setpoint(self, instance, value):  # noqa: F811 - caproto's decorator pattern
+    async def setpoint(self, instance, value):  # caproto's decorator pattern: the putter of the pvproperty above
         await self.readback.write(value)
         return value
 
     @qf1_sp.putter
-    async def qf1_sp(self, instance, value):  # noqa: F811
+    async def qf1_sp(self, instance, value):
         await self.qf1_rb.write(value)
         return value
 
     @qd1_sp.putter
-    async def qd1_sp(self, instance, value):  # noqa: F811
+    async def qd1_sp(self, instance, value):
         await self.qd1_rb.write(value)
         return value
 
     @hcm1_sp.putter
-    async def hcm1_sp(self, instance, value):  # noqa: F811
+    async def hcm1_sp(self, instance, value):
         await self.hcm1_rb.write(value)
         return value
 
     @beam_current.scan(period=1.0)
-    async def beam_current(self, instance, async_lib):  # noqa: F811
+    async def beam_current(self, instance, async_lib):
         await instance.write(500.0 + 2.0 * math.sin(time.time() / 60.0))
 
 
@@ -76,10 +76,14 @@ class ReadOnlyCircuit(VirtualCircuit):
     async def _process_command(self, command):
         if isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
             cid = self.circuit.channels_sid[command.sid].cid
-            return [ca.ErrorResponse(command, cid, status=ca.CAStatus.ECA_NOWTACCESS, error_message="read-only endpoint")]
+            return [
+                ca.ErrorResponse(command, cid, status=ca.CAStatus.ECA_NOWTACCESS, error_message="read-only endpoint")
+            ]
         to_send = await super()._process_command(command)
         return [
-            ca.AccessRightsResponse(cid=c.cid, access_rights=ca.AccessRights.READ) if isinstance(c, ca.AccessRightsResponse) else c
+            ca.AccessRightsResponse(cid=c.cid, access_rights=ca.AccessRights.READ)
+            if isinstance(c, ca.AccessRightsResponse)
+            else c
             for c in to_send or []
         ]
 
@@ -94,7 +98,9 @@ class WriteLogCircuit(VirtualCircuit):
         if self.log_path and isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
             chan = self.circuit.channels_sid[command.sid]
             value = [v.decode() if isinstance(v, bytes) else v for v in list(command.data)]
-            line = json.dumps({"pv": chan.name, "value": value[0] if len(value) == 1 else value, "t": time.time()}, default=float)
+            line = json.dumps(
+                {"pv": chan.name, "value": value[0] if len(value) == 1 else value, "t": time.time()}, default=float
+            )
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         return await super()._process_command(command)
@@ -114,7 +120,9 @@ class ReadOnlyContext(Context):
         return {}
 
 
-async def serve(pvdb: dict, port: int, read_only_port: int | None, ready_file: str | None, write_log: str | None = None) -> None:
+async def serve(
+    pvdb: dict, port: int, read_only_port: int | None, ready_file: str | None, write_log: str | None = None
+) -> None:
     WriteLogCircuit.log_path = write_log
     contexts = [(WriteLogContext if write_log else Context)(pvdb, ["127.0.0.1"])]
     contexts[0].ca_server_port = port

@@ -34,6 +34,7 @@ Fork safety: OpenBLAS and OpenMP pools are limited to one thread before numpy is
 with a live native thread can deadlock the child); the start-up fails, and the caller falls back to
 starting processes the ordinary way, if the process has more than one thread after the imports.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -54,7 +55,14 @@ WARM = (
 )  # fmt: skip
 # Modules a kernel imports while it starts, found by a probe (see `_kernel_modules`); these are
 # imported by name only when a probe cannot run.
-KERNEL_WARM = ("IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "zmq")
+KERNEL_WARM = (
+    "IPython",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "zmq",
+)
 _SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -91,7 +99,9 @@ def _kernel_modules() -> list[str]:
                 os.dup2(devnull, fd)
             from . import kernel
 
-            app = kernel.make_app({"ip": "127.0.0.1", "transport": "tcp", "key": "", "signature_scheme": "hmac-sha256"}, None)
+            app = kernel.make_app(
+                {"ip": "127.0.0.1", "transport": "tcp", "key": "", "signature_scheme": "hmac-sha256"}, None
+            )
             app.initialize([])
             os.write(write, json.dumps(sorted(sys.modules)).encode())
         finally:

@@ -2,6 +2,7 @@
 test test/integration/python-client.redis.test.ts starts them and sets these variables. The
 fleet's generator picks the program by `execution_folder_name` (test/support/scripted-generator.ts):
 ok, prints (a loop with a figure half-way), write (an EPICS write: held), slow (a minute)."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,9 @@ NEEDED = ("PYEXEC_API_URL", "PYEXEC_PRODUCER_TOKEN", "PYEXEC_APPROVER_URL", "PYE
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     missing = [n for n in NEEDED if not os.environ.get(n)]
     if missing:
-        skip = pytest.mark.skip(reason=f"needs a running fleet: {', '.join(missing)} (run by python-client.redis.test.ts)")
+        skip = pytest.mark.skip(
+            reason=f"needs a running fleet: {', '.join(missing)} (run by python-client.redis.test.ts)"
+        )
         for item in items:
             item.add_marker(skip)
 

@@ -1,5 +1,6 @@
 """The sync and async clients against a running fleet: success, streaming, approval, rejection,
 cancel, resume by thread id, and the API's errors as exception classes."""
+
 from __future__ import annotations
 
 import asyncio

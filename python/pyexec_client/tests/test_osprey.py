@@ -1,4 +1,5 @@
 """The Osprey adapter against a running fleet: Osprey's capability code with one line changed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from conftest import request
-
 from pyexec_client.osprey import (
     ApprovalInterrupt,
     CodeRuntimeError,

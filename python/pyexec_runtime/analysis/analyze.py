@@ -1,4 +1,5 @@
 """One analysis: CPython's syntax verdict, then the name-following walk (collect → solve → rules)."""
+
 from __future__ import annotations
 
 import ast
@@ -8,7 +9,8 @@ import time
 from typing import Any
 
 from .collect import Collector
-from .rules import HIGH, LOW, Checker
+from .model import HIGH, LOW
+from .rules import Checker
 from .solve import Solver
 
 FILENAME = "<pyexec>"
@@ -88,8 +90,13 @@ def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: in
         checker.defined_writes()
     solver.keep = None  # the checker's bound method: no Solver <-> Checker cycle left for the collector
     if not converged:
-        checker.possible_write(None, "unresolved", "the analysis could not follow every name to a fixed point; "
-                               "treated as a possible write", "analysis-limit", HIGH)
+        checker.possible_write(
+            None,
+            "unresolved",
+            "the analysis could not follow every name to a fixed point; treated as a possible write",
+            "analysis-limit",
+            HIGH,
+        )
     return {
         "findings": checker.findings,
         "writes": sorted(checker.writes),
@@ -104,13 +111,27 @@ def walk(tree: ast.Module, options: dict, outer: Solver | None = None, depth: in
 
 def results_findings(results: list) -> list[dict]:
     if not results:
-        return [{"rule": "results-missing", "severity": LOW, "line": 0, "column": 0,
-                 "message": "the program never assigns `results`: the execution will return no structured results"}]
+        return [
+            {
+                "rule": "results-missing",
+                "severity": LOW,
+                "line": 0,
+                "column": 0,
+                "message": "the program never assigns `results`: the execution will return no structured results",
+            }
+        ]
     values = [v for v in results if v is not None]
     if values and len(values) == len(results) and all(_non_dict(v) for v in values):
         first = values[0]
-        return [{"rule": "results-not-dict", "severity": LOW, "line": first.lineno, "column": first.col_offset,
-                 "message": "`results` is assigned something that is not a dict"}]
+        return [
+            {
+                "rule": "results-not-dict",
+                "severity": LOW,
+                "line": first.lineno,
+                "column": first.col_offset,
+                "message": "`results` is assigned something that is not a dict",
+            }
+        ]
     return []
 
 
@@ -126,8 +147,11 @@ def masked_source(code: str, tree: ast.Module, strings: list | None = None) -> s
 
     `strings`: the string literal nodes (the collector's, when it ran), else found in the tree."""
     if strings is None:
-        strings = [node for node in ast.walk(tree) if type(node) is ast.JoinedStr
-                   or (type(node) is ast.Constant and isinstance(node.value, (str, bytes)))]
+        strings = [
+            node
+            for node in ast.walk(tree)
+            if type(node) is ast.JoinedStr or (type(node) is ast.Constant and isinstance(node.value, (str, bytes)))
+        ]
     starts = [0] + [m.end() for m in _NEWLINE.finditer(code)]
     lines_bytes: dict[int, bytes] = {}
     size = len(code)
@@ -167,7 +191,7 @@ def masked_source(code: str, tree: ast.Module, strings: list | None = None) -> s
         hash_at = line.find("#")
         if hash_at >= 0:
             body = line.rstrip("\r\n")
-            line = body[:hash_at] + " " * (len(body) - hash_at) + line[len(body):]
+            line = body[:hash_at] + " " * (len(body) - hash_at) + line[len(body) :]
         out.append(line)
     return "".join(out)
 
@@ -194,10 +218,22 @@ def analyze(code: str, options: dict | None = None) -> dict:
         try:
             walked = walk(tree, options)
         except (RecursionError, MemoryError) as exc:
-            walked = {"findings": [{"rule": "analysis-limit", "severity": HIGH, "line": 0, "column": 0,
-                                    "message": f"the program is too deeply nested to analyse ({type(exc).__name__}); "
-                                    "treated as a possible write"}],
-                      "writes": ["unresolved"], "reads": [], "possible_writes": True, "results": [None]}
+            walked = {
+                "findings": [
+                    {
+                        "rule": "analysis-limit",
+                        "severity": HIGH,
+                        "line": 0,
+                        "column": 0,
+                        "message": f"the program is too deeply nested to analyse ({type(exc).__name__}); "
+                        "treated as a possible write",
+                    }
+                ],
+                "writes": ["unresolved"],
+                "reads": [],
+                "possible_writes": True,
+                "results": [None],
+            }
         finally:
             sys.setrecursionlimit(limit)
         result["findings"] = walked["findings"]
@@ -212,8 +248,15 @@ def analyze(code: str, options: dict | None = None) -> dict:
             result["masked"] = masked_source(code, tree, walked.get("strings"))
     elif error is None:
         # Compiles, but the tree is too deep for the Python-level walk: do not guess.
-        result["findings"] = [{"rule": "analysis-limit", "severity": HIGH, "line": 0, "column": 0,
-                               "message": "the program is too deeply nested to analyse; treated as a possible write"}]
+        result["findings"] = [
+            {
+                "rule": "analysis-limit",
+                "severity": HIGH,
+                "line": 0,
+                "column": 0,
+                "message": "the program is too deeply nested to analyse; treated as a possible write",
+            }
+        ]
         result["writes"] = ["unresolved"]
         result["possible_writes"] = True
         result["assigns_results"] = "results" in code

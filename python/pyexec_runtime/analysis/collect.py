@@ -5,10 +5,13 @@ Events are flow-insensitive facts: "name N in scope S may be bound to (what this
 them to a fixpoint, so the order of statements and branches does not matter: a name may hold every
 value it is ever given.
 """
+
 from __future__ import annotations
 
 import ast
 from typing import Any
+
+from .values import UNK, Class, Func, Instance
 
 # Value specs (what a binding event evaluates to):
 #   ("expr", node)        the value of an expression, evaluated in the event's scope
@@ -31,10 +34,26 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # Statement types whose nested statements prescan_declarations looks into (filled on first sight),
 # and those it never enters (nested scopes, plain statements).
 _BLOCK_FIELDS: dict[type, tuple[str, ...]] = {}
-_NO_BLOCKS = frozenset({
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr,
-    ast.Return, ast.Pass, ast.Break, ast.Continue, ast.Raise, ast.Assert, ast.Delete, ast.Import, ast.ImportFrom,
-})
+_NO_BLOCKS = frozenset(
+    {
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Assign,
+        ast.AugAssign,
+        ast.AnnAssign,
+        ast.Expr,
+        ast.Return,
+        ast.Pass,
+        ast.Break,
+        ast.Continue,
+        ast.Raise,
+        ast.Assert,
+        ast.Delete,
+        ast.Import,
+        ast.ImportFrom,
+    }
+)
 
 
 def _nothing(collector: Any, st: Any) -> None:
@@ -56,9 +75,9 @@ class Table(dict):
 
 
 class Scope:
-    __slots__ = ("kind", "parent", "locals", "globals", "nonlocals", "bind", "stars", "owner", "node", "depth")
+    __slots__ = ("bind", "depth", "globals", "kind", "locals", "node", "nonlocals", "owner", "parent", "stars")
 
-    def __init__(self, kind: str, parent: "Scope | None", owner: int = -1, node: Any = None) -> None:
+    def __init__(self, kind: str, parent: Scope | None, owner: int = -1, node: Any = None) -> None:
         self.kind = kind  # module | function | class | comprehension
         self.parent = parent
         self.locals: set[str] = set()
@@ -74,8 +93,20 @@ class Scope:
 
 
 class FuncInfo:
-    __slots__ = ("fid", "node", "scope", "params", "vararg", "kwarg", "returns", "name", "cid", "kind", "is_gen",
-                 "yields")
+    __slots__ = (
+        "cid",
+        "fid",
+        "is_gen",
+        "kind",
+        "kwarg",
+        "name",
+        "node",
+        "params",
+        "returns",
+        "scope",
+        "vararg",
+        "yields",
+    )
 
     def __init__(self, fid: int, node: Any, scope: Scope, name: str) -> None:
         self.fid = fid
@@ -93,7 +124,7 @@ class FuncInfo:
 
 
 class ClassInfo:
-    __slots__ = ("cid", "node", "scope", "bases", "name", "outer", "fields")
+    __slots__ = ("bases", "cid", "fields", "name", "node", "outer", "scope")
 
     def __init__(self, cid: int, node: Any, scope: Scope, outer: Scope) -> None:
         self.cid = cid
@@ -225,18 +256,27 @@ class Collector:
         if st.returns is not None:
             self.expr(st.returns)
         info = self.new_func(st, st.name)
-        deco_names = {d.id if type(d) is ast.Name else d.attr for d in st.decorator_list
-                      if type(d) is ast.Name or type(d) is ast.Attribute}
+        deco_names = {
+            d.id if type(d) is ast.Name else d.attr
+            for d in st.decorator_list
+            if type(d) is ast.Name or type(d) is ast.Attribute
+        }
         if self.scope.kind == "class":
             info.cid = self.scope.owner
-            info.kind = "staticmethod" if "staticmethod" in deco_names else (
-                "classmethod" if "classmethod" in deco_names else (
-                    "property" if deco_names & {"property", "cached_property"} else "method"))
+            info.kind = (
+                "staticmethod"
+                if "staticmethod" in deco_names
+                else (
+                    "classmethod"
+                    if "classmethod" in deco_names
+                    else ("property" if deco_names & {"property", "cached_property"} else "method")
+                )
+            )
             if info.kind != "staticmethod" and info.params:
                 # `self` is an instance of the class (of a subclass, through call sites), `cls` the class.
-                first = ("i" if info.kind == "method" else "c", info.cid)
+                first = Instance(info.cid) if info.kind == "method" else Class(info.cid)
                 self.out.events.append(("b", info.scope, info.params[0], ("value", first)))
-        self.bind(st.name, ("value", ("f", info.fid)), None)
+        self.bind(st.name, ("value", Func(info.fid)), None)
         outer = self.scope
         self.scope = info.scope
         self.body(st.body)
@@ -258,9 +298,9 @@ class Collector:
             scope.locals.add(a.kwarg.arg)
         # Parameters with defaults may hold the default value.
         positional = [*a.posonlyargs, *a.args]
-        for arg, default in zip(positional[len(positional) - len(a.defaults):], a.defaults):
+        for arg, default in zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=False):
             self.out.events.append(("b", scope, arg.arg, ("expr_in", default, self.scope)))
-        for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+        for arg, default in zip(a.kwonlyargs, a.kw_defaults, strict=False):
             if default is not None:
                 self.out.events.append(("b", scope, arg.arg, ("expr_in", default, self.scope)))
         self.out.funcs.append(info)
@@ -285,7 +325,8 @@ class Collector:
                     if t in _NO_BLOCKS:
                         continue
                     fields = _BLOCK_FIELDS[t] = tuple(
-                        f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in t._fields)
+                        f for f in ("body", "orelse", "finalbody", "handlers", "cases") if f in t._fields
+                    )
                 for name in fields:
                     sub = getattr(st, name)
                     if sub:
@@ -312,7 +353,7 @@ class Collector:
         scope = Scope("class", self.scope, cid, st)
         info = ClassInfo(cid, st, scope, self.scope)
         self.out.classes.append(info)
-        self.bind(st.name, ("value", ("c", cid)), None)
+        self.bind(st.name, ("value", Class(cid)), None)
         outer = self.scope
         self.scope = scope
         self.body(st.body)
@@ -406,7 +447,7 @@ class Collector:
             if h.type is not None:
                 self.expr(h.type)
             if h.name:
-                self.bind(h.name, ("value", ("u", None)), None)
+                self.bind(h.name, ("value", UNK), None)
             self.body(h.body)
         self.body(st.orelse)
         self.body(st.finalbody)
@@ -447,7 +488,7 @@ class Collector:
             self.expr(p.cls)
             for sub in p.patterns:
                 self.pattern(sub, ("members", spec))
-            for attr, sub in zip(p.kwd_attrs, p.kwd_patterns):
+            for attr, sub in zip(p.kwd_attrs, p.kwd_patterns, strict=False):
                 self.pattern(sub, ("attr_of", spec, attr))
         elif t is ast.MatchValue:
             self.expr(p.value)
@@ -600,13 +641,29 @@ class Collector:
 # Statement handlers (a table of plain functions: bound methods kept on the collector would make it
 # part of a reference cycle, and the whole tree would then wait for the cyclic garbage collector).
 _STMT = {
-    ast.FunctionDef: Collector.s_func, ast.AsyncFunctionDef: Collector.s_func, ast.ClassDef: Collector.s_class,
-    ast.Assign: Collector.s_assign, ast.AnnAssign: Collector.s_annassign, ast.AugAssign: Collector.s_augassign,
-    ast.For: Collector.s_for, ast.AsyncFor: Collector.s_for, ast.With: Collector.s_with,
-    ast.AsyncWith: Collector.s_with, ast.Import: Collector.s_import, ast.ImportFrom: Collector.s_importfrom,
-    ast.Global: Collector.s_global, ast.Nonlocal: Collector.s_nonlocal, ast.Return: Collector.s_return,
-    ast.Try: Collector.s_try, ast.TryStar: Collector.s_try, ast.Match: Collector.s_match,
+    ast.FunctionDef: Collector.s_func,
+    ast.AsyncFunctionDef: Collector.s_func,
+    ast.ClassDef: Collector.s_class,
+    ast.Assign: Collector.s_assign,
+    ast.AnnAssign: Collector.s_annassign,
+    ast.AugAssign: Collector.s_augassign,
+    ast.For: Collector.s_for,
+    ast.AsyncFor: Collector.s_for,
+    ast.With: Collector.s_with,
+    ast.AsyncWith: Collector.s_with,
+    ast.Import: Collector.s_import,
+    ast.ImportFrom: Collector.s_importfrom,
+    ast.Global: Collector.s_global,
+    ast.Nonlocal: Collector.s_nonlocal,
+    ast.Return: Collector.s_return,
+    ast.Try: Collector.s_try,
+    ast.TryStar: Collector.s_try,
+    ast.Match: Collector.s_match,
     # The same as generic_stmt would do, spelled out for the common statements.
-    ast.Expr: Collector.s_expr, ast.If: Collector.s_if, ast.While: Collector.s_if, ast.Pass: _nothing,
-    ast.Break: _nothing, ast.Continue: _nothing,
+    ast.Expr: Collector.s_expr,
+    ast.If: Collector.s_if,
+    ast.While: Collector.s_if,
+    ast.Pass: _nothing,
+    ast.Break: _nothing,
+    ast.Continue: _nothing,
 }

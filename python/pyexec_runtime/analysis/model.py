@@ -4,11 +4,14 @@ Names are *paths*: how a value is reached from an import. `epics.PV()` is an ins
 `epics.PV().put` its method, `x[]` an element of x. Paths are normalised first (ALIASES), so
 `epics.pv.PV`, `epics.get_pv()` and `caproto.threading.pyepics_compat.PV` all become `epics.PV`.
 """
+
 from __future__ import annotations
 
 import functools
 import re
 
+# The tables below keep their dense layout (many short names a line: a table a person can scan).
+# fmt: off
 # Libraries that talk to a control system. A value reached from one of these is "control-system".
 CS_ROOTS = frozenset({"epics", "p4p", "caproto", "pvaccess", "pvapy", "tango", "osprey", "ophyd", "bluesky"})
 
@@ -302,6 +305,10 @@ DATA_CALLS = frozenset({
     "read_configuration", "describe", "describe_configuration", "get_attribute_list", "get_command_list",
     "get_property", "read_pipe",
 })
+# fmt: on
+
+# Severities of findings.
+HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -330,8 +337,10 @@ def display(path: str) -> str:
     return path.replace("()", "").replace("[]", "")
 
 
-_CODE_HINT = re.compile(r"\bimport\b|__import__|\b(epics|caproto|p4p|pvaccess|tango|PyTango|ophyd|bluesky|caput|caget|"
-                        r"caput_many|PV|get_pv|Motor|Device)\b")
+_CODE_HINT = re.compile(
+    r"\bimport\b|__import__|\b(epics|caproto|p4p|pvaccess|tango|PyTango|ophyd|bluesky|caput|caget|"
+    r"caput_many|PV|get_pv|Motor|Device)\b"
+)
 
 
 @functools.lru_cache(maxsize=20_000)  # asked again for every value late in the solver's fixpoint

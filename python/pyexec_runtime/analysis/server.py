@@ -17,6 +17,7 @@ such an answer says "cached": true. Options {"cache": false} bypass it.
 The cyclic garbage collector is off while a request runs (the analysis makes no reference cycles:
 its objects go by reference counting) and runs between requests, after the answer is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -137,16 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()  # what is loaded now lives as long as the process: full collections skip it
     gc.disable()
-    served = 0
-    for raw in sys.stdin.buffer:
+    for served, raw in enumerate(sys.stdin.buffer, 1):
         request: Any = None
         try:
             request = json.loads(raw)
             reply = {"id": request.get("id"), "ok": True, "result": handle(request)}
         except MemoryError:
             gc.collect()
-            reply = {"id": _id(request), "ok": False, "error": {"type": "MemoryError",
-                                                                   "message": "the analysis ran out of memory"}}
+            reply = {
+                "id": _id(request),
+                "ok": False,
+                "error": {"type": "MemoryError", "message": "the analysis ran out of memory"},
+            }
         except Exception as exc:  # noqa: BLE001 - every failure becomes an answer, never a dead helper
             reply = {"id": _id(request), "ok": False, "error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
         try:
@@ -157,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()
         request = reply = text = None
         # Between requests, after the answer: the young generation each time, everything now and then.
-        served += 1
         gc.collect(2 if served % FULL_COLLECTION_EVERY == 0 else 0)
     return 0
 

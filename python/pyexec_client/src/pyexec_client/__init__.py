@@ -12,6 +12,7 @@
 `AsyncClient` has the same methods as coroutines (and `stream` as an async iterator). The Osprey
 adapter is `pyexec_client.osprey` (PythonExecutionRequest, PyexecPythonService).
 """
+
 from ._async import AsyncClient
 from ._errors import (
     ApprovalRequired,

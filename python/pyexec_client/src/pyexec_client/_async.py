@@ -1,4 +1,5 @@
 """The asynchronous client: the methods of `Client`, as coroutines; `stream` an async iterator."""
+
 from __future__ import annotations
 
 import asyncio
@@ -88,7 +89,10 @@ class AsyncClient:
             headers = {"accept": "text/event-stream", **({"last-event-id": last} if last else {})}
             try:
                 async with self._http.stream(
-                    "GET", f"/v1/requests/{quote(request_id)}/events", headers=headers, timeout=httpx.Timeout(30.0, read=None)
+                    "GET",
+                    f"/v1/requests/{quote(request_id)}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=None),
                 ) as res:
                     if not res.is_success:
                         await res.aread()
@@ -109,7 +113,9 @@ class AsyncClient:
                     raise
                 await asyncio.sleep(0.25 * failures)
 
-    async def resume(self, thread_id: str, *, timeout: float = 600.0, return_on_approval: bool = True) -> dict[str, Any]:
+    async def resume(
+        self, thread_id: str, *, timeout: float = 600.0, return_on_approval: bool = True
+    ) -> dict[str, Any]:
         info = await self.by_thread(thread_id)
         return await self.wait(info.request_id, timeout=timeout, return_on_approval=return_on_approval)
 

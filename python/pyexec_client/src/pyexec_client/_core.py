@@ -1,4 +1,5 @@
 """What the sync and async clients share: paths, answers to results, server-sent events."""
+
 from __future__ import annotations
 
 import json

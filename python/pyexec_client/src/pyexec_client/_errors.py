@@ -1,4 +1,5 @@
 """Errors: one class per problem code of the API (the same codes as the TypeScript clients)."""
+
 from __future__ import annotations
 
 from typing import Any

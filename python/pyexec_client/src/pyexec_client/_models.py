@@ -1,4 +1,5 @@
 """What the API answers, as small typed objects (the JSON stays available as `.raw`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

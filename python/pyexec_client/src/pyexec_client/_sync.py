@@ -1,4 +1,5 @@
 """The synchronous client."""
+
 from __future__ import annotations
 
 import time
@@ -96,7 +97,10 @@ class Client:
             headers = {"accept": "text/event-stream", **({"last-event-id": last} if last else {})}
             try:
                 with self._http.stream(
-                    "GET", f"/v1/requests/{quote(request_id)}/events", headers=headers, timeout=httpx.Timeout(30.0, read=None)
+                    "GET",
+                    f"/v1/requests/{quote(request_id)}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=None),
                 ) as res:
                     if not res.is_success:
                         res.read()
@@ -138,6 +142,3 @@ class Client:
 
     def whoami(self) -> dict[str, Any]:
         return _core.answer(self._http.get("/v1/whoami"))
-
-
-

@@ -19,6 +19,7 @@ in pyexec's approver console; `ainvoke(Command(resume={"approved": True}), confi
 the outcome of the same thread, and `{"approved": False}` cancels it. A request that does not
 succeed raises CodeRuntimeError, as Osprey's service does.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -213,7 +214,9 @@ class PyexecPythonService:
             # Approved in the chat: the decision that releases the code is the approver's, in pyexec.
             return await self._outcome(info.request_id, str(thread_id), held_again=False)
         request = input if isinstance(input, PythonExecutionRequest) else PythonExecutionRequest.model_validate(input)
-        body = request.to_pyexec(thread_id=str(thread_id) if thread_id else None, execution_method=configurable.get("execution_method"))
+        body = request.to_pyexec(
+            thread_id=str(thread_id) if thread_id else None, execution_method=configurable.get("execution_method")
+        )
         sub = await self._client.submit(body)
         return await self._outcome(sub.request_id, sub.thread_id, request)
 
