@@ -50,6 +50,15 @@ export class RequestInputError extends ServiceError {
   override readonly kind = 'invalid_input';
 }
 
+/**
+ * Thrown when a job's own data contradicts itself (its code does not match its sha256): it can
+ * never succeed, so the request ends at once instead of retrying.
+ */
+export class CorruptJobError extends ServiceError {
+  override readonly code = 'job_corrupt';
+  override readonly kind = 'invalid_input';
+}
+
 /** Thrown by a generator when the model produced no usable code (counts against generation retries). */
 export class CodeGenerationError extends ServiceError {
   override readonly code = 'generation_failed';

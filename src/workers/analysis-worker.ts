@@ -1,6 +1,7 @@
 import type { Processor } from 'bullmq';
 import type { Analyzer } from '../analysis/analyzer.js';
 import type { DecidePolicy } from '../analysis/policy.js';
+import { CorruptJobError } from '../errors.js';
 import { AnalysisJob } from '../queues/analysis.js';
 import type { AnalysisRecord } from '../queues/envelope.js';
 import { writeJson } from '../store/execution-folder.js';
@@ -24,7 +25,7 @@ export function createAnalysisProcessor(
   deps: StageDeps & { analyzer: Analyzer; decidePolicy: DecidePolicy },
 ): Processor {
   return stageProcessor(deps, 'analysis', AnalysisJob, async ({ env, startedAt }) => {
-    if (sha256(env.code) !== env.codeSha256) throw new Error('code does not match its sha256 (corrupt job)');
+    if (sha256(env.code) !== env.codeSha256) throw new CorruptJobError('code does not match its sha256 (corrupt job)');
     const report = await deps.analyzer.analyze(env.code);
     const policy = deps.decidePolicy(report, deps.config);
     for (const f of report.findings) deps.metrics.analysisFindings.inc({ rule: f.rule, severity: f.severity });

@@ -10,7 +10,7 @@ import { endRequest, handoff, type StageDeps, stageProcessor, withTiming } from 
  * either when an approver's decision promotes it or when the deadline passes. The decision that
  * stands (approved, rejected, or expired when nobody decided first) routes it.
  */
-export function createApprovalProcessor(deps: StageDeps & { approvals: ApprovalService }): Processor {
+export function createApprovalProcessor(deps: StageDeps & { approvals: Pick<ApprovalService, 'settle'> }): Processor {
   return stageProcessor(deps, 'approval', ApprovalJob, async ({ env, job, startedAt }) => {
     // A held job the reaper ran again (`<id>-r1`) settles the hold it was: the decision is keyed by that id.
     const holdJobId = baseJobId(job.id!);

@@ -434,8 +434,8 @@ export class FakeApprovals {
   }
 
   /** As the processor's dependency (it only calls `settle`). */
-  get service(): ApprovalService {
-    return this as Pick<ApprovalService, 'settle'> as unknown as ApprovalService;
+  get service(): Pick<ApprovalService, 'settle'> {
+    return this;
   }
 }
 

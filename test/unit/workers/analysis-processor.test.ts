@@ -161,13 +161,14 @@ describe('analysis stage', () => {
     assert.match(env.outcome.reason!, /last error: Syntax error at line 3/);
   });
 
-  it('fails a job whose code does not match its sha256, without analysing it', async () => {
+  it('fails a job whose code does not match its sha256 at once (no retries), without analysing it', async () => {
     const { world, processor, queues, analyzer } = setup();
     const data = { ...analysisJobData(world, READ), code: `${READ}\nimport os` };
-    assert.equal(await processor(fakeJob(data, { attempts: 1 })), 'failed');
+    assert.equal(await processor(fakeJob(data, { attempts: 5 })), 'failed');
     assert.equal(analyzer.analyzed.length, 0);
     const env = ResultJob.parse(queues.only().data);
     assert.equal(env.outcome.status, 'failed');
     assert.match(env.outcome.reason!, /code does not match its sha256/);
+    assert.equal(env.outcome.detail, 'invalid_input');
   });
 });
