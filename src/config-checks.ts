@@ -1,12 +1,11 @@
 import type { z } from 'zod';
-import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { EXECUTION_MODES } from './modes.js';
 
 /**
- * What the schema alone cannot say about a config: unknown keys with a did-you-mean, and the
- * combinations pyexec refuses, each with the key and the reason. Both run inside parseConfig, so
- * every `pyexec` verb stops on them before it starts anything.
+ * What the schema alone cannot say about a config: unknown keys with a did-you-mean, and the problems
+ * with their key and reason (the combinations pyexec refuses are config.ts's combinationProblems, which
+ * needs the Config type). All run inside parseConfig, so every `pyexec` verb stops on them before it
+ * starts anything.
  */
 
 /** A problem at a key. */
@@ -127,80 +126,4 @@ export function redisUrlProblem(url: string, setting: string): ConfigProblem | u
   if (!parsed.hostname)
     return { path: setting, message: `${JSON.stringify(url)} names no host; expected redis://host:port` };
   return undefined;
-}
-
-/** The combinations pyexec refuses (each problem names the key and says why). */
-export function combinationProblems(config: Config): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  const { modes, epics, container } = config.execution;
-  if (modes.read_only.allows_writes) {
-    out.push({
-      path: 'execution.modes.read_only.allows_writes',
-      message:
-        'must be false: read-only code never writes (its kernel refuses writes at run time); code that writes runs in write_access',
-    });
-  }
-  if (modes.read_only.kernel_name === modes.write_access.kernel_name) {
-    out.push({
-      path: 'execution.modes.read_only.kernel_name',
-      message: `'${modes.read_only.kernel_name}' is also the write_access kernel: read-only code would run in a kernel that may write; give each mode its own kernel`,
-    });
-  }
-  for (const mode of EXECUTION_MODES) {
-    const gateway = modes[mode].gateway;
-    if (gateway !== undefined && !(gateway in epics.gateways)) {
-      const known = Object.keys(epics.gateways);
-      out.push({
-        path: `execution.modes.${mode}.gateway`,
-        message: `no gateway '${gateway}' under execution.epics.gateways (${known.length ? `known: ${known.join(', ')}` : 'none is defined'})`,
-      });
-    }
-  }
-  const url = config.pyexec.redis.url;
-  const urlProblem = url === undefined ? undefined : redisUrlProblem(url, 'pyexec.redis.url (or PYEXEC_REDIS_URL)');
-  if (urlProblem) out.push(urlProblem);
-  const cluster = config.pyexec.redis.cluster;
-  if (cluster && url !== undefined) {
-    out.push({
-      path: 'pyexec.redis.cluster',
-      message: 'give pyexec.redis.url (one server) or pyexec.redis.cluster, not both',
-    });
-  }
-  cluster?.nodes.forEach((node, i) => {
-    const problem = redisUrlProblem(node, `pyexec.redis.cluster.nodes[${i}]`);
-    if (problem) out.push(problem);
-  });
-  const pool = container.pool as { servers?: unknown[] } | undefined;
-  const listed = Array.isArray(pool?.servers) && pool.servers.length > 0;
-  const containers = Object.keys(config.services?.jupyter?.containers ?? {});
-  if (container.jupyter_port !== undefined && container.jupyter_host === undefined) {
-    out.push({ path: 'execution.container.jupyter_port', message: 'needs execution.container.jupyter_host' });
-  }
-  const ways = [
-    container.jupyter_host !== undefined && 'execution.container.jupyter_host',
-    containers.length > 0 && 'services.jupyter.containers',
-    listed && 'execution.container.pool.servers',
-  ].filter((w): w is string => Boolean(w));
-  if (ways.length > 1) {
-    out.push({
-      path: ways[0]!,
-      message: `the Jupyter servers are given twice (${ways.join(' and ')}); keep one`,
-    });
-  }
-  const names = new Set<string>();
-  for (const [i, reg] of (config.registry?.code_generators ?? []).entries()) {
-    if (names.has(reg.name)) {
-      out.push({ path: `registry.code_generators.${i}.name`, message: `generator '${reg.name}' is registered twice` });
-    }
-    names.add(reg.name);
-    const settings = config.execution.generators[reg.name];
-    const own = settings?.['module_path'];
-    if (own !== undefined && own !== reg.module_path) {
-      out.push({
-        path: `execution.generators.${reg.name}.module_path`,
-        message: `'${String(own)}' differs from registry.code_generators.${i}.module_path '${reg.module_path}'`,
-      });
-    }
-  }
-  return out;
 }

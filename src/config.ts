@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { combinationProblems, configError, schemaProblems } from './config-checks.js';
+import { type ConfigProblem, configError, redisUrlProblem, schemaProblems } from './config-checks.js';
 import { ConfigError } from './errors.js';
-import { ExecutionMethod, ExecutionMode } from './modes.js';
+import { EXECUTION_MODES, ExecutionMethod, ExecutionMode } from './modes.js';
 
 /**
  * One config.yml, parsed once. The keys of Osprey's python_executor configuration are accepted as
@@ -580,4 +580,80 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   config.pyexec.execution_root = path.resolve(base, config.pyexec.execution_root);
   config.pyexec.config_dir = base;
   return config;
+}
+
+/** The combinations pyexec refuses (each problem names the key and says why). */
+export function combinationProblems(config: Config): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const { modes, epics, container } = config.execution;
+  if (modes.read_only.allows_writes) {
+    out.push({
+      path: 'execution.modes.read_only.allows_writes',
+      message:
+        'must be false: read-only code never writes (its kernel refuses writes at run time); code that writes runs in write_access',
+    });
+  }
+  if (modes.read_only.kernel_name === modes.write_access.kernel_name) {
+    out.push({
+      path: 'execution.modes.read_only.kernel_name',
+      message: `'${modes.read_only.kernel_name}' is also the write_access kernel: read-only code would run in a kernel that may write; give each mode its own kernel`,
+    });
+  }
+  for (const mode of EXECUTION_MODES) {
+    const gateway = modes[mode].gateway;
+    if (gateway !== undefined && !(gateway in epics.gateways)) {
+      const known = Object.keys(epics.gateways);
+      out.push({
+        path: `execution.modes.${mode}.gateway`,
+        message: `no gateway '${gateway}' under execution.epics.gateways (${known.length ? `known: ${known.join(', ')}` : 'none is defined'})`,
+      });
+    }
+  }
+  const url = config.pyexec.redis.url;
+  const urlProblem = url === undefined ? undefined : redisUrlProblem(url, 'pyexec.redis.url (or PYEXEC_REDIS_URL)');
+  if (urlProblem) out.push(urlProblem);
+  const cluster = config.pyexec.redis.cluster;
+  if (cluster && url !== undefined) {
+    out.push({
+      path: 'pyexec.redis.cluster',
+      message: 'give pyexec.redis.url (one server) or pyexec.redis.cluster, not both',
+    });
+  }
+  cluster?.nodes.forEach((node, i) => {
+    const problem = redisUrlProblem(node, `pyexec.redis.cluster.nodes[${i}]`);
+    if (problem) out.push(problem);
+  });
+  const pool = container.pool as { servers?: unknown[] } | undefined;
+  const listed = Array.isArray(pool?.servers) && pool.servers.length > 0;
+  const containers = Object.keys(config.services?.jupyter?.containers ?? {});
+  if (container.jupyter_port !== undefined && container.jupyter_host === undefined) {
+    out.push({ path: 'execution.container.jupyter_port', message: 'needs execution.container.jupyter_host' });
+  }
+  const ways = [
+    container.jupyter_host !== undefined && 'execution.container.jupyter_host',
+    containers.length > 0 && 'services.jupyter.containers',
+    listed && 'execution.container.pool.servers',
+  ].filter((w): w is string => Boolean(w));
+  if (ways.length > 1) {
+    out.push({
+      path: ways[0]!,
+      message: `the Jupyter servers are given twice (${ways.join(' and ')}); keep one`,
+    });
+  }
+  const names = new Set<string>();
+  for (const [i, reg] of (config.registry?.code_generators ?? []).entries()) {
+    if (names.has(reg.name)) {
+      out.push({ path: `registry.code_generators.${i}.name`, message: `generator '${reg.name}' is registered twice` });
+    }
+    names.add(reg.name);
+    const settings = config.execution.generators[reg.name];
+    const own = settings?.['module_path'];
+    if (own !== undefined && own !== reg.module_path) {
+      out.push({
+        path: `execution.generators.${reg.name}.module_path`,
+        message: `'${String(own)}' differs from registry.code_generators.${i}.module_path '${reg.module_path}'`,
+      });
+    }
+  }
+  return out;
 }
