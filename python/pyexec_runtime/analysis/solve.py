@@ -45,6 +45,9 @@ _Constant = ast.Constant
 
 # Kinds of values that mean the same in the solver of code run by exec() (see Solver._free).
 _PORTABLE_KINDS = frozenset({"p", "s", "po", "d", "u", "const", "g"})
+# Receivers whose attributes stores go to the attribute table (target.attr = ...; a library path's too,
+# unless a control-system one).
+_ATTRIBUTE_HOLDERS = frozenset({Unknown, UnknownFrom, Class, Func, Method})
 
 
 class Solver(Expressions, Calls):
@@ -221,17 +224,15 @@ class Solver(Expressions, Calls):
                     scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
                     for recv in ordered(ev(target.value, scope)):
-                        match recv:
-                            case Instance(cid):
-                                if self.instance_dicts:
-                                    self.store_attribute(cid, target.attr, values)
-                                add(self.attr_table, target.attr, values)
-                            case Unknown() | UnknownFrom() | Class() | Func() | Method():
-                                add(self.attr_table, target.attr, values)
-                            case Lib(path) if not model.cs_root(path):
-                                add(self.attr_table, target.attr, values)
-                            case Container(key):
-                                add(self.containers, key, values)
+                        t = type(recv)  # (an `is` ladder, not class patterns: see Calls.apply)
+                        if t is Instance:
+                            if self.instance_dicts:
+                                self.store_attribute(recv.cid, target.attr, values)
+                            add(self.attr_table, target.attr, values)
+                        elif t in _ATTRIBUTE_HOLDERS or (t is Lib and not model.cs_root(recv.path)):
+                            add(self.attr_table, target.attr, values)
+                        elif t is Container:
+                            add(self.containers, recv.key, values)
                 case _:  # ("i", scope, target, spec): target[...] = ...
                     scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
