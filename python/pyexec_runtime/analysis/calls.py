@@ -46,6 +46,7 @@ from .values import (
     formatted,
     has_function,
     joined,
+    lib,
     norm,
     ordered,
     texts_of,
@@ -68,7 +69,7 @@ class Calls:
                 return MODELS["builtins.getattr"](
                     self, node, scope, [frozenset({Lib(path.rsplit(".", 1)[0])}), *args], kwargs
                 )
-            result = {Lib(norm(path + "()"))}
+            result = {lib(norm(path + "()"))}
             if self.near_cs:
                 if followed_library_call(path):
                     if args or kwargs:

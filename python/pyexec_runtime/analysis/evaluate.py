@@ -41,6 +41,7 @@ from .values import (
     collapse_unknown,
     formatted,
     joined,
+    lib,
     norm,
     ordered,
     percent,
@@ -74,7 +75,7 @@ class Expressions:
                 return {Lib(path[:-2])}
             if name == "__call__":
                 return {v}
-            return {Lib(norm(f"{path}.{name}"))}
+            return {lib(norm(f"{path}.{name}"))}
         elif t is Instance:
             cid = v.cid
             return self.inst_attr(cid, name, v)
@@ -129,7 +130,7 @@ class Expressions:
                     out.update(values)
                     break
             else:
-                out.add(Lib(norm(f"{entry[1]}.{name}")))
+                out.add(lib(norm(f"{entry[1]}.{name}")))
         return out
 
     def inst_attr(self, cid: int, name: str, inst: tuple) -> set:
@@ -150,7 +151,7 @@ class Expressions:
                             out.add(val)
                     break
             else:
-                out.add(Lib(norm(f"{entry[1]}().{name}")))
+                out.add(lib(norm(f"{entry[1]}().{name}")))
         out.update(self.get(self.attr_table, name))  # (stored on some object: not asked of __getattr__)
         if not out and not name.startswith("__") and not self.optimistic:
             # class Ring: def __getattr__(self, name): return PV(...) (once the stores the program
@@ -178,13 +179,13 @@ class Expressions:
                 if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
                     base = None if path == "sys.modules" else path[: -len(".__dict__")]
                     for key in const_keys:
-                        out.add(Lib(norm(key if base is None else f"{base}.{key}")))
+                        out.add(lib(norm(key if base is None else f"{base}.{key}")))
                     if computed:
                         out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
                 elif path == "os.environ":
                     out.add(Str("", False))
                 else:
-                    out.add(Lib(norm(path + "[]")))
+                    out.add(lib(norm(path + "[]")))
             elif t is Globals:
                 for key in const_keys:
                     out.update(self._module_name(key))
@@ -216,7 +217,7 @@ class Expressions:
                 keys = ("keys", key)
                 out.update(self.get(containers, keys if keys in containers else key))
             elif t is Lib:
-                out.add(Lib(norm(v.path + "[]")))
+                out.add(lib(norm(v.path + "[]")))
             elif t is Dynamic:
                 out.add(v)
             elif t is Instance and (got := self.special_method(v, "__iter__", [])) is not None:

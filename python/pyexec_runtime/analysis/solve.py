@@ -33,9 +33,11 @@ from .values import (
     UnknownFrom,
     const_strings,
     keep_nothing,
+    lib,
     merge_many,
     norm,
     ordered,
+    string_set,
     widen_chains,
     widen_late,
 )
@@ -374,7 +376,7 @@ class Solver(Expressions, Calls):
             case "value_of_container":  # ("value_of_container", spec)
                 return self.spec(spec[1], scope)
             case "import":  # ("import", path)
-                return frozenset({Lib(norm(spec[1]))})
+                return frozenset({lib(norm(spec[1]))})
             case "value":  # ("value", value)
                 return frozenset({spec[1]})
         return UNK_SET
@@ -425,20 +427,20 @@ class Solver(Expressions, Calls):
     def _free(self, name: str) -> frozenset:
         out = set()
         for mod in self.c.module.stars:
-            out.add(Lib(norm(f"{mod}.{name}")))
+            out.add(lib(norm(f"{mod}.{name}")))
         if self.outer is not None:
             # The outer program's functions, classes, instances and containers are its own (their
             # ids mean nothing here): unknown, as values.
             out.update(v if v[0] in _PORTABLE_KINDS else UNK for v in self.outer._module_name(name))
         if name == "__builtins__":
-            out.add(Lib("builtins"))
+            out.add(lib("builtins"))
         kernel = model.KERNEL_NAMES.get(name)
         if kernel is not None and name not in BUILTIN_NAMES:
             self.reach_cs()
             self.kernel_names_used.add(name)
-            out.add(Lib(kernel))
+            out.add(lib(kernel))
         elif name in BUILTIN_NAMES:
-            out.add(Lib("builtins." + name))
+            out.add(lib("builtins." + name))
         if not out:
             out.add(UNK)
         return frozenset(out)
@@ -453,7 +455,7 @@ class Solver(Expressions, Calls):
         if t is _Constant:
             v = node.value
             if type(v) is str:
-                return frozenset({Str(v[:4000], len(v) <= 4000)})
+                return string_set(v)
             if type(v) is bytes:  # as text: b"caput X 1" runs the same command
                 return frozenset({Str(v[:4000].decode("latin-1"), len(v) <= 4000)})
             return CONST_SET
