@@ -46,6 +46,7 @@ from .values import (
     formatted,
     has_function,
     joined,
+    lib,
     norm,
     ordered,
     texts_of,
@@ -56,69 +57,80 @@ from .values import (
 class Calls:
     # ---- calls -------------------------------------------------------------------------------
     def apply(self, f: tuple, node: Any, scope: Scope, args: list, kwargs: dict) -> set:
-        match f:
-            case Lib(path):
-                special = MODELS.get(path)
-                if special is not None:
-                    return special(self, node, scope, args, kwargs)
-                if len(path) > MAX_PATH:
-                    return {Lib(path.split(".", 1)[0] + ".<deep>")}
-                if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
-                    return MODELS["builtins.getattr"](
-                        self, node, scope, [frozenset({Lib(path.rsplit(".", 1)[0])}), *args], kwargs
-                    )
-                result = {Lib(norm(path + "()"))}
-                if self.near_cs:
-                    if followed_library_call(path):
-                        if args or kwargs:
-                            self.library_call(node, scope, path, args, kwargs, result)
-                        made = self.library_object(node, path, args, kwargs)
-                        if made is not None:
-                            result.add(made)
-                    elif model.cs_root(path) and has_function(args, kwargs):
-                        self.control_system_callback(node, scope, path, args, kwargs)
-                return result
-            case Func(fid):
-                return self.call_function(fid, None, args, kwargs)
-            case Method(fid, self_value):
-                return self.call_function(fid, self_value, args, kwargs)
-            case Class(cid):
-                inst = Instance(cid)
-                inits = [m for m in ordered(self.class_attr(cid, "__init__")) if m[0] == "f"]
-                for m in inits:
-                    self.call_function(m[1], inst, args, kwargs)
-                fields = self.c.classes[cid].fields
-                if not inits and fields:  # a dataclass: its fields hold the arguments
-                    for i, values in enumerate(args):
-                        for name in fields[i:] if type(values) is Spread else fields[i : i + 1]:
-                            self.set_attribute(inst, name, values)
-                    for name, values in kwargs.items():
-                        if name in fields:
-                            self.set_attribute(inst, name, values)
-                return {inst}
-            case ContainerMethod(key, name):
-                if key[0] == "lib" and name in model.MAPPING_CALLS:  # series.apply(f): f gets each element
-                    held = self.relevant(self.get(self.containers, key))
-                    for values in args:
-                        for g in ordered(values):
-                            if g[0] == "f" or g[0] == "m":
-                                self.apply(g, node, scope, [held], {})
-                return self.container_method(key, name, args, kwargs)
-            case Container():  # a namedtuple class (or a namespace called): an instance holding the arguments
-                members: set = set()
-                for values in [*args, *kwargs.values()]:
-                    members.update(values)
-                return set(self.container(node, members))
-            case Dynamic():
-                return {f}
-            case PathMethod(text, name):
-                if name in ("joinpath", "with_name", "with_suffix", "resolve", "absolute", "expanduser"):
-                    return {PathObj(text)}
-                return {CONST}
-            case StrMethod(base, name):
-                return self.string_method(node, scope, base, name, args, kwargs)
-            case Unknown() | UnknownFrom():
-                return {unknown_from(f)}
+        t = type(f)
+        if t is Lib:
+            path = f.path
+            special = MODELS.get(path)
+            if special is not None:
+                return special(self, node, scope, args, kwargs)
+            if len(path) > MAX_PATH:
+                return {Lib(path.split(".", 1)[0] + ".<deep>")}
+            if args and path.endswith((".__getattribute__", ".__getattr__")):  # x.__getattribute__("caput")
+                return MODELS["builtins.getattr"](
+                    self, node, scope, [frozenset({Lib(path.rsplit(".", 1)[0])}), *args], kwargs
+                )
+            result = {lib(norm(path + "()"))}
+            if self.near_cs:
+                if followed_library_call(path):
+                    if args or kwargs:
+                        self.library_call(node, scope, path, args, kwargs, result)
+                    made = self.library_object(node, path, args, kwargs)
+                    if made is not None:
+                        result.add(made)
+                elif model.cs_root(path) and has_function(args, kwargs):
+                    self.control_system_callback(node, scope, path, args, kwargs)
+            return result
+        elif t is Func:
+            fid = f.fid
+            return self.call_function(fid, None, args, kwargs)
+        elif t is Method:
+            fid = f.fid
+            self_value = f.self_value
+            return self.call_function(fid, self_value, args, kwargs)
+        elif t is Class:
+            cid = f.cid
+            inst = Instance(cid)
+            inits = [m for m in ordered(self.class_attr(cid, "__init__")) if m[0] == "f"]
+            for m in inits:
+                self.call_function(m[1], inst, args, kwargs)
+            fields = self.c.classes[cid].fields
+            if not inits and fields:  # a dataclass: its fields hold the arguments
+                for i, values in enumerate(args):
+                    for name in fields[i:] if type(values) is Spread else fields[i : i + 1]:
+                        self.set_attribute(inst, name, values)
+                for name, values in kwargs.items():
+                    if name in fields:
+                        self.set_attribute(inst, name, values)
+            return {inst}
+        elif t is ContainerMethod:
+            key = f.key
+            name = f.name
+            if key[0] == "lib" and name in model.MAPPING_CALLS:  # series.apply(f): f gets each element
+                held = self.relevant(self.get(self.containers, key))
+                for values in args:
+                    for g in ordered(values):
+                        if g[0] == "f" or g[0] == "m":
+                            self.apply(g, node, scope, [held], {})
+            return self.container_method(key, name, args, kwargs)
+        elif t is Container:  # a namedtuple class (or a namespace called): an instance holding the arguments
+            members: set = set()
+            for values in [*args, *kwargs.values()]:
+                members.update(values)
+            return set(self.container(node, members))
+        elif t is Dynamic:
+            return {f}
+        elif t is PathMethod:
+            text = f.text
+            name = f.name
+            if name in ("joinpath", "with_name", "with_suffix", "resolve", "absolute", "expanduser"):
+                return {PathObj(text)}
+            return {CONST}
+        elif t is StrMethod:
+            base = f.base
+            name = f.name
+            return self.string_method(node, scope, base, name, args, kwargs)
+        elif t is Unknown or t is UnknownFrom:
+            return {unknown_from(f)}
         return {CONST}
 
     def library_call(self, node: Any, scope: Scope, path: str, args: list, kwargs: dict, result: set) -> None:

@@ -41,12 +41,17 @@ from .values import (
     collapse_unknown,
     formatted,
     joined,
+    lib,
     norm,
     ordered,
     percent,
     short_source,
     unknown_from,
 )
+
+# What subscripting / iterating gives for these kinds: an unknown (with the library it came from).
+_OPAQUE_SUBSCRIPTED = frozenset({Unknown, UnknownFrom, Instance, Func, Method})
+_OPAQUE_ITERATED = _OPAQUE_SUBSCRIPTED | {ContainerMethod}
 
 
 class Expressions:
@@ -58,39 +63,45 @@ class Expressions:
         return frozenset(out)
 
     def attr(self, v: tuple, name: str) -> set:
-        match v:
-            case Lib(path):
-                if len(path) > MAX_PATH:
-                    root = path.split(".", 1)[0]
-                    return {Lib(root + ".<deep>")}
-                if path == "pathlib.Path" and name in ("home", "cwd"):
-                    return {Lib("pathlib.Path." + name)}
-                if name == "__class__" and path.endswith("()"):
-                    return {Lib(path[:-2])}
-                if name == "__call__":
-                    return {v}
-                return {Lib(norm(f"{path}.{name}"))}
-            case Instance(cid):
-                return self.inst_attr(cid, name, v)
-            case Class(cid):
-                return self.class_attr(cid, name)
-            case Container(key):
-                if key[0] == "lib":  # a library object's: its own methods, or a view of what it holds
-                    return {v} if name in LIBRARY_VIEWS else {ContainerMethod(key, name)}
-                out = {ContainerMethod(key, name)}
-                if name not in CONTAINER_METHODS:
-                    out.update(self.get(self.containers, key))  # SimpleNamespace-like objects
-                return out
-            case Dynamic():
+        t = type(v)
+        if t is Lib:
+            path = v.path
+            if len(path) > MAX_PATH:
+                root = path.split(".", 1)[0]
+                return {Lib(root + ".<deep>")}
+            if path == "pathlib.Path" and name in ("home", "cwd"):
+                return {Lib("pathlib.Path." + name)}
+            if name == "__class__" and path.endswith("()"):
+                return {Lib(path[:-2])}
+            if name == "__call__":
                 return {v}
-            case PathObj(text):
-                return {PathMethod(text, name)}
-            case Str() | Const() | ContainerMethod() | PathMethod():
-                return {StrMethod(v, name)} if name in STRING_METHODS else {CONST}
-            case UnknownFrom(_, root):
-                out = {UnknownFrom(name, root)}
-            case _:
-                out = {Unknown(name)}
+            return {lib(norm(f"{path}.{name}"))}
+        elif t is Instance:
+            cid = v.cid
+            return self.inst_attr(cid, name, v)
+        elif t is Class:
+            cid = v.cid
+            return self.class_attr(cid, name)
+        elif t is Container:
+            key = v.key
+            if key[0] == "lib":  # a library object's: its own methods, or a view of what it holds
+                return {v} if name in LIBRARY_VIEWS else {ContainerMethod(key, name)}
+            out = {ContainerMethod(key, name)}
+            if name not in CONTAINER_METHODS:
+                out.update(self.get(self.containers, key))  # SimpleNamespace-like objects
+            return out
+        elif t is Dynamic:
+            return {v}
+        elif t is PathObj:
+            text = v.text
+            return {PathMethod(text, name)}
+        elif t is Str or t is Const or t is ContainerMethod or t is PathMethod:
+            return {StrMethod(v, name)} if name in STRING_METHODS else {CONST}
+        elif t is UnknownFrom:
+            root = v.root
+            out = {UnknownFrom(name, root)}
+        else:
+            out = {Unknown(name)}
         out.update(self.get(self.attr_table, name))
         return out
 
@@ -119,7 +130,7 @@ class Expressions:
                     out.update(values)
                     break
             else:
-                out.add(Lib(norm(f"{entry[1]}.{name}")))
+                out.add(lib(norm(f"{entry[1]}.{name}")))
         return out
 
     def inst_attr(self, cid: int, name: str, inst: tuple) -> set:
@@ -140,7 +151,7 @@ class Expressions:
                             out.add(val)
                     break
             else:
-                out.add(Lib(norm(f"{entry[1]}().{name}")))
+                out.add(lib(norm(f"{entry[1]}().{name}")))
         out.update(self.get(self.attr_table, name))  # (stored on some object: not asked of __getattr__)
         if not out and not name.startswith("__") and not self.optimistic:
             # class Ring: def __getattr__(self, name): return PV(...) (once the stores the program
@@ -160,37 +171,39 @@ class Expressions:
         computed = any(k[0] != "s" or not k[2] for k in keys)
         out = set()
         for v in self.ev(node.value, scope):
-            match v:
-                case Container(key):
-                    out.update(self.get(self.containers, key) or self.unresolved())
-                case Lib(path):
-                    if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
-                        base = None if path == "sys.modules" else path[: -len(".__dict__")]
-                        for key in const_keys:
-                            out.add(Lib(norm(key if base is None else f"{base}.{key}")))
-                        if computed:
-                            out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
-                    elif path == "os.environ":
-                        out.add(Str("", False))
-                    else:
-                        out.add(Lib(norm(path + "[]")))
-                case Globals():
+            t = type(v)
+            if t is Container:
+                out.update(self.get(self.containers, v.key) or self.unresolved())
+            elif t is Lib:
+                path = v.path
+                if path == "sys.modules" or path.endswith(".__dict__") or path == "builtins.vars()":
+                    base = None if path == "sys.modules" else path[: -len(".__dict__")]
                     for key in const_keys:
-                        out.update(self._module_name(key))
+                        out.add(lib(norm(key if base is None else f"{base}.{key}")))
                     if computed:
-                        out.add(Dynamic(f"`{short_source(node)}` looks a global up with a computed key"))
-                case Dynamic():
-                    out.add(v)
-                case Instance(cid) if (got := self.special_method(v, "__getitem__", [keys])) is not None or (
-                    got := self.special_method(v, "__missing__", [keys])
-                ) is not None:
-                    out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
-                    if self.opaque(cid):
-                        out.add(unknown_from(v))
-                case Unknown() | UnknownFrom() | Instance() | Func() | Method():
+                        out.add(Dynamic(f"`{short_source(node)}` looks a name up with a computed key"))
+                elif path == "os.environ":
+                    out.add(Str("", False))
+                else:
+                    out.add(lib(norm(path + "[]")))
+            elif t is Globals:
+                for key in const_keys:
+                    out.update(self._module_name(key))
+                if computed:
+                    out.add(Dynamic(f"`{short_source(node)}` looks a global up with a computed key"))
+            elif t is Dynamic:
+                out.add(v)
+            elif t is Instance and (
+                (got := self.special_method(v, "__getitem__", [keys])) is not None
+                or (got := self.special_method(v, "__missing__", [keys])) is not None
+            ):
+                out.update(got)  # a class of the program's with __getitem__, or a dict subclass's __missing__
+                if self.opaque(v.cid):
                     out.add(unknown_from(v))
-                case _:
-                    out.add(CONST)
+            elif t in _OPAQUE_SUBSCRIPTED:
+                out.add(unknown_from(v))
+            else:
+                out.add(CONST)
         return frozenset(out)
 
     def elements(self, values: frozenset) -> frozenset:
@@ -198,27 +211,28 @@ class Expressions:
         out = set()
         containers = self.containers
         for v in values:
-            match v:
-                case Container(key):
-                    keys = ("keys", key)
-                    out.update(self.get(containers, keys if keys in containers else key))
-                case Lib(path):
-                    out.add(Lib(norm(path + "[]")))
-                case Dynamic():
-                    out.add(v)
-                case Instance(cid) if (got := self.special_method(v, "__iter__", [])) is not None:
-                    if self.opaque(cid):
-                        out.add(unknown_from(v))
-                    for it in got:  # a class of the program's with __iter__
-                        if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
-                            nxt = self.special_method(it, "__next__", [])
-                            out.update(nxt if nxt is not None else (unknown_from(it),))
-                        else:
-                            out.update(self.elements(frozenset((it,))))
-                case Unknown() | UnknownFrom() | Instance() | Func() | Method() | ContainerMethod():
+            t = type(v)
+            if t is Container:
+                key = v.key
+                keys = ("keys", key)
+                out.update(self.get(containers, keys if keys in containers else key))
+            elif t is Lib:
+                out.add(lib(norm(v.path + "[]")))
+            elif t is Dynamic:
+                out.add(v)
+            elif t is Instance and (got := self.special_method(v, "__iter__", [])) is not None:
+                if self.opaque(v.cid):
                     out.add(unknown_from(v))
-                case _:
-                    out.add(CONST)
+                for it in got:  # a class of the program's with __iter__
+                    if it[0] == "i":  # an iterator of the program's (often itself): what __next__ returns
+                        nxt = self.special_method(it, "__next__", [])
+                        out.update(nxt if nxt is not None else (unknown_from(it),))
+                    else:
+                        out.update(self.elements(frozenset((it,))))
+            elif t in _OPAQUE_ITERATED:
+                out.add(unknown_from(v))
+            else:
+                out.add(CONST)
         return frozenset(out) if out else self.unresolved()
 
     def opaque(self, cid: int) -> bool:

@@ -77,6 +77,9 @@ def _arg(node: Any, positional: list, index: int, names: tuple) -> Any:
     return None
 
 
+_NOT_LOCAL = frozenset({ContainerMethod, StrMethod, Const, Str, PathObj, Globals, Instance, Container})
+
+
 class _Lazy:
     """The source text of a node (and a suffix), made only when a message needs it."""
 
@@ -251,47 +254,47 @@ class Checker(RiskRules, CommandLineRules):
         callee = _Lazy(node.func)
         local_only = True
         for f in ordered(fvals):
-            match f:
-                case Lib(path):
-                    local_only = False
-                    self.call_path(node, callee, path, args, kwargs)
-                case Unknown(name) | UnknownFrom(name):
-                    local_only = False
-                    if type(f) is UnknownFrom:
-                        self.widened_call(node, callee, f.root, name, args, kwargs)
-                    if name in model.DISTINCT_WRITE_METHODS:
-                        self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
-                    elif name in model.DISTINCT_READ_METHODS:
-                        self.read(
-                            node,
-                            name,
-                            lambda name=name: f"control-system read: `{callee}(...)` calls a `{name}` method",
-                        )
-                    elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs and type(f) is Unknown:
-                        self.possible_write(
-                            node,
-                            f"?.{name}",
-                            f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis "
-                            "cannot resolve, in a program that uses the control system",
-                        )
-                    elif name in model.SAVE_METHODS and args:
-                        self.file_target(node, callee, args[0], True, quiet_unknown=True)
-                case Dynamic(reason):
-                    local_only = False
+            t = type(f)
+            if t is Lib:
+                local_only = False
+                self.call_path(node, callee, f.path, args, kwargs)
+            elif t is Unknown or t is UnknownFrom:
+                name = f.name
+                local_only = False
+                if t is UnknownFrom:
+                    self.widened_call(node, callee, f.root, name, args, kwargs)
+                if name in model.DISTINCT_WRITE_METHODS:
+                    self.write(node, name, f"control-system write: `{callee}(...)` calls a `{name}` method")
+                elif name in model.DISTINCT_READ_METHODS:
+                    self.read(
+                        node,
+                        name,
+                        lambda name=name: f"control-system read: `{callee}(...)` calls a `{name}` method",
+                    )
+                elif name in model.UNRESOLVED_WRITE_METHODS and self.s.near_cs and type(f) is Unknown:
                     self.possible_write(
                         node,
-                        "dynamic",
-                        f"possible EPICS write: `{callee}(...)` calls something reached by dynamic access ({reason})",
-                        "epics-dynamic",
-                        HIGH,
+                        f"?.{name}",
+                        f"possible EPICS write: `{callee}(...)` calls `{name}` on an object the analysis "
+                        "cannot resolve, in a program that uses the control system",
                     )
-                case PathMethod(text, name):
-                    local_only = False
-                    self.path_method(node, callee, text, name, args, kwargs)
-                case (
-                    ContainerMethod() | StrMethod() | Const() | Str() | PathObj() | Globals() | Instance() | Container()
-                ):
-                    local_only = False
+                elif name in model.SAVE_METHODS and args:
+                    self.file_target(node, callee, args[0], True, quiet_unknown=True)
+            elif t is Dynamic:
+                reason = f.reason
+                local_only = False
+                self.possible_write(
+                    node,
+                    "dynamic",
+                    f"possible EPICS write: `{callee}(...)` calls something reached by dynamic access ({reason})",
+                    "epics-dynamic",
+                    HIGH,
+                )
+            elif t is PathMethod:
+                local_only = False
+                self.path_method(node, callee, f.text, f.name, args, kwargs)
+            elif t in _NOT_LOCAL:  # (functions of the program, classes, properties: local)
+                local_only = False
         if not local_only:
             self.escapes(node, callee, fvals, args, kwargs)
 

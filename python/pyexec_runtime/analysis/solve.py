@@ -33,9 +33,11 @@ from .values import (
     UnknownFrom,
     const_strings,
     keep_nothing,
+    lib,
     merge_many,
     norm,
     ordered,
+    string_set,
     widen_chains,
     widen_late,
 )
@@ -45,6 +47,9 @@ _Constant = ast.Constant
 
 # Kinds of values that mean the same in the solver of code run by exec() (see Solver._free).
 _PORTABLE_KINDS = frozenset({"p", "s", "po", "d", "u", "const", "g"})
+# Receivers whose attributes stores go to the attribute table (target.attr = ...; a library path's too,
+# unless a control-system one).
+_ATTRIBUTE_HOLDERS = frozenset({Unknown, UnknownFrom, Class, Func, Method})
 
 
 class Solver(Expressions, Calls):
@@ -221,17 +226,15 @@ class Solver(Expressions, Calls):
                     scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
                     for recv in ordered(ev(target.value, scope)):
-                        match recv:
-                            case Instance(cid):
-                                if self.instance_dicts:
-                                    self.store_attribute(cid, target.attr, values)
-                                add(self.attr_table, target.attr, values)
-                            case Unknown() | UnknownFrom() | Class() | Func() | Method():
-                                add(self.attr_table, target.attr, values)
-                            case Lib(path) if not model.cs_root(path):
-                                add(self.attr_table, target.attr, values)
-                            case Container(key):
-                                add(self.containers, key, values)
+                        t = type(recv)  # (an `is` ladder, not class patterns: see Calls.apply)
+                        if t is Instance:
+                            if self.instance_dicts:
+                                self.store_attribute(recv.cid, target.attr, values)
+                            add(self.attr_table, target.attr, values)
+                        elif t in _ATTRIBUTE_HOLDERS or (t is Lib and not model.cs_root(recv.path)):
+                            add(self.attr_table, target.attr, values)
+                        elif t is Container:
+                            add(self.containers, recv.key, values)
                 case _:  # ("i", scope, target, spec): target[...] = ...
                     scope, target, sp = event[1], event[2], event[3]
                     values = spec(sp, scope)
@@ -373,7 +376,7 @@ class Solver(Expressions, Calls):
             case "value_of_container":  # ("value_of_container", spec)
                 return self.spec(spec[1], scope)
             case "import":  # ("import", path)
-                return frozenset({Lib(norm(spec[1]))})
+                return frozenset({lib(norm(spec[1]))})
             case "value":  # ("value", value)
                 return frozenset({spec[1]})
         return UNK_SET
@@ -424,20 +427,20 @@ class Solver(Expressions, Calls):
     def _free(self, name: str) -> frozenset:
         out = set()
         for mod in self.c.module.stars:
-            out.add(Lib(norm(f"{mod}.{name}")))
+            out.add(lib(norm(f"{mod}.{name}")))
         if self.outer is not None:
             # The outer program's functions, classes, instances and containers are its own (their
             # ids mean nothing here): unknown, as values.
             out.update(v if v[0] in _PORTABLE_KINDS else UNK for v in self.outer._module_name(name))
         if name == "__builtins__":
-            out.add(Lib("builtins"))
+            out.add(lib("builtins"))
         kernel = model.KERNEL_NAMES.get(name)
         if kernel is not None and name not in BUILTIN_NAMES:
             self.reach_cs()
             self.kernel_names_used.add(name)
-            out.add(Lib(kernel))
+            out.add(lib(kernel))
         elif name in BUILTIN_NAMES:
-            out.add(Lib("builtins." + name))
+            out.add(lib("builtins." + name))
         if not out:
             out.add(UNK)
         return frozenset(out)
@@ -452,7 +455,7 @@ class Solver(Expressions, Calls):
         if t is _Constant:
             v = node.value
             if type(v) is str:
-                return frozenset({Str(v[:4000], len(v) <= 4000)})
+                return string_set(v)
             if type(v) is bytes:  # as text: b"caput X 1" runs the same command
                 return frozenset({Str(v[:4000].decode("latin-1"), len(v) <= 4000)})
             return CONST_SET
