@@ -29,6 +29,21 @@ def record_refusal(exc: PyexecRefusal) -> PyexecRefusal:
     return exc
 
 
+def refusal_outcome() -> dict:
+    """What a run's metadata becomes when anything was refused (the first refusal names it), whatever
+    the code did next: a refusal counts even when the code caught it and went on. Empty when none was."""
+    if not REFUSALS:
+        return {}
+    first = REFUSALS[0]
+    return {
+        "success": False,
+        "error_kind": "refused",
+        "error_type": first["error_type"],
+        "error_name": first["error_name"],
+        "error": first["message"],
+    }
+
+
 class RequestInputError(ValueError):
     """The request's data cannot be decoded here (nested deeper than the decoder goes, malformed):
     the request's own error, terminal, not a failure of the kernel to retry."""

@@ -140,16 +140,7 @@ def _outcome() -> dict[str, Any]:
             error=str(exc),
             traceback="".join(traceback.format_exception(exc)),
         )
-    if errors.REFUSALS:
-        # A refusal counts even when the code caught it and went on.
-        first = errors.REFUSALS[0]
-        meta.update(
-            success=False,
-            error_kind="refused",
-            error_type=first["error_type"],
-            error_name=first["error_name"],
-            error=first["message"],
-        )
+    meta.update(errors.refusal_outcome())
     return meta
 
 

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import guard, limits
     from .capture import save_figures, save_results
-    from .errors import REFUSALS, PyexecRefusal
+    from .errors import REFUSALS, PyexecRefusal, refusal_outcome
 
     _preload()
     mode = guard.install(args.mode)
@@ -190,16 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["figures"] = save_figures(folder)
     if meta["success"]:
         meta.update(save_results(folder, namespace))
-    if REFUSALS:
-        # A refusal counts even when the code caught it and went on.
-        first = REFUSALS[0]
-        meta.update(
-            success=False,
-            error_kind="refused",
-            error_type=first["error_type"],
-            error_name=first["error_name"],
-            error=first["message"],
-        )
+    meta.update(refusal_outcome())
     meta["refusals"] = REFUSALS
     meta["limits_skipped"] = limits.SKIPPED
     meta["stdout"] = out.getvalue()
