@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { TokenAuthenticator } from '../approval/tokens.js';
 import { PyexecClient } from '../client/pyexec-client.js';
+import { runCloseSteps } from '../close-steps.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { listenOn } from '../http/listen.js';
@@ -45,15 +46,7 @@ export async function startProducerApi(options: ProducerApiOptions): Promise<Pro
   const logger = (options.logger ?? silentLogger()).child({ component: 'producer-api' });
   const settings = config.pyexec.api;
   const cleanups: Array<() => Promise<unknown>> = [];
-  const closeAll = async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        logger.error({ err: (err as Error).message }, 'close step failed');
-      }
-    }
-  };
+  const closeAll = () => runCloseSteps(cleanups, logger);
   try {
     const client = await PyexecClient.connect({ redisUrl: options.redisUrl, config });
     cleanups.push(() => client.close());

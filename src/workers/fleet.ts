@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Analyzer } from '../analysis/analyzer.js';
 import type { DecidePolicy } from '../analysis/policy.js';
 import { ApprovalService } from '../approval/approval-service.js';
+import { runCloseSteps } from '../close-steps.js';
 import type { Config } from '../config.js';
 import type { Executor } from '../executors/executor.js';
 import { type ConfinementStatus, createExecutors, describeConfinement } from '../executors/index.js';
@@ -401,13 +402,7 @@ export class Fleet {
         }
       }
       process.off('exit', this.onExit);
-      for (const step of [...this.cleanups].reverse()) {
-        try {
-          await step();
-        } catch (err) {
-          logger.error({ err: (err as Error).message }, 'close step failed');
-        }
-      }
+      await runCloseSteps(this.cleanups, logger);
       this.redis.disconnect();
       this.state = 'stopped';
     })();

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { runCloseSteps } from '../../close-steps.js';
 import type { Config } from '../../config.js';
 import { ConfigError } from '../../errors.js';
 import { listenOn } from '../../http/listen.js';
@@ -61,15 +62,7 @@ export async function startApproverApi(options: ApproverApiOptions): Promise<App
   const prefix = keyPrefix(config.pyexec.redis.prefix);
   const metrics = options.metrics ?? new Metrics({ defaultMetrics: false });
   const cleanups: Array<() => Promise<unknown>> = [];
-  const closeAll = async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        logger.error({ err: (err as Error).message }, 'close step failed');
-      }
-    }
-  };
+  const closeAll = () => runCloseSteps(cleanups, logger);
   try {
     const redis: Redis = createRedis(options.redisUrl, 'producer', {}, config.pyexec.redis.cluster);
     cleanups.push(async () => redis.disconnect());
