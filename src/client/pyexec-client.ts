@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { InvalidRequestError, RequestNotFoundError, ThreadConflictError } from '../errors.js';
 import { ApprovalJob } from '../queues/approval.js';
-import type { EnvelopeInput, Finding, WriteSite } from '../queues/envelope.js';
+import { type EnvelopeInput, type Finding, readTrace, type WriteSite } from '../queues/envelope.js';
 import { jobId } from '../queues/job-id.js';
 import { QueueName } from '../queues/queue-name.js';
 import { jobOptions } from '../queues/queue-set.js';
@@ -177,7 +177,7 @@ export class PyexecClient {
   private closing: Promise<void> | undefined;
 
   constructor(options: PyexecClientOptions) {
-    const cluster = options.config ? options.config.pyexec.redis.cluster : options.cluster;
+    const cluster = clusterOf(options);
     if (!options.redis && !options.redisUrl && !cluster) {
       throw new InvalidRequestError('PyexecClient: give redisUrl, cluster or redis');
     }
@@ -213,8 +213,7 @@ export class PyexecClient {
       await waitReady(client.redis);
     } catch (err) {
       await client.close();
-      const url =
-        options.redisUrl ?? (options.config ? options.config.pyexec.redis.cluster : options.cluster)?.nodes.join(',');
+      const url = options.redisUrl ?? clusterOf(options)?.nodes.join(',');
       const where = url ? ` at ${redactUrl(url)}` : '';
       throw new Error(`cannot reach Redis${where}: ${(err as Error).message}`, { cause: err });
     }
@@ -259,7 +258,7 @@ export class PyexecClient {
       submittedAt,
     });
     if (conflict) throw new ThreadConflictError(`thread id ${threadId} is taken by another producer's request`);
-    if (created) await this.enqueue(requestId, threadId, request, submittedAt, traceOf(meta.trace));
+    if (created) await this.enqueue(requestId, threadId, request, submittedAt, readTrace(meta.trace));
     else await this.ensureStarted(requestId);
     return { requestId, threadId, created };
   }
@@ -557,12 +556,7 @@ export function deliver(ev: PyexecEvent, cb: OutputCallbacks): void {
   else if (ev.type === 'display') call(cb.onDisplay && (() => cb.onDisplay!(ev.data, ev.metadata)));
 }
 
-/** The trace context worth carrying: string fields of sane length, a traceparent at least. */
-function traceOf(
-  t: { traceparent?: string | undefined; tracestate?: string | undefined } | undefined,
-): { traceparent: string; tracestate?: string } | undefined {
-  const tp = t?.traceparent;
-  if (typeof tp !== 'string' || tp.length > 128) return undefined;
-  const ts = t?.tracestate;
-  return typeof ts === 'string' && ts.length <= 512 ? { traceparent: tp, tracestate: ts } : { traceparent: tp };
+/** The cluster a client connects to: the fleet config's when one is given, else its own option. */
+function clusterOf(options: PyexecClientOptions): RedisClusterSettings | undefined {
+  return options.config ? options.config.pyexec.redis.cluster : options.cluster;
 }

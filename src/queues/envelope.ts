@@ -2,6 +2,23 @@ import { z } from 'zod';
 import { ExecutionMethod, ExecutionMode } from '../modes.js';
 import { PythonExecutionRequest } from '../request.js';
 
+/** The longest W3C `traceparent` / `tracestate` a job carries (longer ones are dropped: a new trace). */
+const TRACEPARENT_MAX = 128;
+const TRACESTATE_MAX = 512;
+
+/**
+ * The W3C trace context in untrusted input (a producer's submit, job data): a string traceparent of
+ * sane length, with its tracestate when that is sane too; anything else is none (a new trace).
+ */
+export function readTrace(raw: unknown): { traceparent: string; tracestate?: string } | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const { traceparent: tp, tracestate: ts } = raw as Record<string, unknown>;
+  if (typeof tp !== 'string' || tp.length > TRACEPARENT_MAX) return undefined;
+  return typeof ts === 'string' && ts.length <= TRACESTATE_MAX
+    ? { traceparent: tp, tracestate: ts }
+    : { traceparent: tp };
+}
+
 export { QueueName, STAGES, type Stage } from './queue-name.js';
 
 export const TerminalStatus = z.enum(['succeeded', 'failed', 'rejected', 'expired', 'cancelled']);
@@ -131,7 +148,10 @@ export const Envelope = z.object({
    * continues the request's trace. Untrusted: anything malformed is dropped (a new trace), never an error.
    */
   trace: z
-    .object({ traceparent: z.string().max(128).optional(), tracestate: z.string().max(512).optional() })
+    .object({
+      traceparent: z.string().max(TRACEPARENT_MAX).optional(),
+      tracestate: z.string().max(TRACESTATE_MAX).optional(),
+    })
     .optional()
     .catch(undefined),
 });

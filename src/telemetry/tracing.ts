@@ -8,6 +8,7 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+import { readTrace } from '../queues/envelope.js';
 
 /**
  * The hooks the fleet calls, on @opentelemetry/api alone. Without a registered SDK (telemetry
@@ -44,15 +45,7 @@ const text = (v: unknown, max = 200): string | undefined => (typeof v === 'strin
 
 /** The trace context in untrusted job data: only well-formed strings are read (the rest is ignored). */
 function carrierOf(data: unknown): TraceCarrier {
-  const raw = data && typeof data === 'object' ? (data as { trace?: unknown }).trace : undefined;
-  if (!raw || typeof raw !== 'object') return {};
-  const { traceparent, tracestate } = raw as Record<string, unknown>;
-  const out: TraceCarrier = {};
-  const tp = text(traceparent, 128);
-  const ts = text(tracestate, 512);
-  if (tp !== undefined) out.traceparent = tp;
-  if (tp !== undefined && ts !== undefined) out.tracestate = ts;
-  return out;
+  return readTrace(data && typeof data === 'object' ? (data as { trace?: unknown }).trace : undefined) ?? {};
 }
 
 /**
