@@ -5,12 +5,11 @@
  * module path from config drives the whole pipeline.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { projectRoot } from '../../src/python-env.js';
-import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
+import { eventually, sampleRequest, spawnWorker, stopRedis, type TestBed, testBed } from '../support/harness.js';
 
 let bed: TestBed | undefined;
 const children: ChildProcess[] = [];
@@ -21,24 +20,9 @@ afterEach(async () => {
   bed = undefined;
 });
 
-/** Writes the bed's config as a file (JSON is YAML) and starts `pyexec worker <stages>` on it. */
-/** `pyexec worker <stages>`; with `fault`, the test entry that exits (137) at that FaultPoint. */
-function spawnWorker(b: TestBed, stages: string[], fault?: string): ChildProcess {
-  const file = path.join(b.config.pyexec.execution_root, `config-${children.length}.yml`);
-  writeFileSync(file, JSON.stringify({ ...b.config, pyexec: { ...b.config.pyexec, metrics_port: 0 } }));
-  const child = spawn(
-    'node',
-    fault
-      ? ['--import', 'tsx', path.join(projectRoot, 'test/support/worker-entry.ts'), file, b.redisUrl, fault, ...stages]
-      : [path.join(projectRoot, 'bin/pyexec.js'), '--config', file, '--redis', b.redisUrl, 'worker', ...stages],
-    {
-      env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  Object.assign(child, { stderrText: () => stderr });
+/** `pyexec worker <stages>` (with `fault`: the test entry that exits at that FaultPoint), killed after each test. */
+function startWorker(b: TestBed, stages: string[], fault?: string): ChildProcess {
+  const child = spawnWorker(b, stages, fault ? { fault } : {});
   children.push(child);
   return child;
 }
@@ -54,11 +38,11 @@ describe('worker processes', () => {
       bed = await testBed({ pyexec: { lock_duration_ms: 1500, stalled_interval_ms: 1000 } });
       // This process runs every stage but analysis; analysis runs in child processes.
       await bed.startFleet({ stages: ['generation', 'execution', 'result'] });
-      const crashing = spawnWorker(bed, ['analysis'], 'handoff:execution');
+      const crashing = startWorker(bed, ['analysis'], 'handoff:execution');
       const { requestId } = await bed.client.submit(sampleRequest());
       assert.equal(await exited(crashing), 137, 'the fault hook ends the worker after the hand-off');
       // A healthy analysis worker finds the stalled job and runs it again.
-      spawnWorker(bed, ['analysis']);
+      startWorker(bed, ['analysis']);
       const res = await bed.client.wait(requestId, { timeoutMs: 60_000 });
       assert.equal(res.kind === 'finished' && res.response.status, 'succeeded');
       const fleet = bed.fleets[0]!;

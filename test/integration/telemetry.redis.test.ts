@@ -11,9 +11,7 @@
  *   run. Every span shares one trace id, with the right parents, from both processes.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -24,12 +22,11 @@ import { startProducerApi } from '../../src/api/producer-server.js';
 import { ApprovalService } from '../../src/approval/approval-service.js';
 import { createToken } from '../../src/approval/tokens.js';
 import { freePort } from '../../src/free-port.js';
-import { projectRoot } from '../../src/python-env.js';
 import { QueueName } from '../../src/queues/envelope.js';
 import { keyPrefix } from '../../src/redis/connection.js';
 import { startTelemetry, type Telemetry } from '../../src/telemetry/index.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../support/fake-llm-server.js';
-import { eventually, sampleRequest, stopRedis, type TestBed, testBed } from '../support/harness.js';
+import { eventually, sampleRequest, spawnWorker, stopRedis, type TestBed, testBed } from '../support/harness.js';
 import { iocModes, type SoftIocWithReadOnly, startIocWithReadOnlyPort } from '../support/kernel-support.js';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.js';
 
@@ -262,18 +259,9 @@ describe('tracing across two worker processes (OTLP/HTTP export)', () => {
     await Promise.allSettled([ioc?.stop(), llm?.close(), otlp?.close()]);
   });
 
-  /** `pyexec worker <stages>` on the bed's config, as SREs run it. */
+  /** `pyexec worker <stages>` on the bed's config, as SREs run it (no metrics port), killed after the test. */
   function worker(b: TestBed, stages: string[]): ChildProcess {
-    const file = path.join(b.config.pyexec.execution_root, `config-${children.length}.yml`);
-    writeFileSync(file, JSON.stringify({ ...b.config, pyexec: { ...b.config.pyexec, metrics_port: null } }));
-    const child = spawn(
-      'node',
-      [path.join(projectRoot, 'bin/pyexec.js'), '--config', file, '--redis', b.redisUrl, 'worker', ...stages],
-      { env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    Object.assign(child, { stderrText: () => stderr });
+    const child = spawnWorker(b, stages, { metricsPort: null });
     children.push(child);
     return child;
   }

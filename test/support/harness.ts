@@ -3,13 +3,16 @@
  * test file), a config with a private key prefix and execution root per test, and fleet/client
  * helpers that are closed after each test.
  */
+
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PyexecClient } from '../../src/client/pyexec-client.js';
 import { type Config, type ConfigInput, parseConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/logger.js';
+import { projectRoot } from '../../src/python-env.js';
 import { type LocalRedis, startLocalRedis } from '../../src/redis/redis-server.js';
 import { Fleet, type FleetOptions } from '../../src/workers/fleet.js';
 
@@ -153,4 +156,31 @@ export async function eventually<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+let workerConfigs = 0;
+
+/**
+ * `pyexec worker <stages>` on the bed's config (written as a file: JSON is YAML), as SREs run it;
+ * with `fault`, test/support/worker-entry.ts instead, which exits (137) at that FaultPoint. Its
+ * stderr is kept for messages (`stderrText()`). The caller kills it.
+ */
+export function spawnWorker(
+  b: TestBed,
+  stages: readonly string[],
+  options: { fault?: string; metricsPort?: number | null } = {},
+): ChildProcess & { stderrText(): string } {
+  const file = path.join(b.config.pyexec.execution_root, `worker-config-${++workerConfigs}.yml`);
+  const metrics_port = options.metricsPort === undefined ? 0 : options.metricsPort;
+  writeFileSync(file, JSON.stringify({ ...b.config, pyexec: { ...b.config.pyexec, metrics_port } }));
+  const args = options.fault
+    ? ['--import', 'tsx', path.join(projectRoot, 'test/support/worker-entry.ts'), file, b.redisUrl, options.fault]
+    : [path.join(projectRoot, 'bin/pyexec.js'), '--config', file, '--redis', b.redisUrl, 'worker'];
+  const child = spawn('node', [...args, ...stages], {
+    env: { ...process.env, PYEXEC_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return Object.assign(child, { stderrText: () => stderr });
 }
