@@ -9,5 +9,11 @@ echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
 echo "== lint"; npx biome check src test bench bin
 echo "== python lint"; .venv/bin/ruff check python && .venv/bin/ruff format --check python
 echo "== tests"
-mapfile -t files < <(find test -name '*.test.ts' | sort)
+# Integration test files run each in a process of their own; unit test files share one process
+# (test/unit/shared-process.test.ts), except those listed in test/unit/own-process.txt.
+mapfile -t files < <(
+  find test -name '*.test.ts' ! -path 'test/unit/*' | sort
+  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' -e 's|^|test/unit/|' test/unit/own-process.txt
+  echo test/unit/shared-process.test.ts
+)
 exec node --import tsx --test --test-concurrency="${PYEXEC_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"
