@@ -222,18 +222,14 @@ export class KernelPool {
     this.connections.delete(record.key);
     if (cached && !cached.isDisposed && cached.connectionStatus === 'connected' && cached.status === 'idle') {
       // jupyter_server keeps a kernel's websocket open after the kernel is shut down (a culler, an
-      // operator): a request sent on it would never be answered. One REST call tells (no
-      // websocket handshake, no kernel_info round trip).
-      let present: boolean;
-      try {
-        present = await client.kernelExists(record.kernelId);
-      } catch (err) {
-        cached.dispose();
-        throw err;
-      }
-      if (present) return cached;
-      cached.dispose();
-      throw new KernelGoneError(`kernel ${record.kernelId} is gone from ${client.name}`);
+      // operator): a request sent on it is never answered. Checked beside the request, not before
+      // it (one REST call, off the request's path): a kernel found gone has its websocket closed,
+      // which ends the request's cell as a kernel death rather than at its timeout.
+      void client.kernelExists(record.kernelId).then(
+        (present) => present || cached.dispose(),
+        () => {}, // the server does not answer: the request's own messages will tell
+      );
+      return cached;
     }
     cached?.dispose();
     return client.connect(record.kernelId, this.settings.kernel_start_timeout_ms);

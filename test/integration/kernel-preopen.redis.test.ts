@@ -100,13 +100,13 @@ describe('websockets opened ahead of a lease', () => {
     assert.equal(out.status, 'ok', JSON.stringify(out));
   });
 
-  it('does not use one whose kernel was shut down: the lease fails at once, as not started', async () => {
+  it('does not wait for a kernel that was shut down behind its websocket: the run ends as a kernel death, at once', async () => {
     await idle(a);
     await b.preopen();
     const [key] = b.openConnections();
     assert.ok(key);
     // The kernel goes away behind the pool's back (no lease, no reset: its record still says idle).
-    // The server keeps the websocket open, so only the lease's check can tell.
+    // The server keeps the websocket open, so only the lease's check (beside the request) can tell.
     await b
       .serverClient(server.name)!
       .shutdownKernel(key.split('|')[1]!)
