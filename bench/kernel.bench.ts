@@ -4,8 +4,8 @@
  * 1. the kernel websocket round trip (`requestExecute('x = 1')` on a warm kernel) with stock
  *    jupyter_server and with pyexec's configuration (TCP_NODELAY on the kernel websocket), and the
  *    same round trip over raw ZMQ (jupyter_client, no server in between) for reference;
- * 2. one request through pyexec's executor on a warm kernel (lease, connect, set-up cell, code,
- *    finish cell, files, release) against the direct round trip on the same server (the floor);
+ * 2. one request through pyexec's executor on a warm kernel (lease, connect, one execute request:
+ *    set-up, code, finish; files, release) against the direct round trip on the same server (the floor);
  * 3. lease latency (`KernelPool.acquire`) with a warm pool;
  * 4. time to reset a kernel (restart in place, the after-use path) and to replace one (start a new
  *    kernel and wait for its first reply).
@@ -220,13 +220,14 @@ try {
     '| path | n | p50 | p99 | min |',
     '| --- | ---: | ---: | ---: | ---: |',
     row('direct `requestExecute` (the floor)', rt['pyexec']!),
-    row('`JupyterExecutor.execute` (lease, connect, set-up, code, finish, files, release)', viaExecutor),
+    row('`JupyterExecutor.execute` (lease, connect, one request: set-up, code, finish; files, release)', viaExecutor),
     '',
-    'The executor runs three cells where the floor runs one (set-up: mode check, limits, context; the code; finish:',
-    'classification, results, figures, all returned over IOPub), on a kernel restarted since its last request (first',
-    'executions in a fresh process are slower), then writes results.json, execution_metadata.json and',
-    'kernel_outputs.json. The websocket comes warm from the pool (opened when the kernel was reset), so a lease costs no',
-    'handshake in the process that reset the kernel; a process that leases a kernel another process reset opens one',
+    'The executor sends one execute request where the floor sends one too, but its cell is not silent and the kernel',
+    'does more in it (set-up: mode check, limits, context, the confinement narrowed to the run folder; the code; finish:',
+    'classification, results, figures, all returned over IOPub), on a fresh kernel (first executions in a fresh process',
+    'are slower), then writes results.json, execution_metadata.json and kernel_outputs.json. The websocket comes warm',
+    'from the pool (opened when the kernel was started, or ahead by a reaper pass in a process that did not start it),',
+    'checked beside the request (one REST call); a process that leases a kernel it holds no websocket to opens one',
     '(about 20–40 ms here).',
     '',
     '## Lease latency, warm pool (2 idle kernels)',

@@ -376,6 +376,17 @@ def confine_process(
     return record
 
 
+def prepare_narrowing(keep: list[str] | tuple[str, ...] = ()) -> None:
+    """Builds the ruleset of the next narrow_to layer ahead of time (every read rule, and `keep`
+    writable), so that narrow_to only adds the run's folder: in a confined process each of the
+    read rules' opens costs ~0.1 ms (measured: ~6 ms a layer). A no-op without Landlock in force."""
+    record = _state.get("record")
+    if not record or record["method"] != "landlock" or _state.get("next_layer"):
+        return
+    keep_paths = [os.path.realpath(p) for p in keep]
+    _state["next_layer"] = (_layer(_state["abi"], _state["read"], keep_paths), keep_paths)
+
+
 def narrow_to(folder: str, keep: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Adds a layer in which only `folder` (and `keep`, e.g. the private temporary folder) is
     writable: a run cannot touch another request's folder. A no-op without Landlock in force."""
@@ -383,8 +394,18 @@ def narrow_to(folder: str, keep: list[str] | tuple[str, ...] = ()) -> dict[str, 
     if not record or record["method"] != "landlock":
         return dict(record or {"method": "none"})
     writable = [os.path.realpath(p) for p in (folder, *keep)]
+    prepared = _state.pop("next_layer", None)
     try:
-        _layer(_state["abi"], _state["read"], writable).restrict_self()
+        if prepared and prepared[1] == writable[1:]:
+            ruleset = prepared[0]
+            if not ruleset.allow_path(writable[0], landlock.READ_WRITE):
+                ruleset.close()
+                raise ConfinementError(f"cannot allow {writable[0]}: it does not exist")
+        else:
+            if prepared:
+                prepared[0].close()
+            ruleset = _layer(_state["abi"], _state["read"], writable)
+        ruleset.restrict_self()
     except OSError as exc:
         raise ConfinementError(f"cannot narrow the process to {folder}: {exc}") from exc
     record["writable"] = writable

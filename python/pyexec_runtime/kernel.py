@@ -23,6 +23,7 @@ The mode comes from the kernelspec's environment (PYEXEC_EXECUTION_MODE; read_on
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -73,20 +74,50 @@ def confine_kernel(info: dict[str, Any], mode: str, tmp: str) -> dict[str, Any]:
         os._exit(3)
 
 
-def make_app(info: dict[str, Any], path: str | None) -> Any:
-    """An IPKernelApp for headless use that takes its connection info from `info` (read before
-    confinement: the file is out of reach afterwards) and writes no connection file."""
+_CONNECTION_ARGS = re.compile(r"^--(f|IPKernelApp\.connection_file)=")
+
+
+def _only_connection_file(argv: list[str]) -> bool:
+    """Whether argv says nothing but where the connection file is (what pyexec's kernelspecs pass)."""
+    return (len(argv) == 2 and argv[0] == "-f") or (len(argv) == 1 and bool(_CONNECTION_ARGS.match(argv[0])))
+
+
+@functools.cache
+def app_class() -> Any:
+    """pyexec's IPKernelApp: takes its connection info as given (read before confinement: the file
+    is out of reach afterwards) and writes no connection file. Made once (a zygote makes it before
+    it forks: a class of traitlets costs milliseconds to set up)."""
     from ipykernel.kernelapp import IPKernelApp
-    from traitlets.config import Config
 
     class PyexecKernelApp(IPKernelApp):
+        pyexec_info: dict[str, Any] = {}  # noqa: RUF012 - set on the instance by make_app
+        pyexec_path: str | None = None
+
         def init_connection_file(self) -> None:
-            if path:
-                self.connection_file = path
-            self.load_connection_info(info)
+            if self.pyexec_path:
+                self.connection_file = self.pyexec_path
+            self.load_connection_info(self.pyexec_info)
 
         def write_connection_file(self, **kwargs: Any) -> None:
             pass
+
+        def parse_command_line(self, argv: Any = None) -> None:
+            # The connection file is handed over by make_app: building traitlets' parser of every
+            # configurable class for `-f <file>` alone costs ~35 ms of a kernel's start.
+            args = [str(a) for a in (argv or [])]
+            if _only_connection_file(args):
+                self.argv = args
+                self.extra_args = []
+                return
+            super().parse_command_line(argv)
+
+    return PyexecKernelApp
+
+
+def make_app(info: dict[str, Any], path: str | None) -> Any:
+    """An IPKernelApp for headless use that takes its connection info from `info` and writes no
+    connection file (see app_class)."""
+    from traitlets.config import Config
 
     config = Config()
     config.InteractiveShell.colors = "nocolor"
@@ -96,7 +127,10 @@ def make_app(info: dict[str, Any], path: str | None) -> Any:
     # The trait's default reads JPY_PARENT_PID when ipykernel is imported: in a zygote, long before
     # this kernel's environment exists. The parent poller ends the kernel when its parent goes.
     config.IPKernelApp.parent_handle = int(os.environ.get("JPY_PARENT_PID") or 0)
-    return PyexecKernelApp.instance(config=config)
+    app = app_class().instance(config=config)
+    app.pyexec_info = info
+    app.pyexec_path = path
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,16 +1,20 @@
 """The kernel side of one pyexec request in a pooled Jupyter kernel.
 
-pyexec's container executor runs three cells in a leased kernel:
+pyexec's container executor sends one cell to a leased kernel: the request's code, as sent (its
+outputs are the notebook's outputs), with the run's spec in the execute request's metadata
+(`pyexec_run`, a JSON string). Around that cell, in the same request (one round trip), the kernel
 
-1. `begin(spec)` (silent): checks the kernel's mode and its confinement (spec `confinement`: the
+1. runs `begin(spec)`: checks the kernel's mode and its confinement (spec `confinement`: the
    method the fleet requires), narrows the confinement to the request's working folder (no other
    request's folder stays writable), installs the channel limits, puts `context` and
-   `approval_payload` in the user namespace, and moves to that folder;
-2. the request's code, as sent (its outputs are the notebook's outputs);
-3. `finish()` (silent): classifies the outcome by exception class (a PyexecRefusal, raised or
-   caught, is a safety refusal), serialises `results`, renders open figures, and publishes it all
-   as one `application/vnd.pyexec.run+json` display message.
+   `approval_payload` in the user namespace, and moves to that folder; a set-up that fails is
+   published as the run record's `setup_error`, and the code is not run;
+2. runs the code;
+3. runs `finish()`: classifies the outcome by exception class (a PyexecRefusal, raised or caught,
+   is a safety refusal), serialises `results`, renders open figures, and publishes it all as one
+   `application/vnd.pyexec.run+json` display message.
 
+`begin` and `finish` may also be sent as silent cells of their own around the code (three cells).
 Nothing goes through the file system, so a kernel in another container needs no shared volume.
 `startup()` runs once per kernel, before its first request (IPKernelApp.exec_lines, kernel.py).
 """
@@ -33,6 +37,8 @@ from .capture import figure_pngs, results_json
 from .context import Context
 
 RUN_MIME = "application/vnd.pyexec.run+json"
+#: The execute request's metadata key of the run spec (a JSON string; see the module's doc).
+RUN_SPEC_KEY = "pyexec_run"
 _state: dict[str, Any] = {}
 
 
@@ -46,26 +52,55 @@ _NOT_SET_UP = (
 )
 
 
+def _run_spec(shell: Any, kwargs: dict[str, Any]) -> str | None:
+    """The run spec the executor sent in the execute request's metadata (`pyexec_run`), if any."""
+    meta = kwargs.get("cell_meta")
+    if not isinstance(meta, dict):
+        parent = getattr(shell, "parent_header", None)
+        meta = parent.get("metadata") if isinstance(parent, dict) else None
+    spec = meta.get(RUN_SPEC_KEY) if isinstance(meta, dict) else None
+    return spec if isinstance(spec, str) else None
+
+
 def _gate(shell: Any) -> None:
     """Only one request's code runs in a kernel, and only once its run is set up.
 
-    The executor sends the set-up (silent), the code (not silent) and the finish (silent) without
-    waiting in between. Every non-silent cell goes through here: the first one after begin()
-    succeeded runs, none before it and none after it. A cell refused here is replaced by a `raise` before IPython sees
-    it, so a failed set-up (wrong mode, wrong confinement, undecodable request data) can never be
-    followed by the code, whatever the kernel's abort window let through and whatever the code says.
+    Every non-silent cell goes through here. A cell whose request carries a run spec in its
+    metadata is set up here (begin) and finished here (finish), in the same request. Otherwise
+    (the three-cell form: set-up, code and finish sent without waiting) the set-up is a silent cell
+    of its own. Either way the first non-silent cell after a successful begin() runs, none before
+    it and none after it. A cell refused here is replaced by a `raise` before IPython sees it, so a
+    failed set-up (wrong mode, wrong confinement, undecodable request data) can never be followed by
+    the code, whatever the kernel's abort window let through and whatever the code says.
     """
     original = shell.run_cell_async
 
     async def run_cell_async(raw_cell: str, *args: Any, silent: bool = False, **kwargs: Any) -> Any:
+        folded = False
         if not silent:
-            if _state.get("started") and not _state.get("code_ran"):
+            spec = _run_spec(shell, kwargs)
+            set_up = True
+            if spec is not None:
+                try:
+                    begin(spec)  # refuses a kernel that already began a run
+                    folded = True
+                except Exception as exc:  # noqa: BLE001 - reported to the executor, the code is not run
+                    set_up = False
+                    publish_display_data({RUN_MIME: {"setup_error": {"ename": type(exc).__name__, "evalue": str(exc)}}})
+            if set_up and _state.get("started") and not _state.get("code_ran"):
                 _state["code_ran"] = True
             else:
+                folded = False
                 raw_cell = _NOT_SET_UP
                 kwargs["transformed_cell"] = _NOT_SET_UP
                 kwargs["preprocessing_exc_tuple"] = None
-        return await original(raw_cell, *args, silent=silent, **kwargs)
+        result = await original(raw_cell, *args, silent=silent, **kwargs)
+        if folded:
+            try:
+                finish()
+            except BaseException as exc:  # noqa: BLE001 - no record: the executor reports the run unreported
+                print(f"pyexec: finish failed: {type(exc).__name__}: {exc}", file=sys.__stderr__, flush=True)
+        return result
 
     shell.run_cell_async = run_cell_async
 
@@ -81,6 +116,8 @@ def startup() -> str:
     _state["mode"] = mode
     if _shell() is not None:
         _gate(_shell())
+    # The run's confinement layer, built now but for the run's folder (begin() adds it).
+    confine.prepare_narrowing(keep=[tempfile.gettempdir()])
     record = confine.current() or {"method": "none"}
     # The kernel's own stderr (the Jupyter server's log), not the IOPub stream of a request.
     print(f"pyexec kernel ready: mode {mode}, confinement {json.dumps(record)}", file=sys.__stderr__, flush=True)

@@ -140,12 +140,41 @@ def warm(role: str) -> dict[str, Any]:
                 probed += 1
             except Exception:  # noqa: BLE001 - private modules that cannot be imported by name
                 pass
+    _preload_libca()
+    if role == "kernel":
+        from . import kernel
+
+        kernel.app_class()
     count = threads()
     if count != 1:
         raise ZygoteError(f"{count} threads run after the warm imports: forking would not be safe")
     gc.collect()
     gc.freeze()
     return {"modules": len(sys.modules), "probed": probed, "failed": failed}
+
+
+def _preload_libca() -> None:
+    """pyepics looks for libca on every start (`find_libca`, ~20 ms of searching): found and loaded
+    once here, before the fork. No Channel Access context is created (that starts threads): each
+    child creates its own when it first needs one. A child whose PYEPICS_LIBCA differs searches."""
+    try:
+        import ctypes
+
+        import epics.ca
+    except Exception:  # noqa: BLE001 - pyepics is optional
+        return
+    search = epics.ca.find_libca
+    try:
+        found = search()
+        ctypes.cdll.LoadLibrary(found)
+    except Exception:  # noqa: BLE001 - no libca here: the child finds out as it would have
+        return
+    given = os.environ.get("PYEPICS_LIBCA")
+
+    def find_libca() -> Any:
+        return found if os.environ.get("PYEPICS_LIBCA") == given else search()
+
+    epics.ca.find_libca = find_libca
 
 
 def _reseed() -> None:

@@ -6,7 +6,7 @@ import { writeKernelOutputs } from '../store/execution-folder.js';
 import { endSpan, inSpan, SPAN, startSpan } from '../telemetry/tracing.js';
 import type { ExecutionOutcome, ExecutionTask, Executor } from './executor.js';
 import type { KernelLease, KernelPool } from './kernel-pool.js';
-import { type CellResult, type NotebookOutput, type RunCellOptions, runCell } from './kernel-run.js';
+import { type CellResult, type NotebookOutput, runCell } from './kernel-run.js';
 import { missingResults, type RuntimeRecord, unserializableResults } from './outcomes.js';
 
 /** The limits database as the kernels receive it (control_system.limits_checking, loaded). */
@@ -32,16 +32,20 @@ export interface JupyterExecutorOptions {
 interface RunRecord extends RuntimeRecord {
   results_json?: string | null;
   refusals?: unknown[];
+  /** The run's set-up failed (wrong mode or confinement, undecodable request data): nothing ran. */
+  setup_error?: { ename: string; evalue: string };
   limits_skipped?: unknown[];
 }
 
 const RUN_MIME = 'application/vnd.pyexec.run+json';
-const SETUP_MS = 30_000;
+/** The execute request's metadata key of the run spec (kernel_session.RUN_SPEC_KEY). */
+const RUN_SPEC_KEY = 'pyexec_run';
 
 /**
- * The `container` method: the code runs in a leased kernel of the pool, as one notebook cell,
- * between two silent cells of pyexec_runtime.kernel_session (set-up; results, figures and the
- * classification of the outcome). Everything comes back over the websocket, and the outcome is
+ * The `container` method: the code runs in a leased kernel of the pool, as one notebook cell, in
+ * one execute request whose metadata carries the run's spec: the kernel (pyexec_runtime.kernel_session)
+ * sets the run up before the code and, after it, publishes the run record (results, figures and
+ * the classification of the outcome) in the same request. Everything comes back over the websocket, and the outcome is
  * written into the execution folder as the local method does (results.json, figures/,
  * execution_metadata.json, plus kernel_outputs.json: the cell's nbformat outputs).
  *
@@ -66,6 +70,16 @@ export class JupyterExecutor implements Executor {
     });
     let failure: unknown;
     let kernel: KernelConnection | undefined;
+    // The kernel is done with once its cell has ended: the lease goes back (and the pool's
+    // replacement starts) while the run's files are written.
+    let ending: Promise<void> | undefined;
+    const end = () => {
+      ending ??= (async () => {
+        kernel?.dispose();
+        await lease.release().catch(() => {});
+      })();
+      return ending;
+    };
     try {
       const run = AbortSignal.any([signal, lease.lost]);
       try {
@@ -76,25 +90,6 @@ export class JupyterExecutor implements Executor {
           { cause: err },
         );
       }
-      const cell = (
-        code: string,
-        silent: boolean,
-        timeoutMs: number,
-        recordMime?: string,
-        more: Pick<RunCellOptions, 'stopOnError' | 'startsAfter'> = {},
-      ) =>
-        runCell(kernel!, code, {
-          // Live output of the code's own cell only (not of the silent set-up and finish cells).
-          onOutput: silent ? undefined : task.onOutput,
-          timeoutMs,
-          signal: run,
-          silent,
-          maxOutputChars: this.options.maxOutputBytes ?? 1_000_000,
-          interruptGraceMs: this.options.interruptGraceMs ?? 3000,
-          interrupt: () => lease.server.interruptKernel(lease.kernelId),
-          ...(recordMime ? { recordMime } : {}),
-          ...more,
-        });
       const spec = {
         mode: task.mode,
         folder: path.resolve(task.executionFolder),
@@ -103,45 +98,34 @@ export class JupyterExecutor implements Executor {
         limits: task.mode === 'write_access' ? (this.options.limits ?? null) : null,
         confinement: this.options.confinement ?? 'landlock',
       };
-      // One round trip: the set-up, the code and the finish go out together, and the kernel runs
-      // them in order. A failed set-up aborts the queue (stop_on_error), and the kernel's gate
-      // (kernel_session._gate) refuses the code whatever comes through; the code's own error does
-      // not stop the finish, which reports it.
-      const beginning = cell(
-        `import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.begin(${JSON.stringify(JSON.stringify(spec))}); del _pyexec_s`,
-        true,
-        SETUP_MS,
-      );
-      const running = cell(task.code, false, task.timeoutMs, undefined, { stopOnError: false, startsAfter: beginning });
-      const finishing = cell(
-        'import pyexec_runtime.kernel_session as _pyexec_s; _pyexec_s.finish(); del _pyexec_s',
-        true,
-        SETUP_MS,
-        RUN_MIME,
-        { startsAfter: running },
-      );
-      // Whatever happens below, no promise is left to reject unheard.
-      void finishing.catch(() => {});
-      const begin = await beginning;
-      this.throwIfCancelled(signal, begin);
-      // The request's data that the kernel cannot decode is the request's error, not the kernel's.
-      if (begin.error?.ename === 'RequestInputError') throw new RequestInputError(begin.error.evalue);
-      // A kernel that died before its set-up reply left may still have run the code (the code went
-      // out with the set-up, and a reply queued in ZeroMQ dies with the process): started.
-      if (begin.status === 'died') {
-        throw new ExecutorUnavailableError(
-          `kernel ${lease.kernelId} on ${lease.server.name} died while running the code (or its set-up; no reply)`,
-          { started: true, cause: run.reason },
-        );
-      }
-      if (begin.status !== 'ok') {
-        throw new ExecutorUnavailableError(
-          `kernel set-up failed (${begin.status}): ${begin.error ? `${begin.error.ename}: ${begin.error.evalue}` : 'no reply'}`,
-        );
-      }
-      const main = await running;
+      // One round trip: the code is the request's one cell, and its run spec travels in the
+      // request's metadata. The kernel (kernel_session._gate) sets the run up before the code and
+      // finishes it after, in the same request; a set-up that fails is reported in the run record
+      // and the code is refused, whatever it says. Live output is the code's own.
+      const main = await runCell(kernel, task.code, {
+        onOutput: task.onOutput,
+        timeoutMs: task.timeoutMs,
+        signal: run,
+        silent: false,
+        maxOutputChars: this.options.maxOutputBytes ?? 1_000_000,
+        interruptGraceMs: this.options.interruptGraceMs ?? 3000,
+        interrupt: () => lease.server.interruptKernel(lease.kernelId),
+        recordMime: RUN_MIME,
+        stopOnError: false,
+        metadata: { [RUN_SPEC_KEY]: JSON.stringify(spec) },
+      });
+      void end();
       this.throwIfCancelled(signal, main);
+      const record = main.records[0] as RunRecord | undefined;
+      const setup = record?.setup_error;
+      if (setup) {
+        // The request's data that the kernel cannot decode is the request's error, not the kernel's.
+        if (setup.ename === 'RequestInputError') throw new RequestInputError(setup.evalue);
+        throw new ExecutorUnavailableError(`kernel set-up failed: ${setup.ename}: ${setup.evalue}`);
+      }
       if (main.status === 'died' || main.status === 'aborted') {
+        // The code went out with its set-up, and a reply queued in ZeroMQ dies with the process:
+        // it may have run (started).
         throw new ExecutorUnavailableError(
           `kernel ${lease.kernelId} on ${lease.server.name} died while running the code`,
           { started: true, cause: run.reason },
@@ -160,11 +144,8 @@ export class JupyterExecutor implements Executor {
           durationMs: Date.now() - started,
         };
       }
-      const finish = await finishing;
-      this.throwIfCancelled(signal, finish);
-      const record = finish.records[0] as RunRecord | undefined;
-      if (finish.status !== 'ok' || !record) {
-        throw new ExecutorUnavailableError(`kernel ${lease.kernelId} did not report the run (${finish.status})`, {
+      if (!record) {
+        throw new ExecutorUnavailableError(`kernel ${lease.kernelId} did not report the run (${main.status})`, {
           started: true,
         });
       }
@@ -176,8 +157,7 @@ export class JupyterExecutor implements Executor {
       failure = err;
       throw err;
     } finally {
-      kernel?.dispose();
-      await lease.release().catch(() => {});
+      await end();
       endSpan(traced, failure);
     }
   }
@@ -201,21 +181,21 @@ export class JupyterExecutor implements Executor {
         ? [o.data['image/png'] as string]
         : [],
     );
-    const figures: string[] = [];
-    for (const b64 of [...displayed, ...openFigures]) {
-      const file = path.join(folder, 'figures', `figure_${String(figures.length + 1).padStart(2, '0')}.png`);
-      await writeFile(file, Buffer.from(b64, 'base64'));
-      figures.push(file);
-    }
-    if (record?.results_json) await writeFile(path.join(folder, 'results.json'), record.results_json, 'utf8');
+    const pngs = [...displayed, ...openFigures];
+    const figures = pngs.map((_, i) => path.join(folder, 'figures', `figure_${String(i + 1).padStart(2, '0')}.png`));
     const { results_json: _r, figures: _f, ...meta } = record ?? { success: false, error_type: 'timeout' };
-    await writeFile(
-      path.join(folder, 'execution_metadata.json'),
-      JSON.stringify({ ...meta, figures, execution_method: 'container' }),
-      'utf8',
-    );
     const outputs: NotebookOutput[] = main.outputs;
-    await writeKernelOutputs(folder, main.executionCount, outputs);
+    // Side by side: the result stage reads them only after this returns.
+    await Promise.all([
+      ...pngs.map((b64, i) => writeFile(figures[i]!, Buffer.from(b64, 'base64'))),
+      record?.results_json ? writeFile(path.join(folder, 'results.json'), record.results_json, 'utf8') : undefined,
+      writeFile(
+        path.join(folder, 'execution_metadata.json'),
+        JSON.stringify({ ...meta, figures, execution_method: 'container' }),
+        'utf8',
+      ),
+      writeKernelOutputs(folder, main.executionCount, outputs),
+    ]);
     return figures;
   }
 

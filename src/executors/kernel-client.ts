@@ -121,6 +121,12 @@ export class JupyterServerClient {
     await this.call('shut down kernel', () => KernelAPI.shutdownKernel(id, this.quick));
   }
 
+  /** Whether the server still has the kernel (false: it is gone, or dead). */
+  async kernelExists(id: string): Promise<boolean> {
+    const model = await this.call('get kernel', () => KernelAPI.getKernelModel(id, this.quick));
+    return model !== undefined && model.execution_state !== 'dead';
+  }
+
   /** Opens a websocket to a kernel and waits for its kernel_info reply. Dispose it when done. */
   async connect(id: string, timeoutMs: number): Promise<KernelConnection> {
     const model = await this.call('get kernel', () => KernelAPI.getKernelModel(id, this.quick));

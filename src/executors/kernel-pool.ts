@@ -61,8 +61,11 @@ export class KernelPool {
   private readonly clients = new Map<string, JupyterServerClient>();
   private readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly background = new Set<Promise<unknown>>();
-  /** Websockets opened when this process warmed a kernel, handed to the next lease of it here. */
+  /** Websockets opened when this process warmed a kernel (or ahead of a lease, `preopen`), handed
+   * to the next lease of it here. */
   private readonly connections = new Map<string, KernelConnection>();
+  /** Kernel keys whose websocket `preopen` is opening. */
+  private readonly opening = new Set<string>();
   private readonly log: Logger;
   private reaper: NodeJS.Timeout | undefined;
   private reaping: Promise<void> | undefined;
@@ -217,8 +220,17 @@ export class KernelPool {
   private async connect(record: KernelRecord, client: JupyterServerClient): Promise<KernelConnection> {
     const cached = this.connections.get(record.key);
     this.connections.delete(record.key);
-    if (cached && !cached.isDisposed && cached.connectionStatus === 'connected' && cached.status === 'idle')
+    if (cached && !cached.isDisposed && cached.connectionStatus === 'connected' && cached.status === 'idle') {
+      // jupyter_server keeps a kernel's websocket open after the kernel is shut down (a culler, an
+      // operator): a request sent on it is never answered. Checked beside the request, not before
+      // it (one REST call, off the request's path): a kernel found gone has its websocket closed,
+      // which ends the request's cell as a kernel death rather than at its timeout.
+      void client.kernelExists(record.kernelId).then(
+        (present) => present || cached.dispose(),
+        () => {}, // the server does not answer: the request's own messages will tell
+      );
       return cached;
+    }
     cached?.dispose();
     return client.connect(record.kernelId, this.settings.kernel_start_timeout_ms);
   }
@@ -378,10 +390,48 @@ export class KernelPool {
         this.inBackground(this.reset(r, client, token, reason));
       }
       await this.provision();
+      await this.preopen();
       await this.refreshGauges();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'kernel pool reaper pass failed');
     }
+  }
+
+  /**
+   * Opens a websocket, ahead of any lease, to each idle kernel of the pool that this process has
+   * none to (a kernel another process started or replaced), so that a lease here does not open one
+   * on the request's path; drops the websockets of kernels that left the pool (replaced, gone).
+   * A websocket kept here is used by a lease only while it is connected and its kernel idle
+   * (`connect`); otherwise the lease opens a new one. Runs in each reaper pass.
+   */
+  async preopen(): Promise<void> {
+    const records = await this.store.all();
+    const present = new Set(records.map((r) => r.key));
+    for (const key of [...this.connections.keys()]) if (!present.has(key)) this.dropConnection(key);
+    for (const r of records) {
+      if (this.closing || r.state !== 'idle' || this.connections.has(r.key) || this.opening.has(r.key)) continue;
+      const client = this.clients.get(r.server);
+      if (!client || (await this.store.isDown(r.server))) continue;
+      this.opening.add(r.key);
+      try {
+        const kernel = await client.connect(r.kernelId, this.settings.kernel_start_timeout_ms);
+        // One opened meanwhile (by a warm-up here) wins; a kernel leased meanwhile keeps this one
+        // until its reset here drops it, or the next pass finds it gone from the pool.
+        if (this.closing || this.connections.has(r.key)) kernel.dispose();
+        else this.connections.set(r.key, kernel);
+      } catch (err) {
+        this.log.debug({ kernelId: r.kernelId, err: (err as Error).message }, 'cannot open a websocket ahead');
+      } finally {
+        this.opening.delete(r.key);
+      }
+    }
+  }
+
+  /** Kernel keys this process holds an open websocket to, ready for a lease (tests, diagnostics). */
+  openConnections(): string[] {
+    return [...this.connections.entries()]
+      .filter(([, k]) => !k.isDisposed && k.connectionStatus === 'connected')
+      .map(([key]) => key);
   }
 
   async stats(): Promise<PoolStats> {

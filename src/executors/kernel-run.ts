@@ -51,6 +51,8 @@ export interface RunCellOptions {
   /** The timeout counts from when this settles (the cell before it in the kernel's queue ended);
    * the cell is sent at once. @defaultValue the timeout counts from now */
   startsAfter?: Promise<unknown>;
+  /** The execute request's metadata (pyexec's run spec travels there: kernel_session._gate). */
+  metadata?: Record<string, string>;
 }
 
 /** A text buffer that keeps the first `limit` characters and counts the rest. */
@@ -102,6 +104,7 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
       stop_on_error: options.stopOnError ?? true,
     },
     true,
+    options.metadata,
   );
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
     const content = msg.content as Record<string, unknown>;
