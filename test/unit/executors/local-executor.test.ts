@@ -191,10 +191,46 @@ describe("the local executor's zygote", () => {
     const a = ok(first.outcome).results as { ppid: number; r: number; n: number };
     const b = ok(second.outcome).results as { ppid: number; r: number; n: number; leaks: boolean[] };
     assert.equal(a.ppid, b.ppid);
-    assert.match(cmdline(a.ppid), /pyexec_runtime\.zygote --role runner/);
+    assert.match(cmdline(a.ppid), /pyexec_runtime\.run_server/);
     assert.deepEqual(b.leaks, [false, false, false, false]);
     assert.notEqual(a.r, b.r);
     assert.notEqual(a.n, b.n);
+  });
+
+  it("gives each run a private temporary folder of its own and removes it when the run ends, a killed run's too", async () => {
+    const code =
+      "import os, tempfile\nopen('tmp', 'w').write(tempfile.gettempdir())\nopen(os.path.join(tempfile.gettempdir(), 'f'), 'w').write('x')\n";
+    const first = await runCode(`${code}results = {'tmp': tempfile.gettempdir()}`);
+    const second = await runCode(
+      `${code}results = {'tmp': tempfile.gettempdir(), 'entries': os.listdir(tempfile.gettempdir())}`,
+    );
+    const a = ok(first.outcome).results as { tmp: string };
+    const b = ok(second.outcome).results as { tmp: string; entries: string[] };
+    assert.notEqual(a.tmp, b.tmp);
+    assert.deepEqual(b.entries, ['f'], 'the second run saw only its own file');
+    assert.equal(existsSync(a.tmp), false, `${a.tmp} is left behind`);
+    assert.equal(existsSync(b.tmp), false, `${b.tmp} is left behind`);
+    const killed = await runCode(`${code}while True:\n    pass`, { timeoutMs: 1500 });
+    assert.equal(killed.outcome.status === 'code_error' && killed.outcome.errorType, 'timeout');
+    const tmp = readFileSync(path.join(killed.folder, 'tmp'), 'utf8');
+    assert.ok(tmp.length > 0);
+    assert.equal(existsSync(tmp), false, `${tmp} of the killed run is left behind`);
+  });
+
+  it("starts every run from the zygote's state, not the last run's: the guard, the refusals, the limits", async () => {
+    const refused = await runCode(
+      "from epics import caput\ntry:\n    caput('X:Y', 1)\nexcept Exception:\n    pass\nresults = {}",
+    );
+    assert.equal(refused.outcome.status, 'refused');
+    // A refusal is reported even when the code catches it: a refusal left over from the run
+    // before would refuse this one too.
+    ok((await runCode("results = {'x': 1}")).outcome);
+    // The read-only guard replaced subprocess.run in the run before; a write run gets the real one.
+    const write = await runCode(
+      "import subprocess\nfrom pyexec_runtime import guard\nresults = {'mode': guard.installed_mode(), 'run': subprocess.run.__name__}",
+      { mode: 'write_access' },
+    );
+    assert.deepEqual(ok(write.outcome).results, { mode: 'write_access', run: 'run' });
   });
 
   it('sends the output as the code prints it', async () => {
@@ -216,7 +252,7 @@ describe("the local executor's zygote", () => {
     for (let i = 0; i < 50 && alive(before); i++) await sleep(20);
     const after = await parentOf();
     assert.notEqual(after, before);
-    assert.match(cmdline(after), /pyexec_runtime\.zygote --role runner/);
+    assert.match(cmdline(after), /pyexec_runtime\.run_server/);
   });
 
   it('ends a run whose zygote dies under it as an infrastructure failure that may have run, its process group killed', async () => {
