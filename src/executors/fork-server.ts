@@ -24,6 +24,13 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/** A spawn request waiting for its reply. */
+interface Reply {
+  readonly onOutput: ForkSpawn['onOutput'];
+  resolve(run: ForkedRun): void;
+  reject(err: Error): void;
+}
+
 /** The zygote ended or could not start: runs fall back to a new Python each. */
 export class ForkServerError extends Error {
   override name = 'ForkServerError';
@@ -40,7 +47,7 @@ export class ForkServerError extends Error {
  * started). The zygote has no secret in its environment and dies with this process.
  */
 export class ForkServer {
-  private readonly replies: Array<{ resolve(v: { pid: number }): void; reject(err: Error): void }> = [];
+  private readonly replies: Reply[] = [];
   private readonly runs = new Map<number, Waiter>();
   private dead: Error | undefined;
   private stderrTail = '';
@@ -111,16 +118,12 @@ export class ForkServer {
   /** Forks a run; its output goes to `onOutput` until `exit` settles. */
   async spawn(run: ForkSpawn): Promise<ForkedRun> {
     if (this.dead) throw this.dead;
-    const replied = new Promise<{ pid: number }>((resolve, reject) => this.replies.push({ resolve, reject }));
-    this.hold();
-    this.child.stdin!.write(`${JSON.stringify({ op: 'spawn', argv: run.argv, env: run.env, cwd: run.cwd })}\n`);
-    const { pid } = await replied;
-    // The exit line comes after the reply (the zygote's one loop): registering now misses nothing.
-    const exit = new Promise<number>((resolve, reject) =>
-      this.runs.set(pid, { onOutput: run.onOutput, resolve, reject }),
+    const replied = new Promise<ForkedRun>((resolve, reject) =>
+      this.replies.push({ onOutput: run.onOutput, resolve, reject }),
     );
     this.hold();
-    return { pid, exit };
+    this.child.stdin!.write(`${JSON.stringify({ op: 'spawn', argv: run.argv, env: run.env, cwd: run.cwd })}\n`);
+    return replied;
   }
 
   private onLine(line: string): void {
@@ -145,9 +148,16 @@ export class ForkServer {
       waiter?.resolve(msg.code ?? 1);
     } else {
       const reply = this.replies.shift();
+      if (reply && msg.ok && typeof msg.pid === 'number') {
+        // The run's output and exit lines may come in the same read as this reply (a short run, a
+        // busy event loop): it is registered here, before the next line, not once `spawn` resumes.
+        const pid = msg.pid;
+        const exit = new Promise<number>((resolve, reject) =>
+          this.runs.set(pid, { onOutput: reply.onOutput, resolve, reject }),
+        );
+        reply.resolve({ pid, exit });
+      } else reply?.reject(new ForkServerError(`the zygote refused the run: ${msg.error ?? line}`));
       this.hold();
-      if (msg.ok && typeof msg.pid === 'number') reply?.resolve({ pid: msg.pid });
-      else reply?.reject(new ForkServerError(`the zygote refused the run: ${msg.error ?? line}`));
     }
   }
 

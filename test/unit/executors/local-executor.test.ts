@@ -233,6 +233,43 @@ describe("the local executor's zygote", () => {
     assert.deepEqual(ok(write.outcome).results, { mode: 'write_access', run: 'run' });
   });
 
+  it('ends a short run whose reply and exit reach a busy event loop together (they are read in one chunk)', async () => {
+    await parentOf(); // the zygote is warm
+    const folder = path.join(root, `run-${++n}`);
+    await prepareRun(folder, "print('hi')\nresults = {'x': 1}", null);
+    const running = shared.execute(
+      {
+        requestId: `r${n}`,
+        code: '',
+        mode: 'read_only',
+        executionFolder: folder,
+        timeoutMs: 30_000,
+        request: {
+          user_query: 'q',
+          task_objective: 't',
+          execution_folder_name: 'x',
+          expected_results: {},
+          capability_prompts: [],
+          capability_context_data: null,
+        },
+      },
+      new AbortController().signal,
+    );
+    // The spawn request is written once the pending promise callbacks ran; then this process
+    // is busy while the run starts, prints and ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      running,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the run never ended')), 20_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.deepEqual(ok(outcome).results, { x: 1 });
+    assert.equal(ok(outcome).stdout, 'hi\n');
+  });
+
   it('sends the output as the code prints it', async () => {
     const chunks: Array<{ text: string; at: number }> = [];
     const started = Date.now();
