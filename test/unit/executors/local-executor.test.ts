@@ -217,7 +217,7 @@ describe("the local executor's zygote", () => {
     assert.equal(existsSync(tmp), false, `${tmp} of the killed run is left behind`);
   });
 
-  it("starts every run from the zygote's state, not the last run's: the guard, the refusals, the limits", async () => {
+  it("starts every run from the zygote's state, not the last run's: the guard and the refusals", async () => {
     const refused = await runCode(
       "from epics import caput\ntry:\n    caput('X:Y', 1)\nexcept Exception:\n    pass\nresults = {}",
     );
