@@ -4,11 +4,11 @@
  * 4 local runs at a time, with this tree's executor and with another tree's (`--before DIR`: a
  * checkout of an earlier commit with node_modules and .venv beside it), alternating, each round in
  * the other order. CPU by process: the fleet (this Node process), redis-server, the analysis
- * stage's Python helper, the fork server
- * and the runs it forked (its reaped children), and the rest of the machine (other users of it
- * included: a shared machine's load is reported with the figures).
+ * stage's Python helper, the fork server and the runs it forked (its reaped children), the
+ * kernel's own threads, and the rest of the machine (other users of it included: a shared
+ * machine's load is reported with the figures).
  *
- * Run: node --import tsx bench/local-runs.bench.ts [--before DIR] [--rounds N] [--burst B]
+ * Run: node --import tsx bench/local-runs.bench.ts [--before DIR [--before-note TEXT]] [--rounds N] [--burst B]
  * Writes bench/results/local-runs.md.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,7 @@ const arg = (name: string) => {
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const BURST = Number(arg('--burst') ?? 300);
 const BEFORE = arg('--before');
+const BEFORE_NOTE = arg('--before-note');
 const RUNS_AT_ONCE = 4;
 
 const TICK_MS = 10; // USER_HZ 100
@@ -192,6 +193,7 @@ const lines = [
   '',
   `${BURST} trivial read-only requests submitted at once through the whole pipeline (mock generator, approval off), ${RUNS_AT_ONCE} local runs at a time; ${ROUNDS} rounds, the variants alternating (each round in the other order); medians over the rounds. CPU per request in ms, by process.`,
   '',
+  ...(BEFORE_NOTE ? [`"Before": ${BEFORE_NOTE}`, ''] : []),
   '| variant | succeeded | requests/s | fleet (Node) | redis-server | analysis helper (Python) | fork server | runs (forked children) | kernel threads | rest of the machine |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
 ];
@@ -203,7 +205,7 @@ for (const [name, bs] of figures) {
 }
 lines.push(
   '',
-  '"Kernel threads": kworkers, jbd2, ksoftirqd (file system and loopback network work, for these processes and others). "Rest of the machine": /proc/stat minus all of the above: interrupts and other users of the machine (other work on a shared machine shows here).',
+  '"Kernel threads": kworkers, jbd2, ksoftirqd (file system and loopback network work, for these processes and others). "Rest of the machine": /proc/stat minus all of the above: interrupts and other users of the machine (other work on a shared machine shows here); a negative figure under 1 ms is rounding (CPU in 10 ms ticks; a run\'s CPU is added to the fork server\'s when it is reaped).',
 );
 const text = `${lines.join('\n')}\n`;
 writeFileSync(path.join(import.meta.dirname, 'results', 'local-runs.md'), text);
