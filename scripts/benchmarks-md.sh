@@ -16,7 +16,7 @@ benchmarks live in `bench/`; each writes its section to `bench/results/`, and
 | --- | --- |
 HEAD
   grep -h '^<!-- headline:' bench/results/*.md | sed -E 's/^<!-- headline: (.*) -->$/\1/' || true
-  for f in bench/results/fresh-kernels.md bench/results/kernel.md bench/results/confinement.md bench/results/analysis.md bench/results/scale.md bench/results/chaos.md bench/results/cli.md bench/results/live-output.md bench/results/osprey-compare.md bench/results/telemetry.md; do
+  for f in bench/results/fresh-kernels.md bench/results/local-runs.md bench/results/kernel.md bench/results/confinement.md bench/results/analysis.md bench/results/scale.md bench/results/chaos.md bench/results/cli.md bench/results/live-output.md bench/results/osprey-compare.md bench/results/telemetry.md; do
     [ -f "$f" ] || continue
     printf '\n---\n\n'
     sed -E '/^<!-- headline:/d; s/^# /## /; t; s/^## /### /' "$f"

@@ -24,22 +24,30 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/** A spawn request waiting for its reply. */
+interface Reply {
+  readonly onOutput: ForkSpawn['onOutput'];
+  resolve(run: ForkedRun): void;
+  reject(err: Error): void;
+}
+
 /** The zygote ended or could not start: runs fall back to a new Python each. */
 export class ForkServerError extends Error {
   override name = 'ForkServerError';
 }
 
 /**
- * A warm Python that forks the local method's runs (python/pyexec_runtime/zygote.py, role
- * `runner`): numpy, pandas, matplotlib, pyepics and the runtime are imported once, and each run
- * is a fork that confines itself and runs `pyexec_runtime.runner` in ~0.1 s instead of a new
- * Python's ~1.3 s. The zygote relays each run's stdout and stderr as they come and its exit
+ * A warm Python that forks the local method's runs (python/pyexec_runtime/run_server.py): numpy,
+ * pandas, matplotlib, pyepics, the runner's own modules and pyepics' libca are loaded once, and
+ * each run is a fork that confines itself and runs `pyexec_runtime.runner` (~20 ms of CPU)
+ * instead of a new Python (~1.3 s). Each run gets a private temporary folder that the server
+ * removes once the run is reaped. The zygote relays each run's stdout and stderr as they come and its exit
  * status once its output is complete, one JSON line each; requests and replies are one line
  * each, in order. A run is its own session and process group (kill `-pid` to end it and what it
  * started). The zygote has no secret in its environment and dies with this process.
  */
 export class ForkServer {
-  private readonly replies: Array<{ resolve(v: { pid: number }): void; reject(err: Error): void }> = [];
+  private readonly replies: Reply[] = [];
   private readonly runs = new Map<number, Waiter>();
   private dead: Error | undefined;
   private stderrTail = '';
@@ -51,7 +59,7 @@ export class ForkServer {
 
   /** Starts a zygote; rejects with ForkServerError when it cannot warm up or fork safely. */
   static async start(python: string, env: Record<string, string>, logger?: Logger): Promise<ForkServer> {
-    const child = spawn(python, ['-m', 'pyexec_runtime.zygote', '--role', 'runner'], {
+    const child = spawn(python, ['-m', 'pyexec_runtime.run_server'], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -110,16 +118,12 @@ export class ForkServer {
   /** Forks a run; its output goes to `onOutput` until `exit` settles. */
   async spawn(run: ForkSpawn): Promise<ForkedRun> {
     if (this.dead) throw this.dead;
-    const replied = new Promise<{ pid: number }>((resolve, reject) => this.replies.push({ resolve, reject }));
-    this.hold();
-    this.child.stdin!.write(`${JSON.stringify({ op: 'spawn', argv: run.argv, env: run.env, cwd: run.cwd })}\n`);
-    const { pid } = await replied;
-    // The exit line comes after the reply (the zygote's one loop): registering now misses nothing.
-    const exit = new Promise<number>((resolve, reject) =>
-      this.runs.set(pid, { onOutput: run.onOutput, resolve, reject }),
+    const replied = new Promise<ForkedRun>((resolve, reject) =>
+      this.replies.push({ onOutput: run.onOutput, resolve, reject }),
     );
     this.hold();
-    return { pid, exit };
+    this.child.stdin!.write(`${JSON.stringify({ op: 'spawn', argv: run.argv, env: run.env, cwd: run.cwd })}\n`);
+    return replied;
   }
 
   private onLine(line: string): void {
@@ -144,9 +148,16 @@ export class ForkServer {
       waiter?.resolve(msg.code ?? 1);
     } else {
       const reply = this.replies.shift();
+      if (reply && msg.ok && typeof msg.pid === 'number') {
+        // The run's output and exit lines may come in the same read as this reply (a short run, a
+        // busy event loop): it is registered here, before the next line, not once `spawn` resumes.
+        const pid = msg.pid;
+        const exit = new Promise<number>((resolve, reject) =>
+          this.runs.set(pid, { onOutput: reply.onOutput, resolve, reject }),
+        );
+        reply.resolve({ pid, exit });
+      } else reply?.reject(new ForkServerError(`the zygote refused the run: ${msg.error ?? line}`));
       this.hold();
-      if (msg.ok && typeof msg.pid === 'number') reply?.resolve({ pid: msg.pid });
-      else reply?.reject(new ForkServerError(`the zygote refused the run: ${msg.error ?? line}`));
     }
   }
 

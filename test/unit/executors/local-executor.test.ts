@@ -191,10 +191,83 @@ describe("the local executor's zygote", () => {
     const a = ok(first.outcome).results as { ppid: number; r: number; n: number };
     const b = ok(second.outcome).results as { ppid: number; r: number; n: number; leaks: boolean[] };
     assert.equal(a.ppid, b.ppid);
-    assert.match(cmdline(a.ppid), /pyexec_runtime\.zygote --role runner/);
+    assert.match(cmdline(a.ppid), /pyexec_runtime\.run_server/);
     assert.deepEqual(b.leaks, [false, false, false, false]);
     assert.notEqual(a.r, b.r);
     assert.notEqual(a.n, b.n);
+  });
+
+  it("gives each run a private temporary folder of its own and removes it when the run ends, a killed run's too", async () => {
+    const code =
+      "import os, tempfile\nopen('tmp', 'w').write(tempfile.gettempdir())\nopen(os.path.join(tempfile.gettempdir(), 'f'), 'w').write('x')\n";
+    const first = await runCode(`${code}results = {'tmp': tempfile.gettempdir()}`);
+    const second = await runCode(
+      `${code}results = {'tmp': tempfile.gettempdir(), 'entries': os.listdir(tempfile.gettempdir())}`,
+    );
+    const a = ok(first.outcome).results as { tmp: string };
+    const b = ok(second.outcome).results as { tmp: string; entries: string[] };
+    assert.notEqual(a.tmp, b.tmp);
+    assert.deepEqual(b.entries, ['f'], 'the second run saw only its own file');
+    assert.equal(existsSync(a.tmp), false, `${a.tmp} is left behind`);
+    assert.equal(existsSync(b.tmp), false, `${b.tmp} is left behind`);
+    const killed = await runCode(`${code}while True:\n    pass`, { timeoutMs: 1500 });
+    assert.equal(killed.outcome.status === 'code_error' && killed.outcome.errorType, 'timeout');
+    const tmp = readFileSync(path.join(killed.folder, 'tmp'), 'utf8');
+    assert.ok(tmp.length > 0);
+    assert.equal(existsSync(tmp), false, `${tmp} of the killed run is left behind`);
+  });
+
+  it("starts every run from the zygote's state, not the last run's: the guard and the refusals", async () => {
+    const refused = await runCode(
+      "from epics import caput\ntry:\n    caput('X:Y', 1)\nexcept Exception:\n    pass\nresults = {}",
+    );
+    assert.equal(refused.outcome.status, 'refused');
+    // A refusal is reported even when the code catches it: a refusal left over from the run
+    // before would refuse this one too.
+    ok((await runCode("results = {'x': 1}")).outcome);
+    // The read-only guard replaced subprocess.run in the run before; a write run gets the real one.
+    const write = await runCode(
+      "import subprocess\nfrom pyexec_runtime import guard\nresults = {'mode': guard.installed_mode(), 'run': subprocess.run.__name__}",
+      { mode: 'write_access' },
+    );
+    assert.deepEqual(ok(write.outcome).results, { mode: 'write_access', run: 'run' });
+  });
+
+  it('ends a short run whose reply and exit reach a busy event loop together (they are read in one chunk)', async () => {
+    await parentOf(); // the zygote is warm
+    const folder = path.join(root, `run-${++n}`);
+    await prepareRun(folder, "print('hi')\nresults = {'x': 1}", null);
+    const running = shared.execute(
+      {
+        requestId: `r${n}`,
+        code: '',
+        mode: 'read_only',
+        executionFolder: folder,
+        timeoutMs: 30_000,
+        request: {
+          user_query: 'q',
+          task_objective: 't',
+          execution_folder_name: 'x',
+          expected_results: {},
+          capability_prompts: [],
+          capability_context_data: null,
+        },
+      },
+      new AbortController().signal,
+    );
+    // The spawn request is written once the pending promise callbacks ran; then this process
+    // is busy while the run starts, prints and ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      running,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the run never ended')), 20_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.deepEqual(ok(outcome).results, { x: 1 });
+    assert.equal(ok(outcome).stdout, 'hi\n');
   });
 
   it('sends the output as the code prints it', async () => {
@@ -216,7 +289,7 @@ describe("the local executor's zygote", () => {
     for (let i = 0; i < 50 && alive(before); i++) await sleep(20);
     const after = await parentOf();
     assert.notEqual(after, before);
-    assert.match(cmdline(after), /pyexec_runtime\.zygote --role runner/);
+    assert.match(cmdline(after), /pyexec_runtime\.run_server/);
   });
 
   it('ends a run whose zygote dies under it as an infrastructure failure that may have run, its process group killed', async () => {

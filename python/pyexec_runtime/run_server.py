@@ -1,0 +1,208 @@
+"""The local method's fork server: a warm Python that forks each run (src/executors/fork-server.ts).
+
+    python -m pyexec_runtime.run_server
+
+It warms what zygote.py warms for every role (numpy, pandas, matplotlib with Agg, pyepics without a
+Channel Access context, caproto's clients) and, once, what every run did again before: the runner's
+own modules (confinement, guard, limits, capture: with PYTHONDONTWRITEBYTECODE they were compiled
+from source in each run), and the path of pyepics' libca (pyepics finds it by running `file` on the
+interpreter) with the library loaded but no context created. The process must still run a single
+thread after that, or it refuses to serve (zygote.warm checks), and the caller starts a new Python
+per run instead.
+
+The protocol is zygote.py's runner role, one JSON line each way:
+
+    {"op": "spawn", "argv": [...], "env": {...}, "cwd": "..."}  ->  {"ok": true, "pid": 1234}
+    {"op": "ping"}                                               ->  {"ok": true, "pid": <server>}
+    {"op": "output", "pid": 1234, "stream": "stdout", "text": "..."}   (as the run writes it)
+    {"op": "exit", "pid": 1234, "code": 0}     (once its output is complete and it is reaped;
+                                                minus the signal number when a signal ended it)
+
+Each run is a fresh fork (zygote._child: its own session and process group, the given environment
+whole, re-seeded random generators) that runs `runner.main(argv)`, which confines itself to its
+request's folder and a private temporary folder before it reads the code. The server makes that
+temporary folder before the fork (in the run's TMPDIR) and removes it once the run is reaped, also
+when the run was killed (atexit handlers do not run in a forked child that ends with os._exit, nor
+in one killed by a signal). Nothing of one run reaches the next: each is forked from the server's
+state, which never runs user code.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import sys
+import tempfile
+from typing import Any
+
+from . import zygote
+
+# What runner.main imports that zygote.WARM does not: without these each run imported (and, with
+# PYTHONDONTWRITEBYTECODE, compiled) them again, ~13 ms of CPU a run.
+RUN_WARM = (
+    "argparse", "atexit", "shutil", "tempfile", "traceback", "encodings.ascii",
+    "pyexec_runtime.confine", "pyexec_runtime.landlock", "pyexec_runtime.guard", "pyexec_runtime.limits",
+    "pyexec_runtime.capture", "pyexec_runtime.errors", "pyexec_runtime.serialize", "pyexec_runtime.runner",
+)  # fmt: skip
+
+
+def _libca() -> str | None:
+    """pyepics' libca, found once and loaded (no CA context: that starts threads); None without it.
+    A run is given it as PYEPICS_LIBCA (pyepics' own setting) unless its environment names one."""
+    if os.environ.get("PYEPICS_LIBCA"):
+        return None
+    try:
+        import ctypes
+
+        import epics.ca
+
+        path = epics.ca.find_libca()
+        ctypes.CDLL(path)  # the run's dlopen of the same file finds it loaded
+        return path
+    except Exception:  # noqa: BLE001 - no pyepics or no libca: each run finds out for itself
+        return None
+
+
+def warm() -> dict[str, Any]:
+    for key, value in zygote._SINGLE_THREAD_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    failed = []
+    for name in RUN_WARM:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - reported, and the run imports it itself
+            failed.append(name)
+    libca = _libca()
+    # A parse fills the regular expression cache argparse uses (a run's parse then compiles none).
+    sys.modules["pyexec_runtime.runner"]._PARSER.parse_args(["/", "--mode", "read_only", "--private-tmp", "/"])
+    info = zygote.warm("runner")  # the stack; checks for a single thread; freezes the gc
+    return {**info, "failed": info["failed"] + failed, "libca": libca}
+
+
+def serve(stdin: Any = None, stdout: Any = None) -> int:
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    zygote._die_with_parent()
+    try:
+        info = warm()
+    except zygote.ZygoteError as exc:
+        stdout.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
+        stdout.flush()
+        return 3
+    libca = info["libca"]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the caller's group is not for us
+    stdin_fd = stdin.fileno()
+    selector = selectors.DefaultSelector()
+    selector.register(stdin_fd, selectors.EVENT_READ, "request")
+    # The caller wants each run's exit status. The SIGCHLD handler only wakes the loop
+    # (set_wakeup_fd), so replies and events never interleave.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector.register(wake_r, selectors.EVENT_READ, "child")
+    zygote._ZYGOTE_FDS.extend((wake_r, wake_w))
+
+    def send(message: dict[str, Any]) -> None:
+        stdout.write((json.dumps(message) + "\n").encode())
+        stdout.flush()
+
+    # Output pipes: read end -> (pid, stream, decoder). A run's exit is sent once both pipes are at
+    # their end and the process is reaped, so all of its output comes before it.
+    streams: dict[int, tuple[int, str, Any]] = {}
+    runs: dict[int, dict[str, Any]] = {}
+
+    def maybe_ended(pid: int) -> None:
+        run = runs.get(pid)
+        if run is not None and run["open"] == 0 and run["code"] is not None:
+            del runs[pid]
+            shutil.rmtree(run["tmp"], ignore_errors=True)
+            send({"op": "exit", "pid": pid, "code": run["code"]})
+
+    def spawn(request: dict[str, Any]) -> dict[str, Any]:
+        if zygote.threads() != 1:
+            return {"ok": False, "error": "the fork server runs more than one thread"}
+        env = dict(request.get("env") or {})
+        if libca and not env.get("PYEPICS_LIBCA"):
+            env["PYEPICS_LIBCA"] = libca
+        try:
+            tmp = tempfile.mkdtemp(prefix="pyexec-run-", dir=env.get("TMPDIR") or None)
+        except OSError as exc:
+            return {"ok": False, "error": f"cannot make the run's temporary folder: {exc}"}
+        argv = [*(request.get("argv") or []), "--private-tmp", tmp]
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        zygote._ZYGOTE_FDS.extend((out_r, err_r))
+        pid = os.fork()
+        if pid == 0:
+            zygote._child({**request, "env": env, "argv": argv, "_pipes": [out_w, err_w]}, "runner")
+        os.close(out_w)
+        os.close(err_w)
+        runs[pid] = {"open": 2, "code": None, "tmp": tmp}
+        for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
+            streams[fd] = (pid, name, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+            selector.register(fd, selectors.EVENT_READ, "output")
+        return {"ok": True, "pid": pid}
+
+    send({"ok": True, "ready": True, "pid": os.getpid(), **info})
+    pending = b""
+    while True:
+        for key, _ in selector.select():
+            if key.data == "output":
+                pid, name, decoder = streams[key.fd]
+                try:
+                    data = os.read(key.fd, 1 << 16)
+                except OSError:
+                    data = b""
+                text = decoder.decode(data, final=not data)
+                if text:
+                    send({"op": "output", "pid": pid, "stream": name, "text": text})
+                if not data:
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+                    del streams[key.fd]
+                    zygote._ZYGOTE_FDS.remove(key.fd)
+                    runs[pid]["open"] -= 1
+                    maybe_ended(pid)
+                continue
+            if key.data == "child":
+                try:
+                    while os.read(key.fd, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                for pid, code in zygote._reap():
+                    if pid in runs:
+                        runs[pid]["code"] = code
+                        maybe_ended(pid)
+                continue
+            chunk = os.read(stdin_fd, 1 << 16)
+            if not chunk:
+                for run in runs.values():
+                    shutil.rmtree(run["tmp"], ignore_errors=True)
+                return 0
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                request = zygote._parse(line)
+                if "error" in request:
+                    send({"ok": False, "error": request["error"]})
+                elif request.get("op") == "spawn":
+                    send(spawn(request))
+                elif request.get("op") == "ping":
+                    send({"ok": True, "pid": os.getpid()})
+                else:
+                    send({"ok": False, "error": f"unknown op {request.get('op')!r}"})
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
