@@ -5,12 +5,12 @@
 It warms what zygote.py warms for every role (numpy, pandas, matplotlib with Agg, pyepics without a
 Channel Access context, caproto's clients) and, once, what every run did again before: the runner's
 own modules (confinement, guard, limits, capture: with PYTHONDONTWRITEBYTECODE they were compiled
-from source in each run), and the path of pyepics' libca (pyepics finds it by running `file` on the
-interpreter) with the library loaded but no context created. The process must still run a single
-thread after that, or it refuses to serve (zygote.warm checks), and the caller starts a new Python
-per run instead.
+from source in each run), and pyepics' libca (pyepics finds it by running `file` on the
+interpreter; zygote._preload_libca finds and loads it once, no context created). The process must
+still run a single thread after that, or it refuses to serve (zygote.warm checks), and the caller
+starts a new Python per run instead.
 
-The protocol is zygote.py's runner role, one JSON line each way:
+The protocol, one JSON line each way:
 
     {"op": "spawn", "argv": [...], "env": {...}, "cwd": "..."}  ->  {"ok": true, "pid": 1234}
     {"op": "ping"}                                               ->  {"ok": true, "pid": <server>}
@@ -51,23 +51,6 @@ RUN_WARM = (
 )  # fmt: skip
 
 
-def _libca() -> str | None:
-    """pyepics' libca, found once and loaded (no CA context: that starts threads); None without it.
-    A run is given it as PYEPICS_LIBCA (pyepics' own setting) unless its environment names one."""
-    if os.environ.get("PYEPICS_LIBCA"):
-        return None
-    try:
-        import ctypes
-
-        import epics.ca
-
-        path = epics.ca.find_libca()
-        ctypes.CDLL(path)  # the run's dlopen of the same file finds it loaded
-        return path
-    except Exception:  # noqa: BLE001 - no pyepics or no libca: each run finds out for itself
-        return None
-
-
 def warm() -> dict[str, Any]:
     for key, value in zygote._SINGLE_THREAD_ENV.items():
         os.environ.setdefault(key, value)
@@ -78,11 +61,12 @@ def warm() -> dict[str, Any]:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - reported, and the run imports it itself
             failed.append(name)
-    libca = _libca()
     # A parse fills the regular expression cache argparse uses (a run's parse then compiles none).
     sys.modules["pyexec_runtime.runner"]._PARSER.parse_args(["/", "--mode", "read_only", "--private-tmp", "/"])
-    info = zygote.warm("runner")  # the stack; checks for a single thread; freezes the gc
-    return {**info, "failed": info["failed"] + failed, "libca": libca}
+    # The stack and pyepics' libca (found and loaded once: zygote._preload_libca); checks for a
+    # single thread; freezes the gc.
+    info = zygote.warm("runner")
+    return {**info, "failed": info["failed"] + failed}
 
 
 def serve(stdin: Any = None, stdout: Any = None) -> int:
@@ -95,7 +79,6 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
         stdout.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
         stdout.flush()
         return 3
-    libca = info["libca"]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the caller's group is not for us
     stdin_fd = stdin.fileno()
     selector = selectors.DefaultSelector()
@@ -130,8 +113,6 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
         if zygote.threads() != 1:
             return {"ok": False, "error": "the fork server runs more than one thread"}
         env = dict(request.get("env") or {})
-        if libca and not env.get("PYEPICS_LIBCA"):
-            env["PYEPICS_LIBCA"] = libca
         try:
             tmp = tempfile.mkdtemp(prefix="pyexec-run-", dir=env.get("TMPDIR") or None)
         except OSError as exc:

@@ -1,6 +1,6 @@
-"""A zygote: a warm Python that forks fresh kernels (or local runs) in milliseconds.
+"""A zygote: a warm Python that forks fresh kernels in milliseconds.
 
-    python -m pyexec_runtime.zygote --role kernel|runner
+    python -m pyexec_runtime.zygote --role kernel
 
 It imports the warm stack once (numpy, pandas, matplotlib with Agg, pyepics without a Channel
 Access context, IPython and ipykernel with everything a kernel imports at start, pyexec_runtime),
@@ -10,20 +10,17 @@ requests, one JSON line each on stdin, answering one JSON line each on stdout:
     {"op": "spawn", "argv": [...], "env": {...}, "cwd": "..."}  ->  {"ok": true, "pid": 1234}
     {"op": "ping"}                                               ->  {"ok": true, "pid": <zygote>}
 
-Role `runner` (the local method; src/executors/fork-server.ts) also relays each run's stdout and
-stderr as they come, and its end once its output is complete and it is reaped:
-
-    {"op": "output", "pid": 1234, "stream": "stdout", "text": "..."}
-    {"op": "exit", "pid": 1234, "code": 0}          (minus the signal number when a signal ended it)
+The local method's fork server (run_server.py) is built from the same parts (`warm("runner")`,
+`_child`) and adds the relay of each run's output and exit.
 
 A spawned child starts in its own session and process group (so a signal to the group reaches it
 and everything it starts), takes the given environment whole, re-seeds every random generator,
 points its stdin at /dev/null and its stdout at the zygote's stderr (stdout is the zygote's
 protocol), and then runs `kernel.main(argv)` (role `kernel`: the kernel confines itself and starts
-IPython) or `runner.main(argv)` (role `runner`). The zygote never runs user code, holds no thread,
-socket or Channel Access context when it forks, and does not wait for its children: SIGCHLD is
-ignored in the kernel role, so they are reaped by the kernel (the provisioner watches them through
-pidfds); in the runner role the zygote reaps them and reports their exit status. The
+IPython) or `runner.main(argv)` (role `runner`, run_server.py). The zygote never runs user code,
+holds no thread, socket or Channel Access context when it forks, and does not wait for its
+children: SIGCHLD is ignored, so they are reaped by the kernel (the provisioner watches them
+through pidfds). The
 zygote dies with its parent (PR_SET_PDEATHSIG, and the end of its stdin), and a kernel with its
 zygote (ipykernel's parent poller, JPY_PARENT_PID): nothing outlives the server. A zygote that
 crashes takes its kernels with it; their runs end as a kernel death does (read-only code runs
@@ -37,12 +34,10 @@ starting processes the ordinary way, if the process has more than one thread aft
 
 from __future__ import annotations
 
-import codecs
 import gc
 import importlib
 import json
 import os
-import selectors
 import signal
 import sys
 from typing import Any
@@ -200,8 +195,8 @@ def _child(request: dict[str, Any], role: str) -> None:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-        # A run's stdout and stderr are pipes the zygote relays to its caller (the runner role: the
-        # caller's live output); a kernel's stdout goes to the zygote's stderr (stdout is the protocol).
+        # A run's stdout and stderr are pipes run_server.py relays to its caller (the caller's live
+        # output); a kernel's stdout goes to the zygote's stderr (stdout is the protocol).
         pipes = request.get("_pipes")
         if pipes:
             os.dup2(pipes[0], 1)
@@ -260,114 +255,37 @@ def _die_with_parent() -> None:
         pass
 
 
-def serve(role: str, stdin: Any = None, stdout: Any = None) -> int:
+def serve(stdin: Any = None, stdout: Any = None) -> int:
+    """Forks kernels on request (role `kernel`) until stdin ends."""
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     _die_with_parent()
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     try:
-        info = warm(role)
+        info = warm("kernel")
     except ZygoteError as exc:
         stdout.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
         stdout.flush()
         return 3
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the server's group is not for us
+    # Kernels are reaped by the kernel's parent's provisioner (pidfds): no status wanted here.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     stdin_fd = stdin.fileno()
-    selector = selectors.DefaultSelector()
-    selector.register(stdin_fd, selectors.EVENT_READ, "request")
-    if role == "kernel":
-        # Kernels are reaped by the kernel's parent's provisioner (pidfds): no status wanted here.
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    else:
-        # Runs: the caller wants each one's exit status, sent as {"op": "exit", ...} lines. The
-        # handler only wakes the loop (set_wakeup_fd), so replies and exits never interleave.
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        selector.register(wake_r, selectors.EVENT_READ, "child")
-        _ZYGOTE_FDS.extend((wake_r, wake_w))
 
     def send(message: dict[str, Any]) -> None:
         stdout.write((json.dumps(message) + "\n").encode())
         stdout.flush()
 
-    # The runs' output pipes: read end -> (pid, stream, decoder); a run's exit is sent once both
-    # pipes are at their end and the process is reaped, so all of its output comes before it.
-    streams: dict[int, tuple[int, str, Any]] = {}
-    runs: dict[int, dict[str, Any]] = {}
-
-    def maybe_ended(pid: int) -> None:
-        run = runs.get(pid)
-        if run is not None and run["open"] == 0 and run["code"] is not None:
-            del runs[pid]
-            send({"op": "exit", "pid": pid, "code": run["code"]})
-
-    def spawn_with_pipes(request: dict[str, Any]) -> dict[str, Any]:
-        if threads() != 1:
-            return {"ok": False, "error": "the zygote runs more than one thread"}
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        _ZYGOTE_FDS.extend((out_r, err_r))
-        pid = os.fork()
-        if pid == 0:
-            _child({**request, "_pipes": [out_w, err_w]}, role)
-        os.close(out_w)
-        os.close(err_w)
-        runs[pid] = {"open": 2, "code": None}
-        for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
-            streams[fd] = (pid, name, codecs.getincrementaldecoder("utf-8")(errors="replace"))
-            selector.register(fd, selectors.EVENT_READ, "output")
-        return {"ok": True, "pid": pid}
-
     send({"ok": True, "ready": True, "pid": os.getpid(), **info})
     pending = b""
-    while True:
-        for key, _ in selector.select():
-            if key.data == "output":
-                pid, name, decoder = streams[key.fd]
-                try:
-                    data = os.read(key.fd, 1 << 16)
-                except OSError:
-                    data = b""
-                text = decoder.decode(data, final=not data)
-                if text:
-                    send({"op": "output", "pid": pid, "stream": name, "text": text})
-                if not data:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    del streams[key.fd]
-                    _ZYGOTE_FDS.remove(key.fd)
-                    runs[pid]["open"] -= 1
-                    maybe_ended(pid)
-                continue
-            if key.data == "child":
-                try:
-                    while os.read(key.fd, 512):
-                        pass
-                except BlockingIOError:
-                    pass
-                for pid, code in _reap():
-                    if pid in runs:
-                        runs[pid]["code"] = code
-                        maybe_ended(pid)
-                continue
-            chunk = os.read(stdin_fd, 1 << 16)
-            if not chunk:
-                return 0
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                if not line.strip():
-                    continue
+    while chunk := os.read(stdin_fd, 1 << 16):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
                 request = _parse(line)
-                if "error" in request:
-                    send({"ok": False, "error": request["error"]})
-                elif request.get("op") == "spawn" and role == "runner":
-                    send(spawn_with_pipes(request))
-                else:
-                    send(_handle(request, role))
+                send({"ok": False, "error": request["error"]} if "error" in request else _handle(request))
+    return 0
 
 
 def _reap() -> list[tuple[int, int]]:
@@ -394,13 +312,13 @@ def _parse(line: bytes) -> dict[str, Any]:
     return request
 
 
-def _handle(request: dict[str, Any], role: str) -> dict[str, Any]:
+def _handle(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("op") == "spawn":
         if threads() != 1:
             return {"ok": False, "error": "the zygote runs more than one thread"}
         pid = os.fork()
         if pid == 0:
-            _child(request, role)
+            _child(request, "kernel")
         return {"ok": True, "pid": pid}
     if request.get("op") == "ping":
         return {"ok": True, "pid": os.getpid()}
@@ -411,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pyexec_runtime.zygote")
-    parser.add_argument("--role", choices=("kernel", "runner"), default="kernel")
-    args = parser.parse_args(argv)
-    return serve(args.role)
+    parser.add_argument("--role", choices=("kernel",), default="kernel")  # runs: run_server.py
+    parser.parse_args(argv)
+    return serve()
 
 
 if __name__ == "__main__":
