@@ -354,8 +354,11 @@ export class KernelPool {
               await this.store.remove(r.key, r.mode);
             }
           }
+          // A kernel started after the listing (a reset's replacement, between the listing and the
+          // read of the records) counts too: not counting it started one kernel more than the spares.
+          const present = (r: KernelRecord) => running.has(r.kernelId) || held(r) || r.created >= listedAt;
           for (const mode of client.ref.modes) {
-            const have = records.filter((r) => r.mode === mode && (running.has(r.kernelId) || held(r))).length;
+            const have = records.filter((r) => r.mode === mode && present(r)).length;
             for (let i = have; i < this.settings.spares_per_mode; i++) {
               try {
                 await this.startKernel(client, mode);

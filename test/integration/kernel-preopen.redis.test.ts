@@ -112,9 +112,17 @@ describe('websockets opened ahead of a lease', () => {
       .shutdownKernel(key.split('|')[1]!)
       .catch(() => {});
     const t0 = performance.now();
+    // Either the server closed the kept websocket before the lease (a new one cannot connect: the
+    // code cannot have run), or it kept it and the check beside the request closed it (the request
+    // had gone out: the code may have run, so write code would end needs_review). Which one is a race
+    // of the server's; both end the run at once as the kernel's failure, never at the timeout.
     await assert.rejects(run(b, 'results = {}'), (err: Error & { started?: boolean }) => {
-      assert.match(err.message, /cannot connect to kernel/);
-      assert.equal(err.started, false);
+      assert.equal(err.name, 'ExecutorUnavailableError', err.message);
+      if (/cannot connect to kernel/.test(err.message)) assert.equal(err.started, false);
+      else {
+        assert.match(err.message, /died while running the code/);
+        assert.equal(err.started, true);
+      }
       return true;
     });
     assert.ok(performance.now() - t0 < 10_000, 'the lease waited for an answer that could not come');
