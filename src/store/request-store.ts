@@ -170,6 +170,21 @@ else
 end
 return 1`;
 
+// A stage's start in one round trip: ended (a response is recorded: nothing more runs), cancel
+// (the producer asked, and ARGV[4] says this stage honours it), or started (the working status
+// set as STATUS sets it; a missing record is left missing, and the stage runs as before).
+const BEGIN = `
+if redis.call('HEXISTS', KEYS[1], 'response') == 1 then return 'ended' end
+if ARGV[4] == '1' and redis.call('HGET', KEYS[1], 'cancel') == '1' then return 'cancel' end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 'started' end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1], 'data', ARGV[3])
+end
+return 'started'`;
+
 const HOLD = `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 0 end
 if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'hold') else redis.call('HSET', KEYS[1], 'hold', ARGV[1]) end
@@ -185,6 +200,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'finished', 'at'
   'data', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 'recorded'`;
+
+/** How a stage's start went (RequestStore.beginStage). */
+export type StageStart = 'ended' | 'cancel' | 'started';
 
 type Scripts = {
   pyexecSubmit(
@@ -203,6 +221,14 @@ type Scripts = {
     submitter: string,
   ): Promise<[string, number]>;
   pyexecStatus(request: string, events: string, status: string, now: number, data: string): Promise<number>;
+  pyexecBegin(
+    request: string,
+    events: string,
+    status: string,
+    now: number,
+    data: string,
+    honourCancel: string,
+  ): Promise<StageStart>;
   pyexecHold(request: string, hold: string): Promise<number>;
   pyexecEnd(
     request: string,
@@ -220,6 +246,7 @@ function withScripts(redis: Redis): Redis & Scripts {
   if (!r.pyexecEnd) {
     redis.defineCommand('pyexecSubmit', { numberOfKeys: 5, lua: SUBMIT });
     redis.defineCommand('pyexecStatus', { numberOfKeys: 2, lua: STATUS });
+    redis.defineCommand('pyexecBegin', { numberOfKeys: 2, lua: BEGIN });
     redis.defineCommand('pyexecHold', { numberOfKeys: 1, lua: HOLD });
     redis.defineCommand('pyexecEnd', { numberOfKeys: 2, lua: END });
   }
@@ -298,6 +325,27 @@ export class RequestStore {
       status,
       Date.now(),
       data ? JSON.stringify(data) : '',
+    );
+  }
+
+  /**
+   * A stage's start, in one round trip: `ended` when a response is recorded (the stage does
+   * nothing), `cancel` when the producer asked to cancel and `honourCancel` says this stage acts on
+   * it, else `started` with the working status set (setStatus's rules).
+   */
+  async beginStage(
+    requestId: string,
+    status: RequestStatus,
+    data: Record<string, unknown>,
+    honourCancel: boolean,
+  ): Promise<StageStart> {
+    return this.redis.pyexecBegin(
+      this.key(requestId),
+      this.eventsKey(requestId),
+      status,
+      Date.now(),
+      JSON.stringify(data),
+      honourCancel ? '1' : '0',
     );
   }
 

@@ -22,7 +22,7 @@ export type FaultPoint = 'result:ended' | 'reaper:decided' | `handoff:${Stage}`;
 /** The part of the request store the stages use (RequestStore; an in-memory fake in unit tests). */
 export type StageStore = Pick<
   RequestStore,
-  'hasEnded' | 'isCancelRequested' | 'setStatus' | 'setHold' | 'end' | 'event' | 'appendOutput' | 'outputSummary'
+  'beginStage' | 'isCancelRequested' | 'setStatus' | 'setHold' | 'end' | 'event' | 'appendOutput' | 'outputSummary'
 >;
 
 /** Where stages add the next stage's job (the QueueSet; a recording fake in unit tests). */
@@ -203,17 +203,24 @@ async function runStage<T extends Envelope>(
     log.info({ outcome, durationMs }, `${stage} ${outcome}`);
     return outcome;
   };
-  // A request that has ended (another road got there first) gets no more work: nothing runs for it.
-  if (await deps.store.hasEnded(env.requestId)) {
+  // One round trip: a request that has ended (another road got there first) gets no more work;
+  // one the producer cancelled ends here (the result stage records what is already decided);
+  // otherwise the stage's working status is set.
+  const start = await deps.store.beginStage(
+    env.requestId,
+    WORKING[stage],
+    { stage, attempt: env.attempt },
+    stage !== 'result',
+  );
+  if (start === 'ended') {
     log.info('request already ended; job skipped');
     return end('already_ended');
   }
-  if (stage !== 'result' && (await deps.store.isCancelRequested(env.requestId))) {
+  if (start === 'cancel') {
     return end(
       await endRequest(deps, { env, stage, startedAt }, { status: 'cancelled', reason: 'cancelled by the producer' }),
     );
   }
-  await deps.store.setStatus(env.requestId, WORKING[stage], { stage, attempt: env.attempt });
   try {
     return end(await body({ stage, env, job, signal: signal ?? new AbortController().signal, log, startedAt }));
   } catch (raw) {

@@ -119,6 +119,39 @@ describe('the end of a request', () => {
     assert.equal((await store.get(requestId))?.status, 'failed', 'no status change after the end');
     assert.equal(await store.end('00000000-0000-4000-8000-000000000000', 'failed', {}, 60), 'missing');
   });
+
+  it('starts a stage in one step: ended, cancelled (where the stage honours it) or started', async () => {
+    const b = await setUp([]);
+    const store = b.client.store;
+    const statusEvents = async (id: string) =>
+      ((await redis!.xrange(store.eventsKey(id), '-', '+')) as [string, string[]][]).filter(
+        ([, f]) => f[f.indexOf('type') + 1] === 'status',
+      ).length;
+    const data = { stage: 'analysis', attempt: 1 };
+
+    const open = (await b.client.submit(sampleRequest())).requestId;
+    const before = await statusEvents(open);
+    assert.equal(await store.beginStage(open, 'analyzing', data, true), 'started');
+    assert.equal((await store.get(open))?.status, 'analyzing');
+    assert.equal(await statusEvents(open), before + 1, 'one status event');
+
+    const cancelled = (await b.client.submit(sampleRequest())).requestId;
+    await store.requestCancel(cancelled);
+    assert.equal(await store.beginStage(cancelled, 'analyzing', data, true), 'cancel');
+    assert.notEqual((await store.get(cancelled))?.status, 'analyzing', 'no status set for a cancelled request');
+    // The result stage records what is already decided: it does not act on the cancel.
+    assert.equal(await store.beginStage(cancelled, 'finishing', data, false), 'started');
+
+    const ended = (await b.client.submit(sampleRequest())).requestId;
+    await store.end(ended, 'failed', { first: true }, 60);
+    await store.requestCancel(ended);
+    assert.equal(await store.beginStage(ended, 'executing', data, true), 'ended');
+    assert.equal((await store.get(ended))?.status, 'failed');
+
+    const missing = '00000000-0000-4000-8000-000000000000';
+    assert.equal(await store.beginStage(missing, 'executing', data, true), 'started');
+    assert.equal(await redis!.exists(store.key(missing)), 0, 'no record made for a request that has none');
+  });
 });
 
 describe('the reaper', () => {

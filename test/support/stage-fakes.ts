@@ -28,7 +28,7 @@ import { ExecutionJob } from '../../src/queues/execution.js';
 import type { GenerationJobInput } from '../../src/queues/generation.js';
 import { PythonExecutionRequest, type PythonExecutionRequestInput } from '../../src/request.js';
 import { executionFolderFor } from '../../src/store/execution-folder.js';
-import type { EndResult, OutputEventInput, RequestStatus } from '../../src/store/request-store.js';
+import type { EndResult, OutputEventInput, RequestStatus, StageStart } from '../../src/store/request-store.js';
 import { type StageDeps, type StageQueues, type StageStore, sha256 } from '../../src/workers/stage-runtime.js';
 
 // --- The queue set -------------------------------------------------------------------------------
@@ -131,6 +131,18 @@ export class FakeStore implements StageStore {
   }
   async isCancelRequested(requestId: string): Promise<boolean> {
     return this.cancels.has(requestId);
+  }
+  /** RequestStore.beginStage's answers, from the three checks it folds into one script. */
+  async beginStage(
+    requestId: string,
+    status: RequestStatus,
+    data: Record<string, unknown>,
+    honourCancel: boolean,
+  ): Promise<StageStart> {
+    if (await this.hasEnded(requestId)) return 'ended';
+    if (honourCancel && (await this.isCancelRequested(requestId))) return 'cancel';
+    await this.setStatus(requestId, status, data);
+    return 'started';
   }
   async setStatus(requestId: string, status: RequestStatus, data?: Record<string, unknown>): Promise<void> {
     if (this.open(requestId)) this.statuses.push({ requestId, status, ...(data ? { data } : {}) });
