@@ -160,15 +160,19 @@ redis.call('ZADD', KEYS[4], ARGV[6], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (tonumber(ARGV[6]) - tonumber(ARGV[7]) * 1000))
 return {ARGV[2], 1}`;
 
-const STATUS = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 0 end
+// Sets a non-terminal status and records its event (KEYS: request, events; ARGV: status, now,
+// data or ''), unless the record is missing or terminal (then it returns `skipped`); returns `done`.
+const setStatusLua = (skipped: string, done: string) => `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return ${skipped} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
 if ARGV[3] == '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1])
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1], 'data', ARGV[3])
 end
-return 1`;
+return ${done}`;
+
+const STATUS = setStatusLua('0', '1');
 
 // A stage's start in one round trip: ended (a response is recorded: nothing more runs), cancel
 // (the producer asked, and ARGV[4] says this stage honours it), or started (the working status
@@ -176,14 +180,7 @@ return 1`;
 const BEGIN = `
 if redis.call('HEXISTS', KEYS[1], 'response') == 1 then return 'ended' end
 if ARGV[4] == '1' and redis.call('HGET', KEYS[1], 'cancel') == '1' then return 'cancel' end
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 'started' end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
-if ARGV[3] == '' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1])
-else
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000', '*', 'type', 'status', 'at', ARGV[2], 'status', ARGV[1], 'data', ARGV[3])
-end
-return 'started'`;
+${setStatusLua("'started'", "'started'")}`;
 
 const HOLD = `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'terminal') == 1 then return 0 end
