@@ -243,9 +243,11 @@ try {
     row('reset: restart in place and wait for its first reply (after every lease, off the request path)', restart),
     row('replace: start a new kernel and wait for its first reply', replace),
     '',
-    "Both are dominated by the kernel's start-up imports (numpy, pandas, matplotlib, pyepics, the guard), about 1–2 s of",
-    "CPU on this machine. A reset happens after every lease, off the request's path: a pool of `spares_per_mode` kernels",
-    'per server serves about `spares_per_mode / (run time + reset time)` requests a second per mode.',
+    "Kernels are forks of the server's warm zygote (pyexec-zygote-provisioner): the start-up imports (numpy, pandas,",
+    'matplotlib, pyepics, the guard; 1–2 s of CPU in a new Python) are paid once per server. A restart in place also',
+    "waits for jupyter_client's 100 ms polls of the killed process; the pool replaces a used kernel with a new fork",
+    "(the second row) after every lease, off the request's path: a pool of `spares_per_mode` kernels per server serves",
+    'about `spares_per_mode / (run time + replacement time)` requests a second per mode.',
     '',
   );
 } finally {
