@@ -2,10 +2,11 @@
 
     python -m pyexec_runtime.run_server
 
-It warms what zygote.py warms for every role (numpy, pandas, matplotlib with Agg, pyepics without a
-Channel Access context, caproto's clients) and, once, what every run did again before: the runner's
-own modules (confinement, guard, limits, capture: with PYTHONDONTWRITEBYTECODE they were compiled
-from source in each run), and pyepics' libca (pyepics finds it by running `file` on the
+It warms (zygote.warm, role `runner`) what zygote.py warms for every role (numpy, pandas,
+matplotlib with Agg, pyepics without a Channel Access context, caproto's clients) and, once, what
+every run did again before: the runner's own modules (zygote.RUNNER_WARM: confinement, guard,
+limits, capture: with PYTHONDONTWRITEBYTECODE they were compiled from source in each run), its
+argument parser, and pyepics' libca (pyepics finds it by running `file` on the
 interpreter; zygote._preload_libca finds and loads it once, no context created). The process must
 still run a single thread after that, or it refuses to serve (zygote.warm checks), and the caller
 starts a new Python per run instead.
@@ -30,8 +31,6 @@ state, which never runs user code.
 from __future__ import annotations
 
 import codecs
-import importlib
-import json
 import os
 import selectors
 import shutil
@@ -42,44 +41,15 @@ from typing import Any
 
 from . import zygote
 
-# What runner.main imports that zygote.WARM does not: without these each run imported (and, with
-# PYTHONDONTWRITEBYTECODE, compiled) them again, ~13 ms of CPU a run.
-RUN_WARM = (
-    "argparse", "atexit", "shutil", "tempfile", "traceback", "encodings.ascii",
-    "pyexec_runtime.confine", "pyexec_runtime.landlock", "pyexec_runtime.guard", "pyexec_runtime.limits",
-    "pyexec_runtime.capture", "pyexec_runtime.errors", "pyexec_runtime.serialize", "pyexec_runtime.runner",
-)  # fmt: skip
-
-
-def warm() -> dict[str, Any]:
-    for key, value in zygote._SINGLE_THREAD_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    failed = []
-    for name in RUN_WARM:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - reported, and the run imports it itself
-            failed.append(name)
-    # A parse fills the regular expression cache argparse uses (a run's parse then compiles none).
-    sys.modules["pyexec_runtime.runner"]._PARSER.parse_args(["/", "--mode", "read_only", "--private-tmp", "/"])
-    # The stack and pyepics' libca (found and loaded once: zygote._preload_libca); checks for a
-    # single thread; freezes the gc.
-    info = zygote.warm("runner")
-    return {**info, "failed": info["failed"] + failed}
-
 
 def serve(stdin: Any = None, stdout: Any = None) -> int:
     stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
-    zygote._die_with_parent()
-    try:
-        info = warm()
-    except zygote.ZygoteError as exc:
-        stdout.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
-        stdout.flush()
+    # The stack, the runner's modules (zygote.RUNNER_WARM) and pyepics' libca, once; a single
+    # thread checked; the gc frozen.
+    started = zygote.start("runner", stdout or sys.stdout.buffer)
+    if started is None:
         return 3
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the caller's group is not for us
+    send, info = started
     stdin_fd = stdin.fileno()
     selector = selectors.DefaultSelector()
     selector.register(stdin_fd, selectors.EVENT_READ, "request")
@@ -92,10 +62,6 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     selector.register(wake_r, selectors.EVENT_READ, "child")
     zygote._ZYGOTE_FDS.extend((wake_r, wake_w))
-
-    def send(message: dict[str, Any]) -> None:
-        stdout.write((json.dumps(message) + "\n").encode())
-        stdout.flush()
 
     # Output pipes: read end -> (pid, stream, decoder). A run's exit is sent once both pipes are at
     # their end and the process is reaped, so all of its output comes before it.
@@ -169,20 +135,14 @@ def serve(stdin: Any = None, stdout: Any = None) -> int:
                 for run in runs.values():
                     shutil.rmtree(run["tmp"], ignore_errors=True)
                 return 0
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                if not line.strip():
-                    continue
-                request = zygote._parse(line)
+            received, pending = zygote.requests(pending + chunk)
+            for request in received:
                 if "error" in request:
                     send({"ok": False, "error": request["error"]})
                 elif request.get("op") == "spawn":
                     send(spawn(request))
-                elif request.get("op") == "ping":
-                    send({"ok": True, "pid": os.getpid()})
                 else:
-                    send({"ok": False, "error": f"unknown op {request.get('op')!r}"})
+                    send(zygote.handle(request))  # ping, or an unknown op
 
 
 if __name__ == "__main__":

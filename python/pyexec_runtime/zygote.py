@@ -20,10 +20,9 @@ protocol), and then runs `kernel.main(argv)` (role `kernel`: the kernel confines
 IPython) or `runner.main(argv)` (role `runner`, run_server.py). The zygote never runs user code,
 holds no thread, socket or Channel Access context when it forks, and does not wait for its
 children: SIGCHLD is ignored, so they are reaped by the kernel (the provisioner watches them
-through pidfds). The
-zygote dies with its parent (PR_SET_PDEATHSIG, and the end of its stdin), and a kernel with its
-zygote (ipykernel's parent poller, JPY_PARENT_PID): nothing outlives the server. A zygote that
-crashes takes its kernels with it; their runs end as a kernel death does (read-only code runs
+through pidfds). The zygote dies with its parent (PR_SET_PDEATHSIG, and the end of its stdin),
+and a kernel with its zygote (ipykernel's parent poller, JPY_PARENT_PID): nothing outlives the
+server. A zygote that crashes takes its kernels with it; their runs end as a kernel death does (read-only code runs
 again on a fresh kernel, write-capable code ends needs_review), and the next launch starts a new
 zygote.
 
@@ -40,6 +39,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 WARM = (
@@ -58,6 +58,13 @@ KERNEL_WARM = (
     "ipykernel.debugger",
     "zmq",
 )
+# What runner.main imports that WARM does not (run_server.py): without these each run imported (and,
+# with PYTHONDONTWRITEBYTECODE, compiled) them again, ~13 ms of CPU a run.
+RUNNER_WARM = (
+    "argparse", "atexit", "shutil", "tempfile", "traceback", "encodings.ascii",
+    "pyexec_runtime.confine", "pyexec_runtime.landlock", "pyexec_runtime.guard", "pyexec_runtime.limits",
+    "pyexec_runtime.capture", "pyexec_runtime.errors", "pyexec_runtime.serialize", "pyexec_runtime.runner",
+)  # fmt: skip
 _SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -114,12 +121,12 @@ def _kernel_modules() -> list[str]:
 
 
 def warm(role: str) -> dict[str, Any]:
-    """Imports the warm stack (and, for kernels, what a kernel imports at start)."""
+    """Imports the warm stack and what the role's child imports at start (a kernel; a run)."""
     for key, value in _SINGLE_THREAD_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MPLBACKEND", "Agg")
     failed = []
-    for name in WARM + (KERNEL_WARM if role == "kernel" else ()):
+    for name in WARM + (KERNEL_WARM if role == "kernel" else RUNNER_WARM):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - optional packages
@@ -140,6 +147,11 @@ def warm(role: str) -> dict[str, Any]:
         from . import kernel
 
         kernel.app_class()
+    else:
+        from . import runner
+
+        # A parse fills the regular expression cache argparse uses (a run's parse then compiles none).
+        runner._PARSER.parse_args(["/", "--mode", "read_only", "--private-tmp", "/"])
     count = threads()
     if count != 1:
         raise ZygoteError(f"{count} threads run after the warm imports: forking would not be safe")
@@ -255,36 +267,50 @@ def _die_with_parent() -> None:
         pass
 
 
-def serve(stdin: Any = None, stdout: Any = None) -> int:
-    """Forks kernels on request (role `kernel`) until stdin ends."""
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
-    _die_with_parent()
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    try:
-        info = warm("kernel")
-    except ZygoteError as exc:
-        stdout.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
-        stdout.flush()
-        return 3
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the server's group is not for us
-    # Kernels are reaped by the kernel's parent's provisioner (pidfds): no status wanted here.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    stdin_fd = stdin.fileno()
+def start(role: str, stdout: Any) -> tuple[Callable[[dict[str, Any]], None], dict[str, Any]] | None:
+    """The start of a fork server (this zygote; run_server.py): dies with its parent, warms the
+    role's stack and ignores Ctrl-C to its caller's group. Returns how to send a reply line and what
+    was warmed (for the ready line, sent once the caller is set up); None, once it has said why,
+    when it cannot fork safely."""
 
     def send(message: dict[str, Any]) -> None:
         stdout.write((json.dumps(message) + "\n").encode())
         stdout.flush()
 
+    _die_with_parent()
+    try:
+        info = warm(role)
+    except ZygoteError as exc:
+        send({"ok": False, "error": str(exc)})
+        return None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return send, info
+
+
+def requests(pending: bytes) -> tuple[list[dict[str, Any]], bytes]:
+    """The requests of the complete lines in `pending` (one with "error" for a line that is not a
+    JSON object; blank lines skipped), and what is left of the next line."""
+    *lines, rest = pending.split(b"\n")
+    return [_parse(line) for line in lines if line.strip()], rest
+
+
+def serve(stdin: Any = None, stdout: Any = None) -> int:
+    """Forks kernels on request (role `kernel`) until stdin ends."""
+    stdin = stdin or sys.stdin.buffer
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    started = start("kernel", stdout or sys.stdout.buffer)
+    if started is None:
+        return 3
+    send, info = started
+    # Kernels are reaped by the kernel's parent's provisioner (pidfds): no status wanted here.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    stdin_fd = stdin.fileno()
     send({"ok": True, "ready": True, "pid": os.getpid(), **info})
     pending = b""
     while chunk := os.read(stdin_fd, 1 << 16):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.strip():
-                request = _parse(line)
-                send({"ok": False, "error": request["error"]} if "error" in request else _handle(request))
+        received, pending = requests(pending + chunk)
+        for request in received:
+            send({"ok": False, "error": request["error"]} if "error" in request else handle(request))
     return 0
 
 
@@ -312,7 +338,8 @@ def _parse(line: bytes) -> dict[str, Any]:
     return request
 
 
-def _handle(request: dict[str, Any]) -> dict[str, Any]:
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """A request's reply: a kernel forked (`spawn`), `ping`, or an unknown op."""
     if request.get("op") == "spawn":
         if threads() != 1:
             return {"ok": False, "error": "the zygote runs more than one thread"}
