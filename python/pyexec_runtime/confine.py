@@ -303,10 +303,15 @@ def _layer(
     for path, access in read:
         ruleset.allow_path(path, access)
     for path in write_dirs:
-        if not ruleset.allow_path(path, landlock.READ_WRITE):
-            ruleset.close()
-            raise ConfinementError(f"cannot allow {path}: it does not exist")
+        _allow_writable(ruleset, path)
     return ruleset
+
+
+def _allow_writable(ruleset: landlock.Ruleset, path: str) -> None:
+    """Makes `path` writable in `ruleset`; closes the ruleset and raises when it does not exist."""
+    if not ruleset.allow_path(path, landlock.READ_WRITE):
+        ruleset.close()
+        raise ConfinementError(f"cannot allow {path}: it does not exist")
 
 
 def confine_process(
@@ -398,9 +403,7 @@ def narrow_to(folder: str, keep: list[str] | tuple[str, ...] = ()) -> dict[str, 
     try:
         if prepared and prepared[1] == writable[1:]:
             ruleset = prepared[0]
-            if not ruleset.allow_path(writable[0], landlock.READ_WRITE):
-                ruleset.close()
-                raise ConfinementError(f"cannot allow {writable[0]}: it does not exist")
+            _allow_writable(ruleset, writable[0])
         else:
             if prepared:
                 prepared[0].close()
