@@ -48,9 +48,6 @@ export interface RunCellOptions {
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
   /** Stop the kernel's queue when this cell fails (later cells sent without waiting are aborted). @defaultValue true */
   stopOnError?: boolean;
-  /** The timeout counts from when this settles (the cell before it in the kernel's queue ended);
-   * the cell is sent at once. @defaultValue the timeout counts from now */
-  startsAfter?: Promise<unknown>;
   /** The execute request's metadata (pyexec's run spec travels there: kernel_session._gate). */
   metadata?: Record<string, string>;
 }
@@ -169,12 +166,7 @@ export async function runCell(kernel: KernelConnection, code: string, options: R
   const onAbort = () => settle('aborted');
   options.signal.addEventListener('abort', onAbort, { once: true });
   if (options.signal.aborted) onAbort();
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    timer = setTimeout(() => settle('timeout'), options.timeoutMs);
-  };
-  if (options.startsAfter) options.startsAfter.then(arm, arm);
-  else arm();
+  const timer = setTimeout(() => settle('timeout'), options.timeoutMs);
   future.done.then(
     (reply) => {
       executionCount = (reply?.content as { execution_count?: number } | undefined)?.execution_count ?? null;

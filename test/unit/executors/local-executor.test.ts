@@ -24,21 +24,21 @@ after(async () => {
 });
 let n = 0;
 
-async function runCode(
-  code: string,
-  opts: {
-    mode?: 'read_only' | 'write_access';
-    timeoutMs?: number;
-    context?: Record<string, unknown>;
-    signal?: AbortSignal;
-    executor?: LocalExecutor;
-    onOutput?: ExecutionTask['onOutput'];
-  } = {},
-) {
+interface RunOptions {
+  mode?: 'read_only' | 'write_access';
+  timeoutMs?: number;
+  context?: Record<string, unknown>;
+  signal?: AbortSignal;
+  executor?: LocalExecutor;
+  onOutput?: ExecutionTask['onOutput'];
+}
+
+/** Prepares a run's folder and starts the run; `outcome` settles when it ends. */
+async function startRun(code: string, opts: RunOptions = {}) {
   const folder = path.join(root, `run-${++n}`);
   await prepareRun(folder, code, opts.context ?? null);
   const executor = opts.executor ?? shared;
-  const outcome = await executor.execute(
+  const outcome = executor.execute(
     {
       requestId: `r${n}`,
       code,
@@ -58,6 +58,11 @@ async function runCode(
     opts.signal ?? new AbortController().signal,
   );
   return { folder, outcome };
+}
+
+async function runCode(code: string, opts: RunOptions = {}) {
+  const { folder, outcome } = await startRun(code, opts);
+  return { folder, outcome: await outcome };
 }
 
 const ok = (o: ExecutionOutcome) => {
@@ -235,26 +240,7 @@ describe("the local executor's zygote", () => {
 
   it('ends a short run whose reply and exit reach a busy event loop together (they are read in one chunk)', async () => {
     await parentOf(); // the zygote is warm
-    const folder = path.join(root, `run-${++n}`);
-    await prepareRun(folder, "print('hi')\nresults = {'x': 1}", null);
-    const running = shared.execute(
-      {
-        requestId: `r${n}`,
-        code: '',
-        mode: 'read_only',
-        executionFolder: folder,
-        timeoutMs: 30_000,
-        request: {
-          user_query: 'q',
-          task_objective: 't',
-          execution_folder_name: 'x',
-          expected_results: {},
-          capability_prompts: [],
-          capability_context_data: null,
-        },
-      },
-      new AbortController().signal,
-    );
+    const { outcome: running } = await startRun("print('hi')\nresults = {'x': 1}");
     // The spawn request is written once the pending promise callbacks ran; then this process
     // is busy while the run starts, prints and ends.
     await new Promise((resolve) => setImmediate(resolve));
